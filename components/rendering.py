@@ -1,0 +1,109 @@
+"""Render the files every node runs with, from the Jinja2 templates in templates/.
+
+Plain functions over plain values: passwords come in as strings because the backends
+call these inside `Output.apply`, where secretness is carried by the Output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from components import security
+from components.settings import Settings
+from components.topology import Node, SentinelTopology
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a node finds its files. Redis rewrites redis.conf and Sentinel rewrites
+    sentinel.conf through a temp file in the same directory, so conf_dir must be a
+    writable directory, never a single-file mount (REDIS_NOTES 5)."""
+
+    conf_dir: str = "/data"
+    data_dir: str = "/data"
+
+
+DOCKER_PATHS = Paths()
+
+
+def _render(template: str, **context: object) -> str:
+    return _ENV.get_template(template).render(**context)
+
+
+def render_users_acl(settings: Settings, passwords: Mapping[str, str]) -> str:
+    lines = [security.acl_line(u, passwords) for u in security.redis_users(settings)]
+    return _render("users.acl.j2", default_user=security.DEFAULT_OFF, user_lines=lines)
+
+
+def render_redis_conf(
+    settings: Settings, topology: SentinelTopology, node: Node, passwords: Mapping[str, str], paths: Paths = DOCKER_PATHS
+) -> str:
+    master = None if node.role == "master" else topology.master
+    return _render(
+        "redis.conf.j2",
+        settings=settings,
+        node=node,
+        master=master,
+        paths=paths,
+        replica_password=passwords["replica"],
+    )
+
+
+def render_sentinel_conf(
+    settings: Settings, topology: SentinelTopology, node: Node, passwords: Mapping[str, str], paths: Paths = DOCKER_PATHS
+) -> str:
+    lines = [security.acl_line(u, passwords) for u in security.SENTINEL_PORT_USERS]
+    return _render(
+        "sentinel.conf.j2",
+        settings=settings,
+        node=node,
+        master=topology.master,
+        paths=paths,
+        passwords=passwords,
+        default_user=security.DEFAULT_OFF,
+        user_lines=lines,
+    )
+
+
+def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS) -> str:
+    """A script that PINGs the node as its own system user; holds no secret."""
+    if node.kind == "sentinel":
+        conf_file, directive, user = "sentinel.conf", "sentinel sentinel-pass", "sentinel"
+    else:
+        conf_file, directive, user = "redis.conf", "masterauth", "replica"
+    return _render(
+        "healthcheck.sh.j2",
+        node=node,
+        paths=paths,
+        conf_file=conf_file,
+        password_directive=directive,
+        user=user,
+        port=node.port,
+    )
+
+
+def render_node_files(
+    settings: Settings, topology: SentinelTopology, node: Node, passwords: Mapping[str, str], paths: Paths = DOCKER_PATHS
+) -> dict[str, str]:
+    """file name -> content, for everything a Redis or Sentinel node needs."""
+    if node.kind == "sentinel":
+        return {"sentinel.conf": render_sentinel_conf(settings, topology, node, passwords, paths)}
+    return {
+        "redis.conf": render_redis_conf(settings, topology, node, passwords, paths),
+        "users.acl": render_users_acl(settings, passwords),
+    }

@@ -1,0 +1,474 @@
+"""The typed, validated model of one stack's configuration.
+
+`__main__.py` reads the raw values with `pulumi.Config` and hands them to
+`load_settings`; everything below it takes a `Settings`. Every invalid value raises
+`SettingsError` naming the config key, the bad value and what is allowed, before any
+resource exists. Plain Python: nothing here imports a Pulumi provider.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+NAMESPACE = "redis-ha"
+
+BACKENDS = ("docker", "kubernetes")
+TOPOLOGIES = ("sentinel", "cluster", "both")
+REDIS_VERSIONS = ("7.0", "7.2")
+EVICTION_POLICIES = (
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+)
+APPENDFSYNC_POLICIES = ("always", "everysec", "no")
+# Users the toolkit owns; application roles may not take these names.
+RESERVED_USERS = ("default", "admin", "replica", "sentinel", "sentinel-client", "exporter")
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+_MASTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ROLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+# Key and channel patterns: Redis glob syntax, no whitespace (an ACL line is
+# space-separated) and no ACL rule characters at the start.
+_PATTERN_RE = re.compile(r"^[^\s~&%+\-#<>][^\s]*$")
+_COMMAND_RULE_RE = re.compile(r"^[+-](@[a-z]+|[a-z][a-z-]*(\|[a-z][a-z-]*)?)$")
+_MEMORY_RE = re.compile(r"^(\d+)([a-z]*)$")
+# Units exactly as redis.conf parses them (memtoll in util.c): k=1000, kb=1024, ...
+_MEMORY_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1024,
+    "m": 1000**2,
+    "mb": 1024**2,
+    "g": 1000**3,
+    "gb": 1024**3,
+}
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be deployed."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key = f"{NAMESPACE}:{key}"
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{self.key}: invalid value {value!r}; allowed: {allowed}")
+
+
+def parse_memory(key: str, value: Any) -> int:
+    """Parse a Redis memory size (`2gb`, `512mb`, `100000`) into bytes."""
+    match = _MEMORY_RE.match(str(value).strip().lower()) if isinstance(value, str | int) else None
+    if isinstance(value, bool) or match is None or match.group(2) not in _MEMORY_UNITS:
+        raise SettingsError(
+            key, value, "a Redis memory size: an integer with an optional unit b, k, kb, m, mb, g, gb"
+        )
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class AppRole:
+    """An application user: what keys, channels and commands it may touch."""
+
+    name: str
+    keys: tuple[str, ...]
+    channels: tuple[str, ...]
+    commands: tuple[str, ...]
+    # A role that stores queues (a Celery broker) loses tasks under eviction.
+    broker: bool = False
+    description: str = ""
+
+
+# Each default role reproduces one use case of the seed design; the key and channel
+# names are the ones those clients really use (REDIS_NOTES.md 4).
+_APP_COMMANDS = ("+@connection", "+@read", "+@write", "+@keyspace", "+@transaction")
+DEFAULT_ROLES: tuple[AppRole, ...] = (
+    AppRole(
+        name="cache",
+        keys=("cache:*", "filing:*", "company:*", "lock:*"),
+        channels=(),
+        commands=(*_APP_COMMANDS, "+@scripting"),
+        description="cache-aside entries, invalidation by SCAN, stampede locks",
+    ),
+    AppRole(
+        name="sessions",
+        keys=("session:*",),
+        channels=(),
+        commands=_APP_COMMANDS,
+        description="session tokens with a TTL",
+    ),
+    AppRole(
+        name="ratelimit",
+        keys=("ratelimit:*",),
+        channels=(),
+        commands=(*_APP_COMMANDS, "+@scripting"),
+        description="sliding-window rate limiter run as a Lua script",
+    ),
+    AppRole(
+        name="celery",
+        keys=(
+            "celery",
+            "_kombu.binding.*",
+            "unacked",
+            "unacked_index",
+            "unacked_mutex",
+            "celery-task-meta-*",
+            "*.reply.celery.pidbox",
+            "high_priority*",
+            "medium_priority*",
+            "low_priority*",
+        ),
+        channels=("/*.celery.pidbox", "/*.celeryev/*", "celery-task-meta-*"),
+        commands=(*_APP_COMMANDS, "+@scripting", "+@pubsub", "+@list", "+@blocking"),
+        broker=True,
+        description="Celery broker (kombu) and result backend",
+    ),
+    AppRole(
+        name="pubsub",
+        keys=(),
+        channels=("filing:*",),
+        commands=("+@connection", "+@pubsub"),
+        description="real-time notifications on filing:* channels",
+    ),
+    AppRole(
+        name="analytics",
+        keys=("user:*", "recent:*", "processed:*", "rankings:*", "unique:*"),
+        channels=(),
+        commands=_APP_COMMANDS,
+        description="hashes, lists, sets, sorted sets and HyperLogLogs of the seed",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one stack deploys, validated."""
+
+    backend: str
+    name: str = "redis-ha"
+    topology: str = "sentinel"
+    redis_version: str = "7.2"
+    redis_image: str = "redis:7.2-alpine"
+    exporter_image: str = "oliver006/redis_exporter:v1.62.0-alpine"
+    exporter: bool = True
+    replicas: int = 2
+    sentinels: int = 3
+    quorum: int = 2
+    master_name: str = "redis-ha"
+    down_after_milliseconds: int = 5000
+    failover_timeout: int = 10000
+    parallel_syncs: int = 1
+    maxmemory: int = 2 * 1024**3
+    maxmemory_policy: str = "noeviction"
+    appendonly: bool = True
+    appendfsync: str = "everysec"
+    save: tuple[tuple[int, int], ...] = ((900, 1), (300, 10), (60, 10000))
+    min_replicas_to_write: int = 1
+    min_replicas_max_lag: int = 10
+    port: int = 6379
+    sentinel_port: int = 26379
+    exporter_port: int = 9121
+    announce_hostnames: bool = True
+    tls: bool = False
+    publish_ports: bool = True
+    host_bind_address: str = "127.0.0.1"
+    redis_host_port: int = 16379
+    sentinel_host_port: int = 36379
+    exporter_host_port: int = 19121
+    client_timeout: int = 300
+    tcp_keepalive: int = 300
+    roles: tuple[AppRole, ...] = DEFAULT_ROLES
+    # Optional fixed passwords are Pulumi secrets and are never part of Settings;
+    # only the names of the users that have one.
+    namespace: str = "redis"
+    storage_class: str = ""
+    storage_size: str = "1Gi"
+    cluster_shards: int = 3
+    cluster_replicas_per_shard: int = 1
+    cluster_node_timeout: int = 5000
+
+    @property
+    def persistence_enabled(self) -> bool:
+        return self.appendonly or bool(self.save)
+
+    @property
+    def data_nodes(self) -> int:
+        return 1 + self.replicas
+
+    @property
+    def broker_roles(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.roles if r.broker)
+
+
+# --- field readers -------------------------------------------------------------
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def read(key: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise SettingsError(key, value, "one of " + ", ".join(choices))
+        return value
+
+    return read
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def read(key: str, value: Any) -> int:
+        # Pulumi config hands every value over as a string.
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise SettingsError(key, value, f"an integer from {lo} to {hi}")
+        return value
+
+    return read
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise SettingsError(key, value, "true or false")
+
+
+def _regex(pattern: re.Pattern[str], allowed: str) -> Callable[[str, Any], str]:
+    def read(key: str, value: Any) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise SettingsError(key, value, allowed)
+        return value
+
+    return read
+
+
+_IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$")
+_IPV4_RE = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+
+
+def _ipv4(key: str, value: Any) -> str:
+    m = _IPV4_RE.match(value) if isinstance(value, str) else None
+    if m is None or any(int(part) > 255 for part in m.groups()):
+        raise SettingsError(key, value, "an IPv4 address such as 127.0.0.1")
+    return value
+
+
+def _save(key: str, value: Any) -> tuple[tuple[int, int], ...]:
+    """RDB save points: a list of "<seconds> <changes>" strings, or [] for none."""
+    if isinstance(value, str):
+        value = [value] if value.strip() else []
+    if not isinstance(value, list | tuple):
+        raise SettingsError(key, value, 'a list of "<seconds> <changes>" save points, or []')
+    points = []
+    for item in value:
+        parts = str(item).split()
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise SettingsError(key, item, 'a save point "<seconds> <changes>" of two positive integers')
+        points.append((int(parts[0]), int(parts[1])))
+    return tuple(points)
+
+
+_ROLE_FIELDS = ("name", "keys", "channels", "commands", "broker", "description")
+
+
+def _str_list(key: str, value: Any, item_re: re.Pattern[str], allowed: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(key, value, f"a list of {allowed}")
+    for item in value:
+        if not item_re.match(item):
+            raise SettingsError(key, item, allowed)
+    return tuple(value)
+
+
+def _roles(key: str, value: Any) -> tuple[AppRole, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise SettingsError(key, value, "a non-empty list of role objects {name, keys, channels, commands, broker}")
+    roles: list[AppRole] = []
+    for i, raw in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(raw, Mapping):
+            raise SettingsError(where, raw, "an object with name, keys, channels, commands, broker")
+        unknown = sorted(set(raw) - set(_ROLE_FIELDS))
+        if unknown:
+            raise SettingsError(f"{where}.{unknown[0]}", raw[unknown[0]], "one of the fields " + ", ".join(_ROLE_FIELDS))
+        name = raw.get("name")
+        if not isinstance(name, str) or not _ROLE_NAME_RE.match(name):
+            raise SettingsError(f"{where}.name", name, "a user name of lowercase letters, digits, '_' or '-', starting with a letter")
+        if name in RESERVED_USERS:
+            raise SettingsError(f"{where}.name", name, "any name except the toolkit's own users " + ", ".join(RESERVED_USERS))
+        if name in (r.name for r in roles):
+            raise SettingsError(f"{where}.name", name, "a name no other role has")
+        keys = _str_list(f"{where}.keys", raw.get("keys"), _PATTERN_RE, "key patterns without spaces (e.g. cache:*)")
+        channels = _str_list(f"{where}.channels", raw.get("channels"), _PATTERN_RE, "channel patterns without spaces (e.g. filing:*)")
+        commands = _str_list(
+            f"{where}.commands", raw.get("commands"), _COMMAND_RULE_RE, "ACL command rules such as +@read, -@write, +get, +client|setname"
+        )
+        if not commands or not any(c.startswith("+") for c in commands):
+            raise SettingsError(f"{where}.commands", list(commands), "at least one granting rule such as +@read")
+        if not keys and not channels:
+            raise SettingsError(f"{where}.keys", [], "at least one key pattern or channel pattern for the role")
+        broker = _bool(f"{where}.broker", raw.get("broker", False))
+        description = raw.get("description", "")
+        if not isinstance(description, str):
+            raise SettingsError(f"{where}.description", description, "a string")
+        roles.append(AppRole(name, keys, channels, commands, broker, description))
+    return tuple(roles)
+
+
+def _k8s_quantity(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\d+(Ki|Mi|Gi|Ti)", value):
+        raise SettingsError(key, value, "a Kubernetes storage quantity such as 1Gi or 512Mi")
+    return value
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+# config key -> (Settings field, reader). The key is what users write in
+# Pulumi.<stack>.yaml (`redis-ha:<key>`), camelCase like every Pulumi config key.
+_READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "backend": ("backend", _choice(BACKENDS)),
+    "name": ("name", _regex(_NAME_RE, "2 to 40 lowercase letters, digits or '-', starting with a letter")),
+    "topology": ("topology", _choice(TOPOLOGIES)),
+    "redisVersion": ("redis_version", _choice(REDIS_VERSIONS)),
+    "redisImage": ("redis_image", _regex(_IMAGE_RE, "an image reference such as redis:7.2-alpine")),
+    "exporterImage": ("exporter_image", _regex(_IMAGE_RE, "an image reference such as oliver006/redis_exporter:v1.62.0-alpine")),
+    "exporter": ("exporter", _bool),
+    "replicas": ("replicas", _int_range(1, 8)),
+    "sentinels": ("sentinels", _int_range(3, 9)),
+    "quorum": ("quorum", _int_range(1, 9)),
+    "masterName": ("master_name", _regex(_MASTER_NAME_RE, "letters, digits, '.', '_' or '-' (at most 64)")),
+    "downAfterMilliseconds": ("down_after_milliseconds", _int_range(1000, 600000)),
+    "failoverTimeout": ("failover_timeout", _int_range(2000, 3600000)),
+    "parallelSyncs": ("parallel_syncs", _int_range(1, 8)),
+    "maxmemory": ("maxmemory", parse_memory),
+    "maxmemoryPolicy": ("maxmemory_policy", _choice(EVICTION_POLICIES)),
+    "appendonly": ("appendonly", _bool),
+    "appendfsync": ("appendfsync", _choice(APPENDFSYNC_POLICIES)),
+    "save": ("save", _save),
+    "minReplicasToWrite": ("min_replicas_to_write", _int_range(0, 8)),
+    "minReplicasMaxLag": ("min_replicas_max_lag", _int_range(1, 3600)),
+    "port": ("port", _int_range(1, 55535)),
+    "sentinelPort": ("sentinel_port", _int_range(1, 65535)),
+    "exporterPort": ("exporter_port", _int_range(1, 65535)),
+    "announceHostnames": ("announce_hostnames", _bool),
+    "tls": ("tls", _bool),
+    "publishPorts": ("publish_ports", _bool),
+    "hostBindAddress": ("host_bind_address", _ipv4),
+    "redisHostPort": ("redis_host_port", _int_range(1024, 65535)),
+    "sentinelHostPort": ("sentinel_host_port", _int_range(1024, 65535)),
+    "exporterHostPort": ("exporter_host_port", _int_range(1024, 65535)),
+    "clientTimeout": ("client_timeout", _int_range(0, 86400)),
+    "tcpKeepalive": ("tcp_keepalive", _int_range(0, 86400)),
+    "roles": ("roles", _roles),
+    "namespace": ("namespace", _regex(_DNS_LABEL, "a Kubernetes namespace name (DNS label)")),
+    "storageClass": ("storage_class", _regex(re.compile(r"^$|^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"), "a StorageClass name or empty for the cluster default")),
+    "storageSize": ("storage_size", _k8s_quantity),
+    "clusterShards": ("cluster_shards", _int_range(3, 32)),
+    "clusterReplicasPerShard": ("cluster_replicas_per_shard", _int_range(0, 4)),
+    "clusterNodeTimeout": ("cluster_node_timeout", _int_range(1000, 120000)),
+}
+
+# Secret keys are read by __main__.py with require_secret/get_secret; they are
+# known keys here so that they are not reported as unknown.
+SECRET_KEYS = tuple(f"{user}Password" for user in ("admin", "replica", "sentinel", "exporter"))
+
+
+def known_keys() -> tuple[str, ...]:
+    return tuple(_READERS) + SECRET_KEYS
+
+
+def load_settings(raw: Mapping[str, Any]) -> Settings:
+    """Validate raw config values (keys without the `redis-ha:` prefix)."""
+    unknown = sorted(set(raw) - set(known_keys()))
+    if unknown:
+        raise SettingsError(unknown[0], raw[unknown[0]], "a known key: " + ", ".join(sorted(known_keys())))
+    if "backend" not in raw:
+        raise SettingsError("backend", None, "one of " + ", ".join(BACKENDS) + " (required)")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECRET_KEYS:
+            continue
+        attr, reader = _READERS[key]
+        values[attr] = reader(key, value)
+    if values["backend"] == "kubernetes":
+        # Pods are reached through Services; nothing is published on the host.
+        values.setdefault("publish_ports", False)
+    settings = Settings(**values)
+    _check_cross_field(settings, raw)
+    return settings
+
+
+def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
+    def has(key: str) -> bool:
+        return key in raw
+
+    majority = s.sentinels // 2 + 1
+    if s.quorum > s.sentinels:
+        raise SettingsError("quorum", s.quorum, f"at most the number of Sentinels ({s.sentinels})")
+    if s.quorum < majority:
+        raise SettingsError("quorum", s.quorum, f"a majority of the {s.sentinels} Sentinels: {majority} to {s.sentinels}")
+    if s.down_after_milliseconds >= s.failover_timeout:
+        raise SettingsError(
+            "downAfterMilliseconds",
+            s.down_after_milliseconds,
+            f"less than failoverTimeout ({s.failover_timeout})",
+        )
+    if s.parallel_syncs > s.replicas:
+        raise SettingsError("parallelSyncs", s.parallel_syncs, f"1 to the number of replicas ({s.replicas})")
+    if s.min_replicas_to_write > s.replicas:
+        raise SettingsError(
+            "minReplicasToWrite", s.min_replicas_to_write, f"0 to the number of replicas ({s.replicas})"
+        )
+    # REDIS_NOTES 12: a master that restarts empty wipes its replicas on resync.
+    if not s.persistence_enabled:
+        raise SettingsError(
+            "appendonly" if has("appendonly") else "save",
+            False,
+            "a master with replicas must persist: appendonly true or at least one save point",
+        )
+    # REDIS_NOTES 3: eviction on a broker instance silently drops queued tasks.
+    if s.maxmemory_policy != "noeviction" and s.broker_roles:
+        raise SettingsError(
+            "maxmemoryPolicy",
+            s.maxmemory_policy,
+            "noeviction while a broker role is deployed (" + ", ".join(s.broker_roles) + "); "
+            "run a separate cache deployment for an evicting policy",
+        )
+    ports = {"port": s.port, "sentinelPort": s.sentinel_port, "exporterPort": s.exporter_port}
+    if s.topology in ("cluster", "both"):
+        ports["port + 10000 (cluster bus)"] = s.port + 10000
+    seen: dict[int, str] = {}
+    for key, port in ports.items():
+        if port in seen:
+            raise SettingsError(key, port, f"a port different from {seen[port]} ({port})")
+        seen[port] = key
+    if s.publish_ports:
+        host_ranges = {
+            "redisHostPort": (s.redis_host_port, s.data_nodes),
+            "sentinelHostPort": (s.sentinel_host_port, s.sentinels),
+            "exporterHostPort": (s.exporter_host_port, 1),
+        }
+        items = list(host_ranges.items())
+        for i, (key_a, (start_a, n_a)) in enumerate(items):
+            if start_a + n_a - 1 > 65535:
+                raise SettingsError(key_a, start_a, f"a first port that leaves room for {n_a} ports below 65536")
+            for key_b, (start_b, n_b) in items[i + 1 :]:
+                if start_a < start_b + n_b and start_b < start_a + n_a:
+                    raise SettingsError(
+                        key_b, start_b, f"a host port range that does not overlap {key_a} ({start_a}-{start_a + n_a - 1})"
+                    )
+    if s.tls and s.backend == "docker":
+        raise SettingsError("tls", True, "false on the docker backend (TLS is supported on kubernetes)")
+    if s.backend == "kubernetes" and has("publishPorts") and s.publish_ports:
+        raise SettingsError("publishPorts", True, "false on the kubernetes backend (use Services)")
+    if s.topology != "sentinel":
+        # Only the Sentinel topology is implemented so far: refuse rather than half-deploy.
+        raise SettingsError("topology", s.topology, "sentinel (the cluster topology is not available yet)")
