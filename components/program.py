@@ -16,7 +16,9 @@ from components.topology import build_sentinel_topology
 OBJECT_KEYS = ("roles", "save")
 
 
-def deploy(raw: Mapping[str, Any], configured_passwords: Mapping[str, pulumi.Output[str]]) -> dict[str, pulumi.Output[Any]]:
+def deploy(
+    raw: Mapping[str, Any], configured_passwords: Mapping[str, pulumi.Output[str]]
+) -> dict[str, pulumi.Output[Any]]:
     """Validate everything, then create the resources; returns the stack outputs.
 
     Validation runs before the first resource is registered, so a bad value never
@@ -26,7 +28,9 @@ def deploy(raw: Mapping[str, Any], configured_passwords: Mapping[str, pulumi.Out
     return deploy_settings(settings, configured_passwords)
 
 
-def deploy_settings(settings: Settings, configured_passwords: Mapping[str, pulumi.Output[str]]) -> dict[str, pulumi.Output[Any]]:
+def deploy_settings(
+    settings: Settings, configured_passwords: Mapping[str, pulumi.Output[str]]
+) -> dict[str, pulumi.Output[Any]]:
     topology = build_sentinel_topology(settings)
     credentials = Credentials(
         f"{settings.name}-credentials",

@@ -51,7 +51,11 @@ def render_users_acl(settings: Settings, passwords: Mapping[str, str]) -> str:
 
 
 def render_redis_conf(
-    settings: Settings, topology: SentinelTopology, node: Node, passwords: Mapping[str, str], paths: Paths = DOCKER_PATHS
+    settings: Settings,
+    topology: SentinelTopology,
+    node: Node,
+    passwords: Mapping[str, str],
+    paths: Paths = DOCKER_PATHS,
 ) -> str:
     master = None if node.role == "master" else topology.master
     return _render(
@@ -65,7 +69,11 @@ def render_redis_conf(
 
 
 def render_sentinel_conf(
-    settings: Settings, topology: SentinelTopology, node: Node, passwords: Mapping[str, str], paths: Paths = DOCKER_PATHS
+    settings: Settings,
+    topology: SentinelTopology,
+    node: Node,
+    passwords: Mapping[str, str],
+    paths: Paths = DOCKER_PATHS,
 ) -> str:
     lines = [security.acl_line(u, passwords) for u in security.SENTINEL_PORT_USERS]
     return _render(
@@ -98,7 +106,11 @@ def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS) -> str:
 
 
 def render_node_files(
-    settings: Settings, topology: SentinelTopology, node: Node, passwords: Mapping[str, str], paths: Paths = DOCKER_PATHS
+    settings: Settings,
+    topology: SentinelTopology,
+    node: Node,
+    passwords: Mapping[str, str],
+    paths: Paths = DOCKER_PATHS,
 ) -> dict[str, str]:
     """file name -> content, for everything a Redis or Sentinel node needs."""
     if node.kind == "sentinel":

@@ -67,9 +67,7 @@ def parse_memory(key: str, value: Any) -> int:
     """Parse a Redis memory size (`2gb`, `512mb`, `100000`) into bytes."""
     match = _MEMORY_RE.match(str(value).strip().lower()) if isinstance(value, str | int) else None
     if isinstance(value, bool) or match is None or match.group(2) not in _MEMORY_UNITS:
-        raise SettingsError(
-            key, value, "a Redis memory size: an integer with an optional unit b, k, kb, m, mb, g, gb"
-        )
+        raise SettingsError(key, value, "a Redis memory size: an integer with an optional unit b, k, kb, m, mb, g, gb")
     return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
 
 
@@ -298,18 +296,29 @@ def _roles(key: str, value: Any) -> tuple[AppRole, ...]:
             raise SettingsError(where, raw, "an object with name, keys, channels, commands, broker")
         unknown = sorted(set(raw) - set(_ROLE_FIELDS))
         if unknown:
-            raise SettingsError(f"{where}.{unknown[0]}", raw[unknown[0]], "one of the fields " + ", ".join(_ROLE_FIELDS))
+            raise SettingsError(
+                f"{where}.{unknown[0]}", raw[unknown[0]], "one of the fields " + ", ".join(_ROLE_FIELDS)
+            )
         name = raw.get("name")
         if not isinstance(name, str) or not _ROLE_NAME_RE.match(name):
-            raise SettingsError(f"{where}.name", name, "a user name of lowercase letters, digits, '_' or '-', starting with a letter")
+            raise SettingsError(
+                f"{where}.name", name, "a user name of lowercase letters, digits, '_' or '-', starting with a letter"
+            )
         if name in RESERVED_USERS:
-            raise SettingsError(f"{where}.name", name, "any name except the toolkit's own users " + ", ".join(RESERVED_USERS))
+            raise SettingsError(
+                f"{where}.name", name, "any name except the toolkit's own users " + ", ".join(RESERVED_USERS)
+            )
         if name in (r.name for r in roles):
             raise SettingsError(f"{where}.name", name, "a name no other role has")
         keys = _str_list(f"{where}.keys", raw.get("keys"), _PATTERN_RE, "key patterns without spaces (e.g. cache:*)")
-        channels = _str_list(f"{where}.channels", raw.get("channels"), _PATTERN_RE, "channel patterns without spaces (e.g. filing:*)")
+        channels = _str_list(
+            f"{where}.channels", raw.get("channels"), _PATTERN_RE, "channel patterns without spaces (e.g. filing:*)"
+        )
         commands = _str_list(
-            f"{where}.commands", raw.get("commands"), _COMMAND_RULE_RE, "ACL command rules such as +@read, -@write, +get, +client|setname"
+            f"{where}.commands",
+            raw.get("commands"),
+            _COMMAND_RULE_RE,
+            "ACL command rules such as +@read, -@write, +get, +client|setname",
         )
         if not commands or not any(c.startswith("+") for c in commands):
             raise SettingsError(f"{where}.commands", list(commands), "at least one granting rule such as +@read")
@@ -339,7 +348,10 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "topology": ("topology", _choice(TOPOLOGIES)),
     "redisVersion": ("redis_version", _choice(REDIS_VERSIONS)),
     "redisImage": ("redis_image", _regex(_IMAGE_RE, "an image reference such as redis:7.2-alpine")),
-    "exporterImage": ("exporter_image", _regex(_IMAGE_RE, "an image reference such as oliver006/redis_exporter:v1.62.0-alpine")),
+    "exporterImage": (
+        "exporter_image",
+        _regex(_IMAGE_RE, "an image reference such as oliver006/redis_exporter:v1.62.0-alpine"),
+    ),
     "exporter": ("exporter", _bool),
     "replicas": ("replicas", _int_range(1, 8)),
     "sentinels": ("sentinels", _int_range(3, 9)),
@@ -369,7 +381,12 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "tcpKeepalive": ("tcp_keepalive", _int_range(0, 86400)),
     "roles": ("roles", _roles),
     "namespace": ("namespace", _regex(_DNS_LABEL, "a Kubernetes namespace name (DNS label)")),
-    "storageClass": ("storage_class", _regex(re.compile(r"^$|^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"), "a StorageClass name or empty for the cluster default")),
+    "storageClass": (
+        "storage_class",
+        _regex(
+            re.compile(r"^$|^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"), "a StorageClass name or empty for the cluster default"
+        ),
+    ),
     "storageSize": ("storage_size", _k8s_quantity),
     "clusterShards": ("cluster_shards", _int_range(3, 32)),
     "clusterReplicasPerShard": ("cluster_replicas_per_shard", _int_range(0, 4)),
@@ -414,7 +431,9 @@ def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
     if s.quorum > s.sentinels:
         raise SettingsError("quorum", s.quorum, f"at most the number of Sentinels ({s.sentinels})")
     if s.quorum < majority:
-        raise SettingsError("quorum", s.quorum, f"a majority of the {s.sentinels} Sentinels: {majority} to {s.sentinels}")
+        raise SettingsError(
+            "quorum", s.quorum, f"a majority of the {s.sentinels} Sentinels: {majority} to {s.sentinels}"
+        )
     if s.down_after_milliseconds >= s.failover_timeout:
         raise SettingsError(
             "downAfterMilliseconds",
@@ -463,7 +482,9 @@ def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
             for key_b, (start_b, n_b) in items[i + 1 :]:
                 if start_a < start_b + n_b and start_b < start_a + n_a:
                     raise SettingsError(
-                        key_b, start_b, f"a host port range that does not overlap {key_a} ({start_a}-{start_a + n_a - 1})"
+                        key_b,
+                        start_b,
+                        f"a host port range that does not overlap {key_a} ({start_a}-{start_a + n_a - 1})",
                     )
     if s.tls and s.backend == "docker":
         raise SettingsError("tls", True, "false on the docker backend (TLS is supported on kubernetes)")

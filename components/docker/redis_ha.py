@@ -27,9 +27,7 @@ class RedisHAArgs:
     passwords: Mapping[str, pulumi.Output[str]]
 
 
-def _secret_files(
-    args: RedisHAArgs, node: Node
-) -> pulumi.Output[dict[str, str]]:
+def _secret_files(args: RedisHAArgs, node: Node) -> pulumi.Output[dict[str, str]]:
     """The node's rendered files, as one secret Output (they hold passwords)."""
     names = sorted(args.passwords)
     return pulumi.Output.secret(
@@ -75,7 +73,10 @@ class RedisHA(pulumi.ComponentResource):
             depends = redis_containers[:1]
             redis_containers.append(
                 self._node_container(
-                    args, node, network, ["redis-server", f"{PATHS.conf_dir}/redis.conf"],
+                    args,
+                    node,
+                    network,
+                    ["redis-server", f"{PATHS.conf_dir}/redis.conf"],
                     volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=PATHS.data_dir)],
                     depends_on=depends,
                 )
@@ -84,7 +85,9 @@ class RedisHA(pulumi.ComponentResource):
         # Sentinel refuses to start when the monitored hostname does not resolve yet.
         for node in topo.sentinels:
             self._node_container(
-                args, node, network,
+                args,
+                node,
+                network,
                 # `redis-server <conf> --sentinel` (not redis-sentinel) so the official
                 # image's entrypoint drops root and chowns /data for the rewrite.
                 ["redis-server", f"{PATHS.conf_dir}/sentinel.conf", "--sentinel"],
@@ -132,7 +135,10 @@ class RedisHA(pulumi.ComponentResource):
             )
         )
         return self._container(
-            s, node, network, s.redis_image,
+            s,
+            node,
+            network,
+            s.redis_image,
             health=["CMD", "sh", f"{PATHS.conf_dir}/healthcheck.sh"],
             depends_on=depends_on,
             command=command,
@@ -187,7 +193,10 @@ class RedisHA(pulumi.ComponentResource):
             )
         )
         return self._container(
-            s, node, network, s.exporter_image,
+            s,
+            node,
+            network,
+            s.exporter_image,
             health=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{node.port}/health"],
             depends_on=depends_on,
             envs=envs,

@@ -125,10 +125,7 @@ def run_program(config: Mapping[str, Any], stack: str = "dev") -> ProgramRun:
     mocks = _Mocks(run)
     pulumi_settings.ROOT.set(None)  # a fresh root Stack for every run
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run))
-    values = {
-        f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v)
-        for k, v in config.items()
-    }
+    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     runtime_config.set_all_config(values, [k for k in values if k.endswith("Password")])
 
     @pulumi.runtime.test
