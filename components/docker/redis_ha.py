@@ -3,6 +3,7 @@ the Sentinels and the redis_exporter, all children of one component."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from components.topology import Node, SentinelTopology
 
 PATHS = rendering.DOCKER_PATHS
 LABEL = "redis-ha.deployment"
+EXPORTER_PASSWORD_FILE = "/etc/redis-ha/exporter-passwords.json"
 
 
 @dataclass(frozen=True)
@@ -181,17 +183,20 @@ class RedisHA(pulumi.ComponentResource):
     def _exporter(
         self, args: RedisHAArgs, node: Node, network: docker.Network, depends_on: list[docker.Container]
     ) -> docker.Container:
-        s, master = args.settings, args.topology.master
-        envs = pulumi.Output.secret(
+        s, topo = args.settings, args.topology
+        # The password goes in a secret file, not the environment, where `docker
+        # inspect` would show it. One entry per node, so /scrape?target= works for each.
+        password_file = pulumi.Output.secret(
             args.passwords["exporter"].apply(
-                lambda password: [
-                    f"REDIS_ADDR=redis://{master.hostname}:{master.port}",
-                    "REDIS_USER=exporter",
-                    f"REDIS_PASSWORD={password}",
-                    f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS=:{node.port}",
-                ]
+                lambda password: json.dumps({f"redis://{n.hostname}:{n.port}": password for n in topo.redis_nodes})
             )
         )
+        envs = [
+            f"REDIS_ADDR=redis://{topo.master.hostname}:{topo.master.port}",
+            "REDIS_USER=exporter",
+            f"REDIS_PASSWORD_FILE={EXPORTER_PASSWORD_FILE}",
+            f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS=:{node.port}",
+        ]
         return self._container(
             s,
             node,
@@ -200,4 +205,5 @@ class RedisHA(pulumi.ComponentResource):
             health=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{node.port}/health"],
             depends_on=depends_on,
             envs=envs,
+            uploads=[docker.ContainerUploadArgs(file=EXPORTER_PASSWORD_FILE, content=password_file)],
         )

@@ -1,0 +1,117 @@
+"""Deploy the dev stack on the real Docker engine for the e2e tests, and always
+remove it afterwards.
+
+The real program runs under Pulumi's mocks with the dev stack's config (locally built
+test images substituted, a unique name, free host ports); the Docker resources it
+registers are created by tests/support/applier.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.support.applier import Applied, DockerApplier
+from tests.support.program import ProgramRun, run_program, stack_config
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_IMAGE = "redis-ha-test/redis:7.0"
+EXPORTER_IMAGE = "redis-ha-test/redis-exporter:1.45"
+
+
+def _free_port_range(count: int, avoid: set[int]) -> int:
+    """The first port of `count` consecutive ports free on 127.0.0.1."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            start = probe.getsockname()[1]
+        ports = range(start, start + count)
+        if start + count > 65535 or avoid.intersection(ports):
+            continue
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        avoid.update(ports)
+        return start
+    raise RuntimeError("no free port range on 127.0.0.1")
+
+
+@dataclass
+class Deployment:
+    run: ProgramRun
+    applied: Applied
+    applier: DockerApplier
+    outputs_path: Path
+    name: str
+
+    @property
+    def outputs(self) -> dict:
+        return json.loads(self.outputs_path.read_text())
+
+
+def e2e_config(name: str, **overrides: object) -> dict:
+    config = stack_config("dev")
+    used: set[int] = set()
+    config.update(
+        name=name,
+        masterName=f"{name}-master",
+        redisImage=REDIS_IMAGE,
+        exporterImage=EXPORTER_IMAGE,
+        redisVersion="7.0",  # the Debian redis in the test image
+        redisHostPort=_free_port_range(3, used),
+        sentinelHostPort=_free_port_range(3, used),
+        exporterHostPort=_free_port_range(1, used),
+    )
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    client = docker.from_env()
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_client: docker.DockerClient) -> None:
+    subprocess.run(["bash", str(ROOT / "tests/images/build.sh")], check=True)
+
+
+def deploy(name: str, tmp: Path, docker_client: docker.DockerClient, **overrides: object) -> Deployment:
+    run = run_program(e2e_config(name, **overrides), stack="dev")
+    applier = DockerApplier(docker_client)
+    deployment = Deployment(run, Applied(), applier, tmp / f"{name}-outputs.json", name)
+    try:
+        applier.apply(run, deployment.applied)
+    except BaseException:
+        applier.destroy(deployment.applied)
+        raise
+    deployment.outputs_path.write_text(json.dumps(run.outputs))
+    os.chmod(deployment.outputs_path, 0o600)
+    return deployment
+
+
+@pytest.fixture(scope="session")
+def dev_deployment(
+    test_images: None, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    name = f"rhae2e-{secrets.token_hex(3)}"
+    deployment = deploy(name, tmp_path_factory.mktemp("e2e"), docker_client)
+    try:
+        yield deployment
+    finally:
+        errors = deployment.applier.destroy(deployment.applied)
+        assert not errors, f"teardown left resources behind: {errors}"

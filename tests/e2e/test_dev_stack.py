@@ -1,0 +1,83 @@
+"""The dev stack on the real Docker engine, checked by the post-deploy suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import docker
+
+from tests.e2e.conftest import ROOT, Deployment, deploy
+from tests.verify.access import Node, Outputs
+
+
+def verify(outputs_path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run the suite exactly as users do: the redis-ha-verify entry point."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.verify.cli", "--outputs", str(outputs_path), *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_verification_suite_passes_on_the_dev_stack(dev_deployment: Deployment) -> None:
+    result = verify(dev_deployment.outputs_path)
+    print(result.stdout[-4000:])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("redis-ha-verify: ") and summary.endswith(", 0 do not"), summary
+    # 3 Redis nodes, 3 Sentinels, 6 roles: the suite must have checked well over a hundred properties.
+    assert int(summary.split()[1]) >= 100, summary
+
+
+def test_no_password_in_container_definitions(dev_deployment: Deployment, docker_client: docker.DockerClient) -> None:
+    passwords = dev_deployment.outputs["passwords"].values()
+    for name in dev_deployment.applied.containers:
+        definition = str(docker_client.api.inspect_container(name)["Config"])
+        leaked = [p for p in passwords if p in definition]
+        assert not leaked, f"{name}: a password is in the container definition (docker inspect)"
+
+
+def test_broken_deployment_fails_verification_with_a_clear_message(dev_deployment: Deployment) -> None:
+    outputs = Outputs.load(dev_deployment.outputs_path)
+    redis = [Node(s, outputs) for s in outputs.nodes("redis")]
+    sentinel = Node(outputs.nodes("sentinel")[0], outputs)
+    master_name = outputs.deployment["masterName"]
+    replica = redis[-1]
+    # A replica with a wrong masterauth, and a Sentinel with quorum 4.
+    assert replica.cli("admin", "CONFIG", "SET", "masterauth", "wrong-password") == "OK"
+    replica.cli("admin", "CLIENT", "KILL", "TYPE", "master")
+    assert sentinel.cli("admin", "SENTINEL", "SET", master_name, "quorum", "4") == "OK"
+    try:
+        result = verify(dev_deployment.outputs_path, "--", "-k", "replica_link or quorum or connected")
+        assert result.returncode == 1, result.stdout[-3000:]
+        failures = [line for line in result.stdout.splitlines() if line.startswith("  FAIL ")]
+        assert any(f"test_replica_link_is_up[{replica.name}]" in line and "master_link_status" in line for line in failures), failures
+        assert any(f"test_sentinel_quorum_matches_the_stack[{sentinel.name}]" in line and "quorum 4" in line for line in failures), failures
+        assert any("test_master_has_every_replica_connected" in line for line in failures), failures
+        # Nothing else is reported broken.
+        assert len(failures) == 3, failures
+        # No password in what the suite printed.
+        assert not [p for p in outputs.passwords.values() if p in result.stdout + result.stderr]
+    finally:
+        replica.cli("admin", "CONFIG", "SET", "masterauth", outputs.passwords["replica"])
+        sentinel.cli("admin", "SENTINEL", "SET", master_name, "quorum", str(outputs.deployment["quorum"]))
+    # Repaired, the same checks pass again.
+    result = verify(dev_deployment.outputs_path, "--", "-k", "replica_link or quorum or connected")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_destroy_removes_every_container_volume_and_network(
+    test_images: None, docker_client: docker.DockerClient, tmp_path
+) -> None:
+    name = "rhae2e-destroy"
+    deployment = deploy(name, tmp_path, docker_client, exporter=False)
+    label = f"redis-ha.deployment={name}"
+    assert len(docker_client.containers.list(all=True, filters={"label": label})) == 6
+    errors = deployment.applier.destroy(deployment.applied)
+    assert errors == []
+    assert docker_client.containers.list(all=True, filters={"label": label}) == []
+    assert docker_client.volumes.list(filters={"label": label}) == []
+    assert docker_client.networks.list(filters={"label": label}) == []

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Build the two local test images from files already installed on this host (Debian
+# bookworm packages redis-server, redis-sentinel, redis-tools, prometheus-redis-exporter,
+# busybox-static). No registry is needed: each rootfs is assembled in a temp dir and fed
+# to `docker import`.
+#
+#   redis-ha-test/redis:7.0            redis-server/-sentinel/-cli/-benchmark/-check-*, busybox
+#   redis-ha-test/redis-exporter:1.45  /redis_exporter (ENTRYPOINT), busybox
+#
+# A build is skipped when the tag exists and its `redis-ha.build` label equals the hash of
+# this script plus every file that would go into the image. FORCE=1 rebuilds anyway.
+# Only these two tags (and the untagged image a rebuild replaces) are ever touched.
+set -euo pipefail
+
+REDIS_TAG="redis-ha-test/redis:7.0"
+EXPORTER_TAG="redis-ha-test/redis-exporter:1.45"
+LABEL_KEY="redis-ha.build"
+IMAGE_PATH="/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
+
+SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
+BUSYBOX=/bin/busybox
+EXPORTER_BIN=/usr/bin/prometheus-redis-exporter
+# Debian layout: redis-server and redis-sentinel are symlinks to redis-check-rdb (argv[0]
+# selects the mode); they are copied as symlinks.
+REDIS_FILES=(
+    /usr/bin/redis-check-rdb
+    /usr/bin/redis-check-aof
+    /usr/bin/redis-cli
+    /usr/bin/redis-benchmark
+    /usr/bin/redis-server
+    /usr/bin/redis-sentinel
+)
+# glibc >= 2.34 has the files/dns NSS backends built into libc.so.6; Debian still ships
+# the (stub) libnss_files/libnss_dns/libresolv .so files, copied too in case anything
+# dlopens them by name.
+NSS_LIBS=(
+    /usr/lib/x86_64-linux-gnu/libnss_files.so.2
+    /usr/lib/x86_64-linux-gnu/libnss_dns.so.2
+    /usr/lib/x86_64-linux-gnu/libresolv.so.2
+)
+
+die() { echo "build.sh: error: $*" >&2; exit 1; }
+log() { echo "build.sh: $*" >&2; }
+
+for tool in docker ldd tar sha256sum readlink; do
+    command -v "$tool" >/dev/null 2>&1 || die "required host command '$tool' not found"
+done
+for f in "$BUSYBOX" "$EXPORTER_BIN" "${REDIS_FILES[@]}" "${NSS_LIBS[@]}"; do
+    [[ -e "$f" ]] || die "required host file $f is missing (install redis-server, redis-sentinel, redis-tools, prometheus-redis-exporter, busybox-static)"
+done
+docker info >/dev/null 2>&1 || die "cannot talk to the docker daemon (is dockerd running and is \$DOCKER_HOST / the socket accessible?)"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/redis-ha-images.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+# Shared libraries (including the dynamic loader) that ELF files need, one path a line.
+libs_of() {
+    local f out
+    for f in "$@"; do
+        if ! out="$(ldd "$f" 2>&1)"; then
+            # "not a dynamic executable" (static binary) is fine; anything else is not.
+            grep -q "not a dynamic executable" <<<"$out" && continue
+            die "ldd $f failed: $out"
+        fi
+        if grep -q "not found" <<<"$out"; then
+            die "ldd $f: missing libraries: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"
+        fi
+        awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' <<<"$out"
+    done | sort -u
+}
+
+# Host path -> path inside the merged-/usr rootfs (/bin, /sbin, /lib, /lib64 are symlinks
+# into /usr there, as on the host).
+rootfs_path() {
+    case "$1" in
+        /bin/* | /sbin/* | /lib/* | /lib64/*) echo "/usr$1" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# Copy a file into the rootfs, dereferencing symlinks (libs land at their soname path).
+put() {
+    local root="$1" src="$2" dst="${3:-}"
+    [[ -n "$dst" ]] || dst="$(rootfs_path "$src")"
+    mkdir -p "$root$(dirname "$dst")"
+    cp -L --preserve=mode "$src" "$root$dst"
+}
+
+base_rootfs() {
+    local root="$1" applet
+    mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib/x86_64-linux-gnu,usr/lib64,etc,tmp,root,proc,sys,dev,run}
+    ln -s usr/bin "$root/bin"
+    ln -s usr/sbin "$root/sbin"
+    ln -s usr/lib "$root/lib"
+    ln -s usr/lib64 "$root/lib64"
+    chmod 1777 "$root/tmp"
+    chmod 0700 "$root/root"
+
+    put "$root" "$BUSYBOX"
+    for applet in $("$BUSYBOX" --list); do
+        [[ "$applet" == busybox ]] && continue
+        [[ -e "$root/usr/bin/$applet" || -L "$root/usr/bin/$applet" ]] && continue
+        ln -s busybox "$root/usr/bin/$applet"
+    done
+    ln -s ../bin/busybox "$root/usr/sbin/nologin"
+
+    cat >"$root/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+redis:x:999:999:redis:/data:/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
+EOF
+    cat >"$root/etc/group" <<'EOF'
+root:x:0:
+redis:x:999:
+nogroup:x:65534:
+EOF
+    cat >"$root/etc/nsswitch.conf" <<'EOF'
+passwd: files
+group: files
+shadow: files
+hosts: files dns
+networks: files
+services: files
+protocols: files
+EOF
+    # Docker bind-mounts its own /etc/hosts, /etc/resolv.conf and /etc/hostname.
+    : >"$root/etc/hosts"
+    : >"$root/etc/resolv.conf"
+    : >"$root/etc/hostname"
+    printf 'PRETTY_NAME="redis-ha test image (host-assembled, Debian bookworm binaries)"\n' >"$root/etc/os-release"
+}
+
+build_redis_rootfs() {
+    local root="$1" f lib
+    base_rootfs "$root"
+    for f in "${REDIS_FILES[@]}"; do
+        if [[ -L "$f" ]]; then
+            ln -s "$(readlink "$f")" "$root$(rootfs_path "$f")"
+        else
+            put "$root" "$f"
+        fi
+    done
+    for lib in "${REDIS_LIBS[@]}" "${NSS_LIBS[@]}"; do
+        put "$root" "$lib"
+    done
+    mkdir -p "$root/data" "$root/usr/local/bin" "$root/usr/local/sbin"
+    chmod 0777 "$root/data"
+}
+
+build_exporter_rootfs() {
+    local root="$1" lib
+    base_rootfs "$root"
+    put "$root" "$EXPORTER_BIN" /redis_exporter
+    for lib in "${EXPORTER_LIBS[@]}" "${NSS_LIBS[@]}"; do
+        put "$root" "$lib"
+    done
+}
+
+# Hash of everything an image is made of: this script + content of every input file.
+input_hash() {
+    {
+        sha256sum "$SCRIPT"
+        for f in "$@"; do
+            printf '%s -> %s\n' "$f" "$(readlink "$f" || true)"
+            sha256sum <"$f"
+        done
+        "$BUSYBOX" --list
+    } | sha256sum | cut -c1-32
+}
+
+# build <tag> <rootfs-builder> <hash> <docker import --change args...>
+build() {
+    local tag="$1" builder="$2" hash="$3"
+    shift 3
+    local current old_id new_id root="$WORK/${builder}"
+    current="$(docker image inspect --format "{{ index .Config.Labels \"$LABEL_KEY\" }}" "$tag" 2>/dev/null || true)"
+    if [[ "${FORCE:-0}" != 1 && "$current" == "$hash" ]]; then
+        log "$tag is up to date ($LABEL_KEY=$hash), skipping"
+        return 0
+    fi
+    old_id="$(docker image inspect --format '{{ .Id }}' "$tag" 2>/dev/null || true)"
+    log "building $tag ($LABEL_KEY=$hash)"
+    "$builder" "$root"
+    new_id="$(tar -C "$root" --numeric-owner --owner=0 --group=0 -cf - . |
+        docker import \
+            --change "LABEL $LABEL_KEY=$hash" \
+            --change "ENV PATH=$IMAGE_PATH" \
+            "$@" \
+            --message "built by tests/images/build.sh" \
+            - "$tag")"
+    [[ -n "$new_id" ]] || die "docker import of $tag returned no image id"
+    # The replaced image is now untagged; drop it if nothing uses it (best effort).
+    if [[ -n "$old_id" && "$old_id" != "$new_id" ]] &&
+        [[ -z "$(docker image inspect --format '{{ join .RepoTags " " }}' "$old_id" 2>/dev/null)" ]]; then
+        docker image rm "$old_id" >/dev/null 2>&1 || log "note: old image $old_id still in use, left in place"
+    fi
+}
+
+# Plain assignments so that a failing ldd aborts the script (set -e).
+libs="$(libs_of "${REDIS_FILES[@]}")"
+mapfile -t REDIS_LIBS <<<"$libs"
+libs="$(libs_of "$EXPORTER_BIN")"
+mapfile -t EXPORTER_LIBS <<<"$libs"
+[[ -n "${REDIS_LIBS[0]}" && -n "${EXPORTER_LIBS[0]}" ]] || die "ldd found no libraries (expected dynamically linked binaries)"
+redis_hash="$(input_hash "${REDIS_FILES[@]}" "${REDIS_LIBS[@]}" "${NSS_LIBS[@]}" "$BUSYBOX")"
+exporter_hash="$(input_hash "$EXPORTER_BIN" "${EXPORTER_LIBS[@]}" "${NSS_LIBS[@]}" "$BUSYBOX")"
+
+build "$REDIS_TAG" build_redis_rootfs "$redis_hash" \
+    --change "WORKDIR /data" \
+    --change "EXPOSE 6379" \
+    --change 'CMD ["redis-server"]'
+
+build "$EXPORTER_TAG" build_exporter_rootfs "$exporter_hash" \
+    --change "EXPOSE 9121" \
+    --change 'ENTRYPOINT ["/redis_exporter"]'
+
+echo "$REDIS_TAG"
+echo "$EXPORTER_TAG"

@@ -1,0 +1,246 @@
+"""Create the pulumi-docker resources a program registered on a real Docker engine.
+
+This stands in for the Pulumi engine and the pulumi-docker provider only because
+neither the Pulumi CLI nor its engine can be installed on these machines. It honours
+every input the program uses (image, command, uploads, volumes, networks and aliases,
+ports, env, healthcheck, restart, wait, labels, hostname) and raises on any input it
+does not understand, so it cannot silently diverge from what the program asks for.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+
+from tests.support.program import ProgramRun, Registered
+
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+CONTAINER = "docker:index/container:Container"
+
+_NETWORK_INPUTS = {"name", "driver", "labels"}
+_VOLUME_INPUTS = {"name", "labels"}
+_CONTAINER_INPUTS = {
+    "name",
+    "hostname",
+    "image",
+    "command",
+    "uploads",
+    "volumes",
+    "networksAdvanced",
+    "ports",
+    "healthcheck",
+    "restart",
+    "wait",
+    "waitTimeout",
+    "labels",
+    "envs",
+}
+_UPLOAD_INPUTS = {"file", "content", "executable"}
+_VOLUME_MOUNT_INPUTS = {"volumeName", "containerPath"}
+_NETWORK_ATTACH_INPUTS = {"name", "aliases"}
+_PORT_INPUTS = {"internal", "external", "ip"}
+_HEALTHCHECK_INPUTS = {"tests", "interval", "timeout", "retries", "startPeriod"}
+
+
+class UnsupportedInput(Exception):
+    """The program used an input this applier does not implement."""
+
+
+def _check(where: str, values: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise UnsupportedInput(f"{where}: inputs {unknown} are not implemented by the test applier")
+
+
+def _labels(values: list[dict[str, str]] | None) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in values or []}
+
+
+def _duration_ns(value: str) -> int:
+    match = re.fullmatch(r"(\d+)(ms|s|m)", value)
+    if match is None:
+        raise UnsupportedInput(f"duration {value!r}")
+    scale = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9}[match.group(2)]
+    return int(match.group(1)) * scale
+
+
+def _tar(path: str, content: str, executable: bool) -> bytes:
+    """A one-file tar archive extracted at `/`, as pulumi-docker builds it: the
+    member carries the full path, so missing directories are created."""
+    data = content.encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.size = len(data)
+        info.mode = 0o744 if executable else 0o644
+        info.mtime = int(time.time())
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@dataclass
+class Applied:
+    """What one apply created, so that it can all be removed."""
+
+    networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
+
+
+def _order(containers: list[Registered]) -> list[Registered]:
+    """Creation order that respects depends_on between containers."""
+    by_urn = {c.urn: c for c in containers}
+    ordered: list[Registered] = []
+    done: set[str] = set()
+
+    def visit(c: Registered, path: tuple[str, ...]) -> None:
+        if c.urn in done:
+            return
+        if c.urn in path:
+            raise UnsupportedInput(f"dependency cycle through {c.name}")
+        for dep in c.dependencies:
+            if dep in by_urn:
+                visit(by_urn[dep], (*path, c.urn))
+        done.add(c.urn)
+        ordered.append(c)
+
+    for c in containers:
+        visit(c, ())
+    return ordered
+
+
+class DockerApplier:
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or docker.from_env()
+
+    def apply(self, run: ProgramRun, applied: Applied | None = None) -> Applied:
+        """Create everything; on any failure the caller still gets `applied` filled
+        with what exists, for `destroy`."""
+        applied = applied if applied is not None else Applied()
+        handled = {NETWORK, VOLUME, CONTAINER}
+        for r in run.resources:
+            if r.type.startswith("docker:") and r.type not in handled:
+                raise UnsupportedInput(f"{r.type} ({r.name}) is not implemented by the test applier")
+        for r in run.of_type(NETWORK):
+            _check(r.name, r.inputs, _NETWORK_INPUTS)
+            self.client.networks.create(
+                r.inputs["name"], driver=r.inputs.get("driver", "bridge"), labels=_labels(r.inputs.get("labels"))
+            )
+            applied.networks.append(r.inputs["name"])
+        for r in run.of_type(VOLUME):
+            _check(r.name, r.inputs, _VOLUME_INPUTS)
+            self.client.volumes.create(r.inputs["name"], labels=_labels(r.inputs.get("labels")))
+            applied.volumes.append(r.inputs["name"])
+        for r in _order(run.of_type(CONTAINER)):
+            self.create_container(r, applied)
+        return applied
+
+    def create_container(self, r: Registered, applied: Applied) -> None:
+        i = r.inputs
+        _check(r.name, i, _CONTAINER_INPUTS)
+        api = self.client.api
+        binds = {}
+        for v in i.get("volumes", []):
+            _check(f"{r.name}.volumes", v, _VOLUME_MOUNT_INPUTS)
+            binds[v["volumeName"]] = {"bind": v["containerPath"], "mode": "rw"}
+        port_bindings = {}
+        for p in i.get("ports", []):
+            _check(f"{r.name}.ports", p, _PORT_INPUTS)
+            port_bindings[f"{int(p['internal'])}/tcp"] = (p.get("ip", "0.0.0.0"), int(p["external"]))
+        networks = i.get("networksAdvanced", [])
+        for n in networks:
+            _check(f"{r.name}.networksAdvanced", n, _NETWORK_ATTACH_INPUTS)
+        if len(networks) > 1:
+            raise UnsupportedInput(f"{r.name}: more than one network")
+        healthcheck = None
+        if "healthcheck" in i:
+            h = i["healthcheck"]
+            _check(f"{r.name}.healthcheck", h, _HEALTHCHECK_INPUTS)
+            healthcheck = {
+                "test": h["tests"],
+                "interval": _duration_ns(h.get("interval", "30s")),
+                "timeout": _duration_ns(h.get("timeout", "30s")),
+                "retries": int(h.get("retries", 3)),
+                "start_period": _duration_ns(h.get("startPeriod", "0s")),
+            }
+        host_config = api.create_host_config(
+            binds=binds or None,
+            port_bindings=port_bindings or None,
+            restart_policy={"Name": i["restart"]} if i.get("restart") else None,
+            network_mode=networks[0]["name"] if networks else None,
+        )
+        networking_config = None
+        if networks:
+            networking_config = api.create_networking_config(
+                {networks[0]["name"]: api.create_endpoint_config(aliases=networks[0].get("aliases") or None)}
+            )
+        created = api.create_container(
+            image=i["image"],
+            command=i.get("command"),
+            name=i["name"],
+            hostname=i.get("hostname"),
+            environment=i.get("envs"),
+            labels=_labels(i.get("labels")),
+            ports=[int(p["internal"]) for p in i.get("ports", [])] or None,
+            healthcheck=healthcheck,
+            host_config=host_config,
+            networking_config=networking_config,
+        )
+        applied.containers.append(i["name"])
+        # Uploads go in after create and before start, like the provider does.
+        for u in i.get("uploads", []):
+            _check(f"{r.name}.uploads", u, _UPLOAD_INPUTS)
+            archive = _tar(u["file"], u["content"], bool(u.get("executable")))
+            if not api.put_archive(created["Id"], "/", archive):
+                raise RuntimeError(f"{r.name}: upload of {u['file']} failed")
+        api.start(created["Id"])
+        if i.get("wait"):
+            self.wait_healthy(i["name"], float(i.get("waitTimeout", 60)))
+
+    def wait_healthy(self, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            state = self.client.api.inspect_container(name)["State"]
+            if state.get("Health", {}).get("Status") == "healthy":
+                return
+            if not state.get("Running") and not state.get("Restarting"):
+                break
+            time.sleep(0.5)
+        logs = self.client.api.logs(name, tail=30).decode(errors="replace")
+        raise RuntimeError(f"container {name} not healthy within {timeout:.0f}s (state {state}); last logs:\n{logs}")
+
+    def destroy(self, applied: Applied) -> list[str]:
+        """Remove everything `applied` lists; returns the errors, never raises."""
+        errors = []
+        for name in reversed(applied.containers):
+            try:
+                # v=True also removes anonymous volumes (the official image's VOLUME /data).
+                self.client.api.remove_container(name, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:
+                errors.append(f"container {name}: {error}")
+        for name in applied.volumes:
+            try:
+                self.client.volumes.get(name).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:
+                errors.append(f"volume {name}: {error}")
+        for name in applied.networks:
+            try:
+                self.client.networks.get(name).remove()
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:
+                errors.append(f"network {name}: {error}")
+        return errors

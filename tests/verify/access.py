@@ -1,0 +1,124 @@
+"""How the verification suite reaches a deployment: only through the stack outputs.
+
+Every Redis command runs as `redis-cli` inside a node's container or pod, reached
+with testinfra (`docker://...` or `kubectl://...`), so the same suite verifies a
+Docker and a Kubernetes deployment. Passwords go in through REDISCLI_AUTH, never as
+an argument of redis-cli, and are redacted from testinfra's log records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import testinfra
+
+T = TypeVar("T")
+
+
+class Redactor(logging.Filter):
+    """Replaces every known password in log records with ***."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+@dataclass(frozen=True)
+class Outputs:
+    deployment: dict[str, Any]
+    passwords: dict[str, str]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Outputs:
+        data = json.loads(Path(path).read_text())
+        missing = {"redisHa", "passwords"} - set(data)
+        if missing:
+            raise ValueError(
+                f"{path}: missing stack outputs {sorted(missing)}; "
+                "write it with `pulumi stack output --json --show-secrets > outputs.json`"
+            )
+        return cls(deployment=data["redisHa"], passwords=data["passwords"])
+
+    def nodes(self, kind: str) -> list[dict[str, Any]]:
+        return [n for n in self.deployment["nodes"] if n["kind"] == kind]
+
+
+class Node:
+    """One deployed node and a shell inside it."""
+
+    def __init__(self, spec: dict[str, Any], outputs: Outputs) -> None:
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.kind: str = spec["kind"]
+        self.hostname: str = spec["host"]
+        self.port: int = int(spec["port"])
+        self.outputs = outputs
+        self.host = testinfra.get_host(spec["testinfraHost"])
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def sh(self, command: str, *args: str) -> str:
+        result = self.host.run(command, *args)
+        if result.rc != 0:
+            raise AssertionError(f"{self.name}: `{command.split()[0]}` failed (rc {result.rc}): {result.stderr.strip()}")
+        return result.stdout
+
+    def cli(self, user: str | None, *args: str, host: str = "127.0.0.1", port: int | None = None) -> str:
+        """Run redis-cli in this node against host:port (itself by default) as `user`
+        (None: unauthenticated). Returns the reply text; error replies are text too."""
+        port = port or self.port
+        words = " ".join(["%s"] * len(args))
+        if user is None:
+            command = f"redis-cli -h %s -p %s {words} 2>&1"
+            return self.sh(command, host, str(port), *args).strip()
+        password = self.outputs.passwords[user]
+        command = f"REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %s {words} 2>&1"
+        return self.sh(command, password, user, host, str(port), *args).strip()
+
+    def info(self, user: str, section: str) -> dict[str, str]:
+        text = self.cli(user, "INFO", section)
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def parse_flat(reply: str) -> dict[str, str]:
+    """redis-cli prints a flat map reply as alternating lines."""
+    lines = reply.splitlines()
+    return dict(zip(lines[0::2], lines[1::2], strict=False))
+
+
+def eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.5) -> T:
+    """Retry `check` until it stops raising AssertionError, or re-raise the last one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+def sample_key(pattern: str, token: str) -> str | None:
+    """A key matching an ACL glob pattern that no application uses, or None for a
+    literal pattern (a real application key: the suite never writes those)."""
+    if "*" not in pattern or re.search(r"[?\[\]\\]", pattern):
+        return None
+    return pattern.replace("*", f"redis-ha-verify-{token}", 1).replace("*", "x")

@@ -1,0 +1,103 @@
+"""Fixtures of the post-deploy verification suite, driven only by the stack outputs.
+
+    pulumi stack output --json --show-secrets > outputs.json
+    redis-ha-verify --outputs outputs.json        # or: pytest tests/verify --outputs outputs.json
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.verify.access import Node, Outputs, Redactor  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--outputs",
+        default=os.environ.get("REDIS_HA_OUTPUTS", "outputs.json"),
+        help="stack outputs JSON (pulumi stack output --json --show-secrets)",
+    )
+
+
+def _outputs(config: pytest.Config) -> Outputs:
+    return Outputs.load(config.getoption("--outputs"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "destructive: stops, kills or disconnects nodes; opt in on production")
+    path = Path(config.getoption("--outputs"))
+    if path.exists():
+        redactor = Redactor(Outputs.load(path).passwords.values())
+        for name in ("testinfra", ""):
+            logging.getLogger(name).addFilter(redactor)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One case per node, named after it, for tests that take `redis_node`,
+    `sentinel_node`, `replica_spec` or `role`."""
+    outputs = _outputs(metafunc.config)
+    params = {
+        "redis_spec": outputs.nodes("redis"),
+        "sentinel_spec": outputs.nodes("sentinel"),
+        "role": outputs.deployment["roles"],
+    }
+    for name, values in params.items():
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, values, ids=[v["name"] for v in values])
+
+
+@pytest.fixture(scope="session")
+def outputs(pytestconfig: pytest.Config) -> Outputs:
+    return _outputs(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def redis_nodes(outputs: Outputs) -> list[Node]:
+    return [Node(spec, outputs) for spec in outputs.nodes("redis")]
+
+
+@pytest.fixture(scope="session")
+def sentinels(outputs: Outputs) -> list[Node]:
+    return [Node(spec, outputs) for spec in outputs.nodes("sentinel")]
+
+
+@pytest.fixture
+def redis_node(redis_spec: dict, outputs: Outputs) -> Node:
+    return Node(redis_spec, outputs)
+
+
+@pytest.fixture
+def sentinel_node(sentinel_spec: dict, outputs: Outputs) -> Node:
+    return Node(sentinel_spec, outputs)
+
+
+@pytest.fixture
+def master(outputs: Outputs, sentinels: list[Node], redis_nodes: list[Node]) -> Node:
+    """The node the first reachable Sentinel names as master (not the deploy-time role)."""
+    name = outputs.deployment["masterName"]
+    for sentinel in sentinels:
+        reply = sentinel.cli("sentinel-client", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name).splitlines()
+        if len(reply) == 2:
+            matches = [n for n in redis_nodes if n.hostname == reply[0]]
+            assert matches, f"{sentinel.name} names {reply[0]} as master, which is not a deployed node"
+            return matches[0]
+    raise AssertionError("no Sentinel answered GET-MASTER-ADDR-BY-NAME")
+
+
+@pytest.fixture
+def replicas(master: Node, redis_nodes: list[Node]) -> list[Node]:
+    return [n for n in redis_nodes if n.name != master.name]
+
+
+@pytest.fixture
+def exporter(outputs: Outputs) -> Node:
+    specs = outputs.nodes("exporter")
+    assert specs, "the deployment has no exporter (settings: exporter false?)"
+    return Node(specs[0], outputs)
