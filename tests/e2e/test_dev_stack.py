@@ -28,8 +28,9 @@ def test_verification_suite_passes_on_the_dev_stack(dev_deployment: Deployment) 
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith("redis-ha-verify: ") and summary.endswith(", 0 do not"), summary
-    # 3 Redis nodes, 3 Sentinels, 6 roles: the suite must have checked well over a hundred properties.
-    assert int(summary.split()[1]) >= 100, summary
+    # 3 Redis nodes, 3 Sentinels and 6 roles, each checked several ways: a run that
+    # checked far fewer collected the wrong thing.
+    assert int(summary.split()[1]) >= 80, summary
 
 
 def test_no_password_in_container_definitions(dev_deployment: Deployment, docker_client: docker.DockerClient) -> None:
@@ -54,11 +55,18 @@ def test_broken_deployment_fails_verification_with_a_clear_message(dev_deploymen
         result = verify(dev_deployment.outputs_path, "--", "-k", "replica_link or quorum or connected")
         assert result.returncode == 1, result.stdout[-3000:]
         failures = [line for line in result.stdout.splitlines() if line.startswith("  FAIL ")]
-        assert any(f"test_replica_link_is_up[{replica.name}]" in line and "master_link_status" in line for line in failures), failures
-        assert any(f"test_sentinel_quorum_matches_the_stack[{sentinel.name}]" in line and "quorum 4" in line for line in failures), failures
-        assert any("test_master_has_every_replica_connected" in line for line in failures), failures
-        # Nothing else is reported broken.
-        assert len(failures) == 3, failures
+        failed = sorted(line.split()[1].rstrip(":") for line in failures)
+        # Exactly the broken properties, nothing else.
+        assert failed == sorted(
+            [
+                "test_replication.py::test_master_has_every_replica_connected",
+                f"test_replication.py::test_replica_link_is_up[{replica.name}]",
+                f"test_sentinel.py::test_sentinel_quorum_is_reachable[{sentinel.name}]",
+                f"test_sentinel.py::test_sentinel_quorum_matches_the_stack[{sentinel.name}]",
+            ]
+        ), failures
+        messages = "\n".join(failures)
+        assert "master_link_status" in messages and "runs with quorum 4, the stack says 2" in messages, messages
         # No password in what the suite printed.
         assert not [p for p in outputs.passwords.values() if p in result.stdout + result.stderr]
     finally:

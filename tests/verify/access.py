@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,7 +43,8 @@ class Redactor(logging.Filter):
 @dataclass(frozen=True)
 class Outputs:
     deployment: dict[str, Any]
-    passwords: dict[str, str]
+    # Kept out of repr: pytest prints fixture values in failure reports.
+    passwords: dict[str, str] = field(repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Outputs:
@@ -78,7 +79,9 @@ class Node:
     def sh(self, command: str, *args: str) -> str:
         result = self.host.run(command, *args)
         if result.rc != 0:
-            raise AssertionError(f"{self.name}: `{command.split()[0]}` failed (rc {result.rc}): {result.stderr.strip()}")
+            raise AssertionError(
+                f"{self.name}: `{command.split()[0]}` failed (rc {result.rc}): {result.stderr.strip()}"
+            )
         return result.stdout
 
     def cli(self, user: str | None, *args: str, host: str = "127.0.0.1", port: int | None = None) -> str:

@@ -28,12 +28,16 @@ class _Summary:
             message = ""
             if report.failed:
                 message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)
-            self.results.append((report.outcome, report.nodeid.split("::", 1)[-1], message.splitlines()[0] if message else ""))
+            path, _, name = report.nodeid.partition("::")
+            name = f"{Path(path).name}::{name}"
+            self.results.append((report.outcome, name, message.splitlines()[0] if message else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="redis-ha-verify", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--outputs", required=True, help="stack outputs JSON (pulumi stack output --json --show-secrets)")
+    parser.add_argument(
+        "--outputs", required=True, help="stack outputs JSON (pulumi stack output --json --show-secrets)"
+    )
     parser.add_argument("--destructive", action="store_true", help="also run failover drills that stop nodes")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Fixtures of the post-deploy verification suite, driven only by the stack outputs.
 
-    pulumi stack output --json --show-secrets > outputs.json
-    redis-ha-verify --outputs outputs.json        # or: pytest tests/verify --outputs outputs.json
+pulumi stack output --json --show-secrets > outputs.json
+redis-ha-verify --outputs outputs.json        # or: pytest tests/verify --outputs outputs.json
 """
 
 from __future__ import annotations

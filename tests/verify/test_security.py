@@ -79,8 +79,12 @@ def test_role_is_refused_other_keys_and_channels(role: dict, master: Node) -> No
 
 @pytest.mark.parametrize("command", sorted(FORBIDDEN))
 def test_role_is_refused_dangerous_commands(role: dict, command: str, master: Node) -> None:
-    reply = master.cli(role["name"], *FORBIDDEN[command])
-    assert reply.startswith("NOPERM"), f"{role['name']} may run {command}: {reply}"
+    invocation = FORBIDDEN[command]
+    # The ACL itself must deny it, whatever else (enable-debug-command) would.
+    verdict = master.cli("admin", "ACL", "DRYRUN", role["name"], *invocation)
+    assert verdict != "OK" and "no permissions" in verdict, f"the ACL lets {role['name']} run {command}: {verdict}"
+    reply = master.cli(role["name"], *invocation)
+    assert reply.startswith(("NOPERM", "ERR DEBUG command not allowed")), f"{role['name']} may run {command}: {reply}"
 
 
 def test_exporter_user_cannot_write(master: Node) -> None:

@@ -6,7 +6,9 @@ from tests.verify.access import Node, Outputs, eventually, parse_flat
 
 
 def test_sentinel_names_the_same_master(sentinel_node: Node, master: Node, outputs: Outputs) -> None:
-    reply = sentinel_node.cli("sentinel-client", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", outputs.deployment["masterName"])
+    reply = sentinel_node.cli(
+        "sentinel-client", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", outputs.deployment["masterName"]
+    )
     assert reply.splitlines() == [master.hostname, str(master.port)], f"{sentinel_node.name} says {reply!r}"
 
 
@@ -32,7 +34,9 @@ def test_sentinel_sees_every_other_sentinel(sentinel_node: Node, sentinels: list
     eventually(check, timeout=15)
 
 
-def test_sentinel_sees_every_replica(sentinel_node: Node, redis_nodes: list[Node], master: Node, outputs: Outputs) -> None:
+def test_sentinel_sees_every_replica(
+    sentinel_node: Node, redis_nodes: list[Node], master: Node, outputs: Outputs
+) -> None:
     expected = sorted(n.hostname for n in redis_nodes if n.name != master.name)
 
     def check() -> None:

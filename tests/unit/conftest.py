@@ -1,0 +1,252 @@
+"""Fixtures for the unit tests: random passwords and real Redis/Sentinel processes.
+
+The live fixtures start Debian's redis-server/redis-sentinel (7.0) from files rendered
+by components/rendering.py, on free ports of 127.0.0.1, each node in a directory of its
+own (Redis and Sentinel rewrite their config files there). Every process is terminated
+in fixture teardown, whatever the tests did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import socket
+import string
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from components import rendering, security
+from components.settings import Settings, load_settings
+from components.topology import Node, SentinelTopology, build_sentinel_topology
+
+LOCALHOST = "127.0.0.1"
+START_TIMEOUT = 10.0
+# Non-default values where they are harmless, so that the live assertions prove the
+# settings reached the running server rather than matching Redis' own defaults.
+LIVE_CONFIG = {
+    "backend": "docker",
+    "redisVersion": "7.0",
+    "replicas": 1,
+    "maxmemory": "256mb",
+    "appendfsync": "everysec",
+    "save": ["900 1", "300 10"],
+    "minReplicasMaxLag": "15",
+}
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except (redis.RedisError, OSError) as error:
+            last_error = error
+        else:
+            if result:
+                return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return sock.getsockname()[1]
+
+
+def make_password(length: int = 32) -> str:
+    # Letters and digits only, like the generated passwords (components/credentials.py).
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def connect(port: int, user: str | None = None, password: str | None = None, **kwargs: Any) -> redis.Redis:
+    """A RESP2 client (every redis-py from 5 to 8 speaks it the same way) that does not
+    retry: a refused login or a dead node shows at once instead of after backoffs."""
+    options: dict[str, Any] = {
+        "socket_timeout": 3,
+        "socket_connect_timeout": 3,
+        "retry": Retry(NoBackoff(), 0),
+        **kwargs,
+    }
+    return redis.Redis(
+        host=LOCALHOST, port=port, username=user, password=password, protocol=2, decode_responses=True, **options
+    )
+
+
+def raw_command(port: int, *args: str) -> bytes:
+    """Send one command without any client library (and without authenticating)."""
+    payload = f"*{len(args)}\r\n".encode() + b"".join(f"${len(a)}\r\n{a}\r\n".encode() for a in args)
+    with socket.create_connection((LOCALHOST, port), timeout=3) as sock:
+        sock.sendall(payload)
+        return sock.recv(4096)
+
+
+@dataclasses.dataclass
+class LiveNode:
+    """A rendered node and the process running it."""
+
+    node: Node
+    settings: Settings  # the settings it was rendered with (its own ports)
+    directory: Path
+    conf: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return self.node.port
+
+    @property
+    def paths(self) -> rendering.Paths:
+        return rendering.Paths(conf_dir=str(self.directory), data_dir=str(self.directory))
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "process.log"
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return "(no log)"
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def start(self) -> None:
+        executable = "redis-sentinel" if self.node.kind == "sentinel" else "redis-server"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [f"/usr/bin/{executable}", str(self.conf)],
+                cwd=self.directory,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def wait_ready(self, user: str, password: str) -> None:
+        """Until the process answers PING as `user`; fail with its log if it died."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.node.name} exited with {self.process.returncode} on start:\n{self.log_tail()}"
+                )
+            try:
+                if connect(self.port, user, password, socket_timeout=1).ping():
+                    return
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                time.sleep(0.05)
+        raise AssertionError(f"{self.node.name} did not answer within {START_TIMEOUT}s:\n{self.log_tail()}")
+
+
+class LiveDeployment:
+    """A master, a replica and a Sentinel rendered from one Settings, on 127.0.0.1."""
+
+    def __init__(self, base: Path, passwords: dict[str, str], config: dict[str, Any] | None = None) -> None:
+        self.passwords = passwords
+        self.settings = load_settings(config or LIVE_CONFIG)
+        template = build_sentinel_topology(self.settings)
+        master = dataclasses.replace(template.master, hostname=LOCALHOST, port=free_port())
+        replica = dataclasses.replace(template.replicas[0], hostname=LOCALHOST, port=free_port())
+        sentinel = dataclasses.replace(template.sentinels[0], hostname=LOCALHOST, port=free_port())
+        self.topology: SentinelTopology = dataclasses.replace(
+            template, redis_nodes=(master, replica), sentinels=(sentinel,)
+        )
+        self.base = base
+        self.master = self._render(master, dataclasses.replace(self.settings, port=master.port))
+        self.replica = self._render(replica, dataclasses.replace(self.settings, port=replica.port))
+        self.sentinel = self._render(sentinel, dataclasses.replace(self.settings, sentinel_port=sentinel.port))
+
+    def _render(self, node: Node, settings: Settings) -> LiveNode:
+        directory = self.base / node.name
+        directory.mkdir(parents=True)
+        paths = rendering.Paths(conf_dir=str(directory), data_dir=str(directory))
+        files = rendering.render_node_files(settings, self.topology, node, self.passwords, paths)
+        for name, content in files.items():
+            (directory / name).write_text(content)
+        conf = directory / ("sentinel.conf" if node.kind == "sentinel" else "redis.conf")
+        return LiveNode(node=node, settings=settings, directory=directory, conf=conf)
+
+    @property
+    def nodes(self) -> tuple[LiveNode, ...]:
+        return (self.master, self.replica, self.sentinel)
+
+    def client(self, live: LiveNode, user: str = "admin", **kwargs: Any) -> redis.Redis:
+        return connect(live.port, user, self.passwords[user], **kwargs)
+
+    def start_node(self, live: LiveNode) -> None:
+        live.start()
+        live.wait_ready("admin", self.passwords["admin"])
+
+    def start(self, *, replica: bool = True, sentinel: bool = True) -> LiveDeployment:
+        self.start_node(self.master)
+        if replica:
+            self.start_node(self.replica)
+            wait_until(
+                lambda: self.client(self.replica).info("replication").get("master_link_status") == "up",
+                START_TIMEOUT,
+                f"the replica's link to the master\n{self.replica.log_tail()}",
+            )
+        if sentinel:
+            self.start_node(self.sentinel)
+        return self
+
+    def stop(self) -> None:
+        # Sentinel first, so that it does not react to the data nodes going away.
+        for live in reversed(self.nodes):
+            live.stop()
+
+
+@pytest.fixture(scope="session")
+def passwords() -> dict[str, str]:
+    """A random password for every user of the live settings, new each session."""
+    settings = load_settings(LIVE_CONFIG)
+    return {user: make_password() for user in security.user_names(settings)}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str]) -> Iterator[LiveDeployment]:
+    """Master + replica (link up) + one Sentinel, shared by the read-mostly tests of a module."""
+    live = LiveDeployment(tmp_path_factory.mktemp("deployment"), passwords)
+    try:
+        yield live.start()
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def fresh_deployment(tmp_path: Path, passwords: dict[str, str]) -> Iterator[LiveDeployment]:
+    """A deployment of its own, for tests that fail over or restart nodes."""
+    live = LiveDeployment(tmp_path, passwords)
+    try:
+        yield live.start()
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def lone_master(tmp_path: Path, passwords: dict[str, str]) -> Iterator[LiveDeployment]:
+    """Only the master is started; the test may stop it."""
+    live = LiveDeployment(tmp_path, passwords)
+    try:
+        yield live.start(replica=False, sentinel=False)
+    finally:
+        live.stop()

@@ -1,0 +1,451 @@
+"""The rendered files, run by the real Redis 7.0 (Debian's redis-server/redis-sentinel).
+
+A template that Redis refuses, an ACL rule 7.0 does not know or a permission that is
+wider than intended shows up here, before any container exists. Fixtures are in
+conftest.py; every process they start is stopped in teardown.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+
+from components import rendering
+from components.settings import load_settings
+from components.topology import build_sentinel_topology
+from tests.unit.conftest import LiveDeployment, LiveNode, connect, raw_command, wait_until
+
+MASTER_CONFIG = {
+    "maxmemory": lambda s: str(s.maxmemory),
+    "maxmemory-policy": lambda s: s.maxmemory_policy,
+    "appendonly": lambda s: "yes" if s.appendonly else "no",
+    "appendfsync": lambda s: s.appendfsync,
+    "min-replicas-to-write": lambda s: str(s.min_replicas_to_write),
+    "min-replicas-max-lag": lambda s: str(s.min_replicas_max_lag),
+    "save": lambda s: " ".join(f"{seconds} {changes}" for seconds, changes in s.save),
+    "masteruser": lambda s: "replica",
+    "enable-debug-command": lambda s: "no",
+    "acl-pubsub-default": lambda s: "resetchannels",
+}
+
+
+# --- master: configuration -------------------------------------------------------
+
+
+@pytest.mark.parametrize("directive", MASTER_CONFIG)
+def test_master_runs_with_the_configured_value(deployment: LiveDeployment, directive: str) -> None:
+    live = deployment.client(deployment.master).config_get(directive)
+    assert live == {directive: MASTER_CONFIG[directive](deployment.settings)}
+
+
+def test_live_settings_are_not_just_redis_defaults(deployment: LiveDeployment) -> None:
+    # Otherwise the comparisons above could pass with a template that sets nothing.
+    s = deployment.settings
+    assert s.maxmemory == 256 * 1024**2
+    assert s.min_replicas_max_lag == 15
+    assert s.save == ((900, 1), (300, 10))
+
+
+# --- master: users ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("user", ["admin", "replica", "sentinel", "exporter", "cache", "pubsub"])
+def test_user_authenticates_as_itself(deployment: LiveDeployment, user: str) -> None:
+    client = deployment.client(deployment.master, user, single_connection_client=True)
+    assert client.ping() is True
+    # ACL WHOAMI is @slow, which only admin has: ask admin who this connection is.
+    local_port = client.connection._sock.getsockname()[1]
+    clients = deployment.client(deployment.master).client_list()
+    mine = [c for c in clients if c["addr"] == f"127.0.0.1:{local_port}"]
+    assert [c["user"] for c in mine] == [user]
+
+
+def test_admin_whoami(deployment: LiveDeployment) -> None:
+    assert deployment.client(deployment.master).acl_whoami() == "admin"
+
+
+@pytest.mark.parametrize("user", ["admin", "replica", "sentinel", "exporter", "cache"])
+def test_wrong_password_is_refused(deployment: LiveDeployment, user: str) -> None:
+    with pytest.raises(redis.AuthenticationError, match="invalid username-password pair"):
+        connect(deployment.master.port, user, deployment.passwords[user] + "x").ping()
+
+
+def test_acl_list_default_off_and_no_plain_password(deployment: LiveDeployment) -> None:
+    acl = deployment.client(deployment.master).acl_list()
+    default = [line for line in acl if line.startswith("user default ")]
+    assert len(default) == 1
+    assert default[0].split()[2] == "off"
+    assert "nopass" not in default[0]
+    listed = "\n".join(acl)
+    for user, password in deployment.passwords.items():
+        assert password not in listed, user
+    roles = {r.name for r in deployment.settings.roles}
+    assert {line.split()[1] for line in acl} == {"default", "admin", "replica", "sentinel", "exporter"} | roles
+
+
+def test_unauthenticated_client_gets_noauth(deployment: LiveDeployment) -> None:
+    assert raw_command(deployment.master.port, "PING").startswith(b"-NOAUTH")
+    with pytest.raises(redis.AuthenticationError, match="Authentication required"):
+        connect(deployment.master.port).ping()
+    with pytest.raises(redis.AuthenticationError, match="Authentication required"):
+        connect(deployment.master.port).get("cache:x")
+
+
+CACHE_DENIED = [
+    ("FLUSHALL",),
+    ("FLUSHDB",),
+    ("CONFIG", "GET", "maxmemory"),
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("KEYS", "*"),
+    ("SHUTDOWN",),
+    ("REPLICAOF", "NO", "ONE"),
+    ("ACL", "LIST"),
+    ("SET", "session:x", "1"),
+    ("GET", "celery"),
+    ("PUBLISH", "filing:processed", "1"),
+]
+
+
+@pytest.mark.parametrize("command", CACHE_DENIED, ids=lambda c: " ".join(c[:2]))
+def test_cache_user_is_denied(deployment: LiveDeployment, command: tuple[str, ...]) -> None:
+    cache = deployment.client(deployment.master, "cache")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        cache.execute_command(*command)
+
+
+def test_debug_is_refused_to_cache_by_config_and_by_acl(deployment: LiveDeployment) -> None:
+    # enable-debug-command no is checked before the ACL, so the error is not NOPERM;
+    # ACL DRYRUN shows the ACL would refuse it as well.
+    with pytest.raises(redis.ResponseError, match="DEBUG command not allowed"):
+        deployment.client(deployment.master, "cache").execute_command("DEBUG", "SLEEP", "0")
+    verdict = deployment.client(deployment.master).execute_command("ACL", "DRYRUN", "cache", "DEBUG", "SLEEP", "0")
+    assert "no permissions" in verdict
+
+
+def test_cache_user_reads_and_writes_its_keys(deployment: LiveDeployment) -> None:
+    cache = deployment.client(deployment.master, "cache")
+    assert cache.set("cache:x", "42", ex=60) is True
+    assert cache.get("cache:x") == "42"
+    assert cache.delete("cache:x") == 1
+    # Invalidation by SCAN is part of the role; SCAN only shows what exists.
+    cache.set("cache:scan", "1", ex=60)
+    assert "cache:scan" in list(cache.scan_iter(match="cache:*"))
+
+
+def test_pubsub_user_publishes_only_its_channels(deployment: LiveDeployment) -> None:
+    pubsub = deployment.client(deployment.master, "pubsub")
+    assert pubsub.publish("filing:processed", "done") == 0
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        pubsub.publish("other:processed", "done")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        pubsub.set("filing:x", "1")
+
+
+def test_pubsub_user_receives_on_its_channels(deployment: LiveDeployment) -> None:
+    subscriber = deployment.client(deployment.master, "pubsub").pubsub()
+    try:
+        subscriber.psubscribe("filing:*")
+        confirmation = wait_until(lambda: subscriber.get_message(timeout=0.1), 3, "the PSUBSCRIBE confirmation")
+        assert confirmation["type"] == "psubscribe"
+        assert deployment.client(deployment.master, "pubsub").publish("filing:processed", "done") == 1
+        message = wait_until(lambda: subscriber.get_message(timeout=0.1), 3, "the published message")
+        assert (message["channel"], message["data"]) == ("filing:processed", "done")
+    finally:
+        subscriber.close()
+
+
+def test_celery_user_can_run_a_broker(deployment: LiveDeployment) -> None:
+    celery = deployment.client(deployment.master, "celery")
+    assert celery.sadd("_kombu.binding.celery", "celery\x06\x16\x06\x16celery") == 1
+    assert celery.lpush("celery", "task-1") == 1
+    with celery.pipeline(transaction=True) as pipe:
+        pipe.zadd("unacked_index", {"tag": 1})
+        pipe.hset("unacked", "tag", "task-1")
+        pipe.execute()
+    assert celery.brpop(["celery"], timeout=1) == ("celery", "task-1")
+    assert celery.publish("/0.celeryev/worker.heartbeat", "{}") == 0
+    assert celery.eval("return redis.call('GET', KEYS[1])", 1, "celery-task-meta-1") is None
+    celery.delete("_kombu.binding.celery", "unacked", "unacked_index")
+
+
+def test_exporter_user_reads_but_does_not_write(deployment: LiveDeployment) -> None:
+    exporter = deployment.client(deployment.master, "exporter")
+    assert exporter.info("replication")["role"] == "master"
+    assert "maxmemory" in exporter.config_get("maxmemory")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        exporter.set("cache:x", "1")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        exporter.execute_command("FLUSHALL")
+
+
+def test_replica_user_can_only_replicate(deployment: LiveDeployment) -> None:
+    replica = deployment.client(deployment.master, "replica")
+    assert replica.ping() is True
+    for command in (("GET", "cache:x"), ("INFO",), ("CONFIG", "GET", "maxmemory")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            replica.execute_command(*command)
+
+
+# --- replication ---------------------------------------------------------------------
+
+
+def test_replica_link_is_up(deployment: LiveDeployment) -> None:
+    def linked() -> dict | None:
+        info = deployment.client(deployment.replica).info("replication")
+        return info if info["master_link_status"] == "up" else None
+
+    info = wait_until(linked, 10, "master_link_status:up")
+    assert info["role"] == "slave"
+    assert (info["master_host"], info["master_port"]) == ("127.0.0.1", deployment.master.port)
+    master = deployment.client(deployment.master).info("replication")
+    assert master["connected_slaves"] == 1
+    assert master["slave0"]["port"] == deployment.replica.port
+    assert master["slave0"]["state"] == "online"
+
+
+def test_write_on_master_appears_on_replica(deployment: LiveDeployment) -> None:
+    deployment.client(deployment.master, "cache").set("cache:replicated", "yes", ex=60)
+    replica = deployment.client(deployment.replica, "cache")
+    assert wait_until(lambda: replica.get("cache:replicated"), 10, "the key on the replica") == "yes"
+    with pytest.raises(redis.ReadOnlyError):
+        replica.set("cache:on-replica", "no")
+
+
+def test_master_without_replica_refuses_writes(lone_master: LiveDeployment) -> None:
+    # REDIS_NOTES 11: min-replicas-to-write 1 stops a master that has no replica.
+    cache = lone_master.client(lone_master.master, "cache")
+    with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+        cache.set("cache:x", "1")
+    assert cache.get("cache:x") is None
+
+
+# --- Sentinel ------------------------------------------------------------------------
+
+
+def sentinel_client(deployment: LiveDeployment, user: str = "sentinel-client") -> redis.Redis:
+    return deployment.client(deployment.sentinel, user)
+
+
+def test_sentinel_reports_the_master(deployment: LiveDeployment) -> None:
+    address = sentinel_client(deployment).execute_command(
+        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", deployment.settings.master_name
+    )
+    assert address == ["127.0.0.1", str(deployment.master.port)]
+
+
+def test_sentinel_discovers_the_replica(deployment: LiveDeployment) -> None:
+    def replicas() -> list[dict[str, str]]:
+        raw = sentinel_client(deployment).execute_command("SENTINEL", "REPLICAS", deployment.settings.master_name)
+        return [dict(zip(r[::2], r[1::2], strict=True)) if isinstance(r, list) else r for r in raw]
+
+    found = wait_until(replicas, 10, "SENTINEL REPLICAS to list the replica")
+    assert [(r["ip"], r["port"]) for r in found] == [("127.0.0.1", str(deployment.replica.port))]
+
+    def connected_flags() -> str | None:
+        flags = replicas()[0]["flags"]
+        return None if "disconnected" in flags else flags
+
+    assert wait_until(connected_flags, 10, "Sentinel's link to the replica") == "slave"
+
+
+def test_sentinel_monitors_with_the_rendered_parameters(deployment: LiveDeployment) -> None:
+    raw = deployment.client(deployment.sentinel).execute_command("SENTINEL", "MASTER", deployment.settings.master_name)
+    master = dict(zip(raw[::2], raw[1::2], strict=True)) if isinstance(raw, list) else raw
+    s = deployment.settings
+    assert master["quorum"] == str(s.quorum)
+    assert master["down-after-milliseconds"] == str(s.down_after_milliseconds)
+    assert master["failover-timeout"] == str(s.failover_timeout)
+    assert master["parallel-syncs"] == str(s.parallel_syncs)
+    # The Sentinel reaches the master as the `sentinel` user: otherwise it is s_down.
+    assert "s_down" not in master["flags"]
+    assert "disconnected" not in master["flags"]
+
+
+def test_sentinel_unauthenticated_gets_noauth(deployment: LiveDeployment) -> None:
+    assert raw_command(deployment.sentinel.port, "PING").startswith(b"-NOAUTH")
+    reply = raw_command(deployment.sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "redis-ha")
+    assert reply.startswith(b"-NOAUTH")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("SENTINEL", "FAILOVER", "redis-ha"),
+        ("SENTINEL", "SET", "redis-ha", "down-after-milliseconds", "5000"),
+        ("SENTINEL", "RESET", "*"),
+        ("SENTINEL", "REMOVE", "redis-ha"),
+        ("SENTINEL", "CONFIG", "GET", "*"),
+        ("ACL", "LIST"),
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_sentinel_client_cannot_change_anything(deployment: LiveDeployment, command: tuple[str, ...]) -> None:
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        sentinel_client(deployment).execute_command(*command)
+
+
+def test_sentinel_admin_can_set(deployment: LiveDeployment) -> None:
+    admin = sentinel_client(deployment, "admin")
+    name, value = deployment.settings.master_name, str(deployment.settings.down_after_milliseconds)
+    assert admin.execute_command("SENTINEL", "SET", name, "down-after-milliseconds", value) in (True, "OK")
+
+
+def test_sentinel_acl_default_off_and_no_plain_password(deployment: LiveDeployment) -> None:
+    acl = deployment.client(deployment.sentinel).acl_list()
+    default = [line for line in acl if line.startswith("user default ")]
+    assert [line.split()[2] for line in default] == ["off"]
+    listed = "\n".join(acl)
+    for user, password in deployment.passwords.items():
+        assert password not in listed, user
+    assert {line.split()[1] for line in acl} == {"default", "admin", "sentinel", "sentinel-client"}
+
+
+def test_sentinel_rewrote_its_config(deployment: LiveDeployment) -> None:
+    # REDIS_NOTES 5: Sentinel saves state by rewriting its file; it needs a writable directory.
+    def rewritten() -> list[str] | None:
+        lines = deployment.sentinel.conf.read_text().splitlines()
+        return lines if any(line.startswith("sentinel known-replica ") for line in lines) else None
+
+    lines = wait_until(rewritten, 10, "sentinel.conf to record the replica")
+    myid = [line for line in lines if line.startswith("sentinel myid ")]
+    assert len(myid) == 1
+    assert len(myid[0].split()[2]) == 40
+    assert f"sentinel known-replica redis-ha 127.0.0.1 {deployment.replica.port}" in lines
+
+
+def test_sentinel_fails_over_through_the_acl_users(fresh_deployment: LiveDeployment) -> None:
+    """A forced failover runs MULTI/SLAVEOF/CONFIG REWRITE/CLIENT KILL as `sentinel`."""
+    d = fresh_deployment
+    name = d.settings.master_name
+    admin = d.client(d.sentinel)
+
+    def failover() -> bool:
+        try:
+            return admin.execute_command("SENTINEL", "FAILOVER", name) in (True, "OK")
+        except redis.ResponseError as error:
+            # Until Sentinel has a fresh PING reply from the replica it has no candidate.
+            if "NOGOODSLAVE" in str(error):
+                return False
+            raise
+
+    wait_until(failover, 10, "Sentinel to accept SENTINEL FAILOVER", interval=0.2)
+    promoted = ["127.0.0.1", str(d.replica.port)]
+    wait_until(
+        lambda: admin.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name) == promoted,
+        10,
+        "Sentinel to report the promoted replica",
+    )
+    assert d.client(d.replica).info("replication")["role"] == "master"
+
+    # The promotion was persisted by CONFIG REWRITE inside Sentinel's MULTI/EXEC.
+    def rewritten() -> str | None:
+        conf = d.replica.conf.read_text()
+        return None if any(line.startswith("replicaof ") for line in conf.splitlines()) else conf
+
+    conf = wait_until(rewritten, 5, "the promoted replica's redis.conf to lose its replicaof line")
+    assert "# Generated by CONFIG REWRITE" in conf
+    # The healthcheck still finds the (now quoted) masterauth in the rewritten file.
+    assert run_healthcheck(d.replica, d.replica.paths).returncode == 0
+
+
+def test_sentinel_restarts_from_its_rewritten_config(fresh_deployment: LiveDeployment) -> None:
+    d = fresh_deployment
+    wait_until(lambda: "sentinel myid " in d.sentinel.conf.read_text(), 5, "sentinel myid in sentinel.conf")
+    before = d.client(d.sentinel).execute_command("SENTINEL", "MYID")
+    d.sentinel.stop()
+    d.start_node(d.sentinel)
+    assert d.client(d.sentinel).execute_command("SENTINEL", "MYID") == before
+    assert raw_command(d.sentinel.port, "PING").startswith(b"-NOAUTH")
+    address = d.client(d.sentinel, "sentinel-client").execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "redis-ha")
+    assert address == ["127.0.0.1", str(d.master.port)]
+
+
+# --- healthcheck -----------------------------------------------------------------------
+
+
+def run_healthcheck(live: LiveNode, paths: rendering.Paths) -> subprocess.CompletedProcess[str]:
+    script = Path(paths.conf_dir) / f"healthcheck-{live.node.name}.sh"
+    script.write_text(rendering.render_healthcheck(live.node, paths))
+    return subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=10, cwd=paths.conf_dir)
+
+
+def test_healthcheck_passes_on_the_live_master(deployment: LiveDeployment) -> None:
+    result = run_healthcheck(deployment.master, deployment.master.paths)
+    assert result.returncode == 0, result.stderr
+
+
+def test_healthcheck_passes_on_the_live_sentinel(deployment: LiveDeployment) -> None:
+    # Run against the file Sentinel has already rewritten.
+    wait_until(lambda: "sentinel myid " in deployment.sentinel.conf.read_text(), 5, "the rewritten sentinel.conf")
+    result = run_healthcheck(deployment.sentinel, deployment.sentinel.paths)
+    assert result.returncode == 0, result.stderr
+
+
+def test_healthcheck_fails_with_a_wrong_password(deployment: LiveDeployment, tmp_path: Path) -> None:
+    master = deployment.master
+    wrong = {**deployment.passwords, "replica": deployment.passwords["replica"] + "x"}
+    paths = rendering.Paths(conf_dir=str(tmp_path), data_dir=str(tmp_path))
+    (tmp_path / "redis.conf").write_text(
+        rendering.render_redis_conf(master.settings, deployment.topology, master.node, wrong, paths)
+    )
+    assert run_healthcheck(master, paths).returncode != 0
+    # Same directory, right password: the failure above was the password.
+    (tmp_path / "redis.conf").write_text(
+        rendering.render_redis_conf(master.settings, deployment.topology, master.node, deployment.passwords, paths)
+    )
+    assert run_healthcheck(master, paths).returncode == 0
+
+
+def test_healthcheck_fails_without_a_password_line(deployment: LiveDeployment, tmp_path: Path) -> None:
+    (tmp_path / "redis.conf").write_text("port 1\n")
+    result = run_healthcheck(deployment.master, rendering.Paths(conf_dir=str(tmp_path), data_dir=str(tmp_path)))
+    assert result.returncode != 0
+    assert "no password" in result.stderr
+
+
+def test_healthcheck_fails_when_the_node_stops(lone_master: LiveDeployment) -> None:
+    master = lone_master.master
+    assert run_healthcheck(master, master.paths).returncode == 0
+    master.stop()
+    assert run_healthcheck(master, master.paths).returncode != 0
+
+
+# --- versions ----------------------------------------------------------------------------
+
+
+def render_all(version: str) -> dict[str, str]:
+    settings = load_settings({"backend": "docker", "redisVersion": version})
+    topology = build_sentinel_topology(settings)
+    passwords = dict.fromkeys(("admin", "replica", "sentinel", "exporter", "sentinel-client"), "pw")
+    passwords |= {r.name: "pw" for r in settings.roles}
+    files: dict[str, str] = {}
+    for node in topology.redis_nodes + topology.sentinels:
+        for file_name, content in rendering.render_node_files(settings, topology, node, passwords).items():
+            files[f"{node.name}/{file_name}"] = content
+    return files
+
+
+def test_locale_collate_only_on_7_2() -> None:
+    # REDIS_NOTES 18: a 7.2-only directive makes 7.0 refuse to start.
+    v70, v72 = render_all("7.0"), render_all("7.2")
+    assert v70.keys() == v72.keys()
+    for path, content in v70.items():
+        directives = [line.split()[0] for line in content.splitlines() if line and not line.startswith("#")]
+        assert "locale-collate" not in directives, path
+    for path, content in v72.items():
+        has_it = 'locale-collate ""' in content.splitlines()
+        assert has_it == path.endswith("redis.conf"), path
+
+
+def test_7_2_render_differs_from_7_0_only_by_7_2_lines() -> None:
+    v70, v72 = render_all("7.0"), render_all("7.2")
+    for path in v70:
+        old = [line for line in v70[path].splitlines() if not line.startswith("#")]
+        new = [line for line in v72[path].splitlines() if not line.startswith("#")]
+        added = [line for line in new if line not in old]
+        removed = [line for line in old if line not in new]
+        assert removed == [], path
+        assert added == (['locale-collate ""'] if path.endswith("redis.conf") else []), path

@@ -1,0 +1,315 @@
+"""load_settings: every bad configuration is refused with the key that is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.settings import DEFAULT_ROLES, AppRole, SettingsError, load_settings
+
+DOCKER = {"backend": "docker"}
+K8S = {"backend": "kubernetes"}
+
+CACHE_ROLE = {"name": "cache", "keys": ["cache:*"], "commands": ["+@read", "+@write"]}
+
+
+def role(**fields: Any) -> dict[str, Any]:
+    return {**CACHE_ROLE, **fields}
+
+
+# (id, raw config, key the error must name)
+BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    # keys and backend
+    ("unknown-key", {**DOCKER, "replicaCount": 2}, "replicaCount"),
+    ("unknown-secret-like-key", {**DOCKER, "masterPassword": "x"}, "masterPassword"),
+    ("missing-backend", {}, "backend"),
+    ("missing-backend-other-keys-set", {"replicas": 2}, "backend"),
+    ("backend-unknown", {"backend": "swarm"}, "backend"),
+    ("backend-wrong-case", {"backend": "Docker"}, "backend"),
+    ("backend-not-a-string", {"backend": True}, "backend"),
+    # topology and versions
+    ("topology-unknown", {**DOCKER, "topology": "mesh"}, "topology"),
+    ("topology-cluster-not-implemented", {**DOCKER, "topology": "cluster"}, "topology"),
+    ("topology-both-not-implemented", {**K8S, "topology": "both"}, "topology"),
+    ("redis-version-6.2", {**DOCKER, "redisVersion": "6.2"}, "redisVersion"),
+    ("redis-version-7", {**DOCKER, "redisVersion": "7"}, "redisVersion"),
+    ("redis-version-float", {**DOCKER, "redisVersion": 7.0}, "redisVersion"),
+    ("redis-image-uppercase", {**DOCKER, "redisImage": "Redis:7.2"}, "redisImage"),
+    ("redis-image-space", {**DOCKER, "redisImage": "redis 7.2"}, "redisImage"),
+    ("exporter-image-empty", {**DOCKER, "exporterImage": ""}, "exporterImage"),
+    ("exporter-not-bool", {**DOCKER, "exporter": "yes"}, "exporter"),
+    # sizes of the deployment
+    ("replicas-0", {**DOCKER, "replicas": 0}, "replicas"),
+    ("replicas-9", {**DOCKER, "replicas": 9}, "replicas"),
+    ("replicas-word", {**DOCKER, "replicas": "two"}, "replicas"),
+    ("replicas-bool", {**DOCKER, "replicas": True}, "replicas"),
+    ("replicas-float", {**DOCKER, "replicas": 2.0}, "replicas"),
+    ("sentinels-2", {**DOCKER, "sentinels": 2}, "sentinels"),
+    ("sentinels-10", {**DOCKER, "sentinels": 10}, "sentinels"),
+    # Sentinel tuning (REDIS_NOTES 10)
+    ("quorum-1-of-3-not-majority", {**DOCKER, "quorum": 1}, "quorum"),
+    ("quorum-4-of-3", {**DOCKER, "quorum": 4}, "quorum"),
+    ("quorum-2-of-5-not-majority", {**DOCKER, "sentinels": 5, "quorum": 2}, "quorum"),
+    ("quorum-0", {**DOCKER, "quorum": 0}, "quorum"),
+    (
+        "down-after-equals-failover-timeout",
+        {**DOCKER, "downAfterMilliseconds": 10000, "failoverTimeout": 10000},
+        "downAfterMilliseconds",
+    ),
+    (
+        "down-after-above-failover-timeout",
+        {**DOCKER, "downAfterMilliseconds": "30000", "failoverTimeout": "20000"},
+        "downAfterMilliseconds",
+    ),
+    ("down-after-500", {**DOCKER, "downAfterMilliseconds": 500}, "downAfterMilliseconds"),
+    ("failover-timeout-1000", {**DOCKER, "failoverTimeout": 1000}, "failoverTimeout"),
+    ("parallel-syncs-above-replicas", {**DOCKER, "parallelSyncs": 3}, "parallelSyncs"),
+    ("parallel-syncs-0", {**DOCKER, "parallelSyncs": 0}, "parallelSyncs"),
+    ("master-name-space", {**DOCKER, "masterName": "my master"}, "masterName"),
+    # memory (REDIS_NOTES 3)
+    ("maxmemory-words", {**DOCKER, "maxmemory": "2 gigs"}, "maxmemory"),
+    ("maxmemory-negative", {**DOCKER, "maxmemory": "-1"}, "maxmemory"),
+    ("maxmemory-terabytes", {**DOCKER, "maxmemory": "2tb"}, "maxmemory"),
+    ("maxmemory-bool", {**DOCKER, "maxmemory": True}, "maxmemory"),
+    ("maxmemory-float", {**DOCKER, "maxmemory": 1.5}, "maxmemory"),
+    ("maxmemory-k8s-unit", {**DOCKER, "maxmemory": "2Gi"}, "maxmemory"),
+    ("eviction-policy-bogus", {**DOCKER, "maxmemoryPolicy": "lru"}, "maxmemoryPolicy"),
+    ("allkeys-lru-with-broker-role", {**DOCKER, "maxmemoryPolicy": "allkeys-lru"}, "maxmemoryPolicy"),
+    (
+        "volatile-ttl-with-custom-broker-role",
+        {**DOCKER, "maxmemoryPolicy": "volatile-ttl", "roles": [role(name="queue", broker=True)]},
+        "maxmemoryPolicy",
+    ),
+    # persistence (REDIS_NOTES 11, 12)
+    ("appendfsync-bogus", {**DOCKER, "appendfsync": "sometimes"}, "appendfsync"),
+    ("appendonly-yes-not-bool", {**DOCKER, "appendonly": "yes"}, "appendonly"),
+    ("no-persistence-at-all", {**DOCKER, "appendonly": False, "save": []}, "appendonly"),
+    ("no-persistence-strings", {**DOCKER, "appendonly": "false", "save": ""}, "appendonly"),
+    ("save-one-number", {**DOCKER, "save": ["900"]}, "save"),
+    ("save-plain-string-one-number", {**DOCKER, "save": "900"}, "save"),
+    ("save-letters", {**DOCKER, "save": ["a b"]}, "save"),
+    ("save-zero-seconds", {**DOCKER, "save": ["0 1"]}, "save"),
+    ("save-not-a-list", {**DOCKER, "save": 900}, "save"),
+    ("min-replicas-to-write-above-replicas", {**DOCKER, "minReplicasToWrite": 3}, "minReplicasToWrite"),
+    ("min-replicas-max-lag-0", {**DOCKER, "minReplicasMaxLag": 0}, "minReplicasMaxLag"),
+    # ports
+    ("port-equals-sentinel-port", {**DOCKER, "port": 26379}, "sentinelPort"),
+    ("exporter-port-equals-port", {**DOCKER, "exporterPort": 6379}, "exporterPort"),
+    ("port-70000", {**DOCKER, "port": 70000}, "port"),
+    ("port-0", {**DOCKER, "port": 0}, "port"),
+    ("sentinel-port-string-word", {**DOCKER, "sentinelPort": "sentinel"}, "sentinelPort"),
+    (
+        "host-port-ranges-overlap",
+        {**DOCKER, "redisHostPort": 26379, "sentinelHostPort": 26380},
+        "sentinelHostPort",
+    ),
+    ("host-port-range-past-65535", {**DOCKER, "redisHostPort": 65534}, "redisHostPort"),
+    ("host-port-privileged", {**DOCKER, "exporterHostPort": 80}, "exporterHostPort"),
+    ("host-bind-address-hostname", {**DOCKER, "hostBindAddress": "localhost"}, "hostBindAddress"),
+    ("host-bind-address-octet-300", {**DOCKER, "hostBindAddress": "300.1.1.1"}, "hostBindAddress"),
+    # backend-specific
+    ("tls-on-docker", {**DOCKER, "tls": True}, "tls"),
+    ("publish-ports-on-kubernetes", {**K8S, "publishPorts": True}, "publishPorts"),
+    ("publish-ports-string-on-kubernetes", {**K8S, "publishPorts": "true"}, "publishPorts"),
+    # roles (REDIS_NOTES 4)
+    ("roles-not-a-list", {**DOCKER, "roles": "cache"}, "roles"),
+    ("roles-object-not-list", {**DOCKER, "roles": CACHE_ROLE}, "roles"),
+    ("roles-empty", {**DOCKER, "roles": []}, "roles"),
+    ("role-not-an-object", {**DOCKER, "roles": ["cache"]}, "roles[0]"),
+    ("role-missing-name", {**DOCKER, "roles": [{"keys": ["a:*"], "commands": ["+@read"]}]}, "roles[0].name"),
+    ("role-reserved-admin", {**DOCKER, "roles": [role(name="admin")]}, "roles[0].name"),
+    ("role-reserved-default", {**DOCKER, "roles": [role(name="default")]}, "roles[0].name"),
+    ("role-reserved-sentinel-client", {**DOCKER, "roles": [role(name="sentinel-client")]}, "roles[0].name"),
+    ("role-duplicate-name", {**DOCKER, "roles": [role(), role(keys=["other:*"])]}, "roles[1].name"),
+    ("role-name-uppercase", {**DOCKER, "roles": [role(name="Cache")]}, "roles[0].name"),
+    ("role-name-space", {**DOCKER, "roles": [role(name="my cache")]}, "roles[0].name"),
+    ("role-key-with-space", {**DOCKER, "roles": [role(keys=["cache *"])]}, "roles[0].keys"),
+    ("role-key-starts-with-acl-rule", {**DOCKER, "roles": [role(keys=["~cache:*"])]}, "roles[0].keys"),
+    ("role-keys-not-a-list", {**DOCKER, "roles": [role(keys="cache:*")]}, "roles[0].keys"),
+    ("role-channel-with-space", {**DOCKER, "roles": [role(channels=["a b"])]}, "roles[0].channels"),
+    ("role-command-without-sign", {**DOCKER, "roles": [role(commands=["@read"])]}, "roles[0].commands"),
+    ("role-command-two-rules-in-one", {**DOCKER, "roles": [role(commands=["+@read +@write"])]}, "roles[0].commands"),
+    ("role-commands-only-removals", {**DOCKER, "roles": [role(commands=["-@all", "-flushall"])]}, "roles[0].commands"),
+    ("role-commands-missing", {**DOCKER, "roles": [{"name": "cache", "keys": ["cache:*"]}]}, "roles[0].commands"),
+    (
+        "role-no-keys-no-channels",
+        {**DOCKER, "roles": [{"name": "cache", "commands": ["+@read"]}]},
+        "roles[0].keys",
+    ),
+    ("role-unknown-field", {**DOCKER, "roles": [role(acl="+@all")]}, "roles[0].acl"),
+    ("role-broker-maybe", {**DOCKER, "roles": [role(broker="maybe")]}, "roles[0].broker"),
+    ("role-description-not-string", {**DOCKER, "roles": [role(description=5)]}, "roles[0].description"),
+    ("second-role-bad", {**DOCKER, "roles": [role(), role(name="jobs", keys=["a b"])]}, "roles[1].keys"),
+    # names
+    ("name-uppercase", {**DOCKER, "name": "RedisHA"}, "name"),
+    ("name-one-char", {**DOCKER, "name": "r"}, "name"),
+    ("name-too-long", {**DOCKER, "name": "r" * 41}, "name"),
+    ("name-trailing-dash", {**DOCKER, "name": "redis-"}, "name"),
+    # kubernetes
+    ("namespace-underscore-uppercase", {**K8S, "namespace": "Redis_NS"}, "namespace"),
+    ("storage-size-gb", {**K8S, "storageSize": "10GB"}, "storageSize"),
+    ("storage-class-uppercase", {**K8S, "storageClass": "Fast_SSD"}, "storageClass"),
+    ("cluster-shards-2", {**K8S, "clusterShards": 2}, "clusterShards"),
+    ("cluster-replicas-per-shard-5", {**K8S, "clusterReplicasPerShard": 5}, "clusterReplicasPerShard"),
+    ("client-timeout-negative", {**DOCKER, "clientTimeout": -1}, "clientTimeout"),
+]
+
+
+def test_bad_config_table_is_large_and_unique() -> None:
+    ids = [case[0] for case in BAD_CONFIGS]
+    assert len(ids) == len(set(ids))
+    assert len(ids) >= 45
+
+
+@pytest.mark.parametrize(("raw", "key"), [(raw, key) for _, raw, key in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_is_refused_naming_the_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(raw)
+    message = str(caught.value)
+    assert caught.value.key == f"redis-ha:{key}"
+    assert message.startswith(f"redis-ha:{key}: invalid value ")
+    assert "allowed" in message
+
+
+def test_error_message_shows_the_bad_value_and_what_is_allowed() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**DOCKER, "replicas": 9})
+    assert str(caught.value) == "redis-ha:replicas: invalid value 9; allowed: an integer from 1 to 8"
+    assert caught.value.value == 9
+    assert caught.value.allowed == "an integer from 1 to 8"
+    assert isinstance(caught.value, ValueError)
+
+
+# --- valid configurations -------------------------------------------------------
+
+
+def test_defaults_with_only_the_backend() -> None:
+    s = load_settings(DOCKER)
+    assert s.backend == "docker"
+    assert s.topology == "sentinel"
+    assert (s.replicas, s.sentinels, s.quorum) == (2, 3, 2)
+    assert s.data_nodes == 3
+    assert s.maxmemory_policy == "noeviction"
+    assert s.appendonly is True
+    assert s.appendfsync == "everysec"
+    assert s.min_replicas_to_write == 1
+    assert s.min_replicas_max_lag == 10
+    assert s.down_after_milliseconds < s.failover_timeout
+    assert s.publish_ports is True
+    assert s.tls is False
+    assert s.roles == DEFAULT_ROLES
+    assert s.broker_roles == ("celery",)
+    assert s.persistence_enabled
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1k", 1000),
+        ("1kb", 1024),
+        ("1KB", 1024),
+        ("2gb", 2147483648),
+        ("2g", 2_000_000_000),
+        ("512mb", 512 * 1024**2),
+        ("3m", 3_000_000),
+        ("100b", 100),
+        ("100000", 100000),
+        (" 64mb ", 64 * 1024**2),
+        (100000, 100000),
+        (0, 0),
+    ],
+)
+def test_maxmemory_is_parsed_like_redis(value: Any, expected: int) -> None:
+    assert load_settings({**DOCKER, "maxmemory": value}).maxmemory == expected
+
+
+def test_pulumi_string_values_are_converted() -> None:
+    s = load_settings(
+        {
+            **DOCKER,
+            "replicas": "5",
+            "sentinels": "5",
+            "quorum": "3",
+            "parallelSyncs": "2",
+            "port": "7000",
+            "appendonly": "false",
+            "exporter": "False",
+            "save": "900 1",
+        }
+    )
+    assert (s.replicas, s.sentinels, s.quorum, s.parallel_syncs, s.port) == (5, 5, 3, 2, 7000)
+    assert s.appendonly is False
+    assert s.exporter is False
+    assert s.save == ((900, 1),)
+    assert s.persistence_enabled
+
+
+def test_quorum_three_of_five_sentinels_is_a_majority() -> None:
+    s = load_settings({**DOCKER, "sentinels": 5, "quorum": 3})
+    assert (s.sentinels, s.quorum) == (5, 3)
+
+
+def test_rdb_only_and_aof_only_persistence_are_accepted() -> None:
+    aof_only = load_settings({**DOCKER, "save": []})
+    rdb_only = load_settings({**DOCKER, "appendonly": False, "save": ["60 1000"]})
+    assert (aof_only.appendonly, aof_only.save) == (True, ())
+    assert (rdb_only.appendonly, rdb_only.save) == (False, ((60, 1000),))
+
+
+def test_evicting_policy_is_accepted_without_a_broker_role() -> None:
+    s = load_settings({**DOCKER, "maxmemoryPolicy": "allkeys-lru", "roles": [CACHE_ROLE]})
+    assert s.maxmemory_policy == "allkeys-lru"
+    assert s.broker_roles == ()
+
+
+def test_kubernetes_defaults_publish_no_ports() -> None:
+    s = load_settings(K8S)
+    assert s.publish_ports is False
+    assert load_settings({**K8S, "publishPorts": "false"}).publish_ports is False
+
+
+def test_kubernetes_ignores_overlapping_host_ports_and_allows_tls() -> None:
+    s = load_settings({**K8S, "redisHostPort": 26379, "sentinelHostPort": 26380, "tls": True})
+    assert s.tls is True
+
+
+def test_docker_host_ports_may_overlap_when_not_published() -> None:
+    s = load_settings({**DOCKER, "publishPorts": False, "redisHostPort": 26379, "sentinelHostPort": 26380})
+    assert s.publish_ports is False
+
+
+def test_secret_keys_are_known_but_not_kept() -> None:
+    s = load_settings({**DOCKER, "adminPassword": "s3cret", "exporterPassword": "x"})
+    assert "s3cret" not in repr(s)
+
+
+def test_custom_roles_are_parsed() -> None:
+    s = load_settings(
+        {
+            **DOCKER,
+            "roles": [
+                {
+                    "name": "jobs",
+                    "keys": ["jobs:*", "queue"],
+                    "channels": ["jobs.events"],
+                    "commands": ["+@read", "+@write", "+@list", "-keys", "+client|setname"],
+                    "broker": "true",
+                    "description": "job queue",
+                },
+                {"name": "notify_1", "channels": ["notify:*"], "commands": ["+@pubsub"]},
+            ],
+        }
+    )
+    assert s.roles == (
+        AppRole(
+            name="jobs",
+            keys=("jobs:*", "queue"),
+            channels=("jobs.events",),
+            commands=("+@read", "+@write", "+@list", "-keys", "+client|setname"),
+            broker=True,
+            description="job queue",
+        ),
+        AppRole(name="notify_1", keys=(), channels=("notify:*",), commands=("+@pubsub",)),
+    )
+    assert s.broker_roles == ("jobs",)
