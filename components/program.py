@@ -7,6 +7,8 @@ from typing import Any
 
 import pulumi
 
+from components import docker as docker_backend
+from components import kubernetes as kubernetes_backend
 from components import security
 from components.credentials import Credentials, CredentialsArgs
 from components.settings import Settings, load_settings
@@ -36,15 +38,15 @@ def deploy_settings(
         f"{settings.name}-credentials",
         CredentialsArgs(users=security.user_names(settings), configured=configured_passwords),
     )
+    ha: docker_backend.RedisHA | kubernetes_backend.RedisHA
     if settings.backend == "docker":
-        from components.docker import RedisHA, RedisHAArgs
-
-        ha = RedisHA(settings.name, RedisHAArgs(settings, topology, credentials.passwords))
+        ha = docker_backend.RedisHA(
+            settings.name, docker_backend.RedisHAArgs(settings, topology, credentials.passwords)
+        )
     else:
-        from components.kubernetes import RedisHA as K8sRedisHA
-        from components.kubernetes import RedisHAArgs as K8sRedisHAArgs
-
-        ha = K8sRedisHA(settings.name, K8sRedisHAArgs(settings, topology, credentials.passwords))
+        ha = kubernetes_backend.RedisHA(
+            settings.name, kubernetes_backend.RedisHAArgs(settings, topology, credentials.passwords)
+        )
     return {
         "redisHa": ha.deployment,
         "passwords": pulumi.Output.secret(pulumi.Output.all(**credentials.passwords)),

@@ -36,11 +36,13 @@ SENTINEL = AclUser(
 )
 
 # REDIS_NOTES 16: redis_exporter's read-only set (its README), restricted to commands
-# Redis 7.0 knows.
+# Redis 7.0 knows, with `+client` narrowed to what the exporter calls (the README's
+# `+client` would allow CLIENT PAUSE and CLIENT KILL).
 EXPORTER = AclUser(
     "exporter",
     "resetchannels -@all +@connection +memory -readonly +strlen +config|get +xinfo +pfcount "
-    "-quit +zcard +type +xlen -readwrite -command +client -wait +scard +llen +hlen +get "
+    "-quit +zcard +type +xlen -readwrite -command +client|list +client|info +client|setname "
+    "-wait +scard +llen +hlen +get "
     "+eval +slowlog +cluster|info +cluster|slots +cluster|nodes -hello -echo +info "
     "+latency +scan -reset -auth -asking",
     "Prometheus redis_exporter, read-only",
@@ -68,18 +70,30 @@ SYSTEM_USERS = (ADMIN, REPLICA, SENTINEL, EXPORTER)
 SENTINEL_PORT_USERS = (ADMIN, SENTINEL_PEER, SENTINEL_CLIENT)
 
 
+# Server-wide commands outside @dangerous: one application must not be able to flush
+# or replace the Lua functions and scripts of another.
+_SERVER_WIDE_WRITES = (
+    "-function|flush",
+    "-function|delete",
+    "-function|load",
+    "-function|restore",
+    "-script|flush",
+)
+
+
 def app_role_rules(role: AppRole) -> str:
     """ACL rules for an application role.
 
-    `-@dangerous` always comes last, so no granted category can bring back FLUSHALL,
-    FLUSHDB, KEYS, CONFIG, DEBUG and friends: `~prefix:*` does not limit commands that
-    take no key (REDIS_NOTES 4). Since 7.0 a user has no channels unless granted.
+    `-@dangerous` and the server-wide function/script writes always come last, so no
+    granted category can bring back FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, FUNCTION
+    FLUSH and friends: `~prefix:*` does not limit commands that take no key
+    (REDIS_NOTES 4). Since 7.0 a user has no channels unless granted.
     """
     parts = ["resetkeys", "resetchannels", "-@all"]
     parts += [f"~{k}" for k in role.keys]
     parts += [f"&{c}" for c in role.channels]
     parts += list(role.commands)
-    parts.append("-@dangerous")
+    parts += ["-@dangerous", *_SERVER_WIDE_WRITES]
     return " ".join(parts)
 
 

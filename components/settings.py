@@ -415,6 +415,10 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
             continue
         attr, reader = _READERS[key]
         values[attr] = reader(key, value)
+    # Defaults that follow other settings: a majority of the Sentinels, the image of
+    # the configured Redis version.
+    values.setdefault("quorum", values.get("sentinels", Settings.sentinels) // 2 + 1)
+    values.setdefault("redis_image", f"redis:{values.get('redis_version', Settings.redis_version)}-alpine")
     if values["backend"] == "kubernetes":
         # Pods are reached through Services; nothing is published on the host.
         values.setdefault("publish_ports", False)

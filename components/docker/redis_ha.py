@@ -41,6 +41,10 @@ def _secret_files(args: RedisHAArgs, node: Node) -> pulumi.Output[dict[str, str]
     )
 
 
+def _pick(files: pulumi.Output[dict[str, str]], name: str) -> pulumi.Output[str]:
+    return files.apply(lambda f: f[name])
+
+
 class RedisHA(pulumi.ComponentResource):
     """A Redis master, its replicas, the Sentinels and the exporter on one Docker host."""
 
@@ -123,10 +127,7 @@ class RedisHA(pulumi.ComponentResource):
         s = args.settings
         files = _secret_files(args, node)
         uploads = [
-            docker.ContainerUploadArgs(
-                file=f"{PATHS.conf_dir}/{file_name}",
-                content=files.apply(lambda f, file_name=file_name: f[file_name]),
-            )
+            docker.ContainerUploadArgs(file=f"{PATHS.conf_dir}/{file_name}", content=_pick(files, file_name))
             for file_name in (["sentinel.conf"] if node.kind == "sentinel" else ["redis.conf", "users.acl"])
         ]
         uploads.append(
@@ -186,10 +187,9 @@ class RedisHA(pulumi.ComponentResource):
         s, topo = args.settings, args.topology
         # The password goes in a secret file, not the environment, where `docker
         # inspect` would show it. One entry per node, so /scrape?target= works for each.
-        password_file = pulumi.Output.secret(
-            args.passwords["exporter"].apply(
-                lambda password: json.dumps({f"redis://{n.hostname}:{n.port}": password for n in topo.redis_nodes})
-            )
+        # (apply on a secret Output gives a secret Output)
+        password_file = args.passwords["exporter"].apply(
+            lambda password: json.dumps({f"redis://{n.hostname}:{n.port}": password for n in topo.redis_nodes})
         )
         envs = [
             f"REDIS_ADDR=redis://{topo.master.hostname}:{topo.master.port}",

@@ -119,9 +119,20 @@ def stack_config(stack: str) -> dict[str, Any]:
     return {k.split(":", 1)[1]: v for k, v in data["config"].items() if k.startswith(f"{PROJECT}:")}
 
 
-def run_program(config: Mapping[str, Any], stack: str = "dev") -> ProgramRun:
-    """Run __main__.py with `config` (keys without namespace) as the stack config."""
+def use_mocks(stack: str = "dev") -> ProgramRun:
+    """Install the recording mocks without running the program (component tests)."""
     run = ProgramRun()
+    mocks = _Mocks(run)
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run))
+    return run
+
+
+def run_program(config: Mapping[str, Any], stack: str = "dev", run: ProgramRun | None = None) -> ProgramRun:
+    """Run __main__.py with `config` (keys without namespace) as the stack config.
+
+    Pass `run` to keep what was recorded when the program raises."""
+    run = run if run is not None else ProgramRun()
     mocks = _Mocks(run)
     pulumi_settings.ROOT.set(None)  # a fresh root Stack for every run
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run))

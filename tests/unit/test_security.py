@@ -43,11 +43,21 @@ CUSTOM_ROLES = (
 def test_app_role_rules_reset_first_and_drop_dangerous_last(role: AppRole) -> None:
     rules = security.app_role_rules(role).split()
     assert rules[:3] == ["resetkeys", "resetchannels", "-@all"]
-    assert rules[-1] == "-@dangerous"
+    # Only removals follow the granted commands: -@dangerous, then the server-wide
+    # function/script writes that @dangerous does not cover.
+    tail = [
+        "-@dangerous",
+        "-function|flush",
+        "-function|delete",
+        "-function|load",
+        "-function|restore",
+        "-script|flush",
+    ]
+    assert rules[-len(tail) :] == tail
     assert rules.count("-@dangerous") == 1
     assert [r[1:] for r in rules if r.startswith("~")] == list(role.keys)
     assert [r[1:] for r in rules if r.startswith("&")] == list(role.channels)
-    assert rules[3 + len(role.keys) + len(role.channels) : -1] == list(role.commands)
+    assert rules[3 + len(role.keys) + len(role.channels) : -len(tail)] == list(role.commands)
     # No blanket access sneaks in.
     assert "~*" not in rules
     assert "&*" not in rules

@@ -313,3 +313,16 @@ def test_custom_roles_are_parsed() -> None:
         AppRole(name="notify_1", keys=(), channels=("notify:*",), commands=("+@pubsub",)),
     )
     assert s.broker_roles == ("jobs",)
+
+
+def test_quorum_defaults_to_a_majority_of_the_sentinels() -> None:
+    assert load_settings({"backend": "docker", "sentinels": 5}).quorum == 3
+    assert load_settings({"backend": "docker", "sentinels": 4}).quorum == 3
+    assert load_settings({"backend": "docker"}).quorum == 2
+
+
+def test_redis_image_defaults_to_the_configured_version() -> None:
+    assert load_settings({"backend": "docker", "redisVersion": "7.0"}).redis_image == "redis:7.0-alpine"
+    assert load_settings({"backend": "docker"}).redis_image == "redis:7.2-alpine"
+    custom = load_settings({"backend": "docker", "redisVersion": "7.0", "redisImage": "example/redis:7.0.15"})
+    assert custom.redis_image == "example/redis:7.0.15"

@@ -16,6 +16,8 @@ FORBIDDEN = {
     "CONFIG": ("CONFIG", "GET", "maxmemory"),
     "KEYS": ("KEYS", "*"),
     "DEBUG": ("DEBUG", "SLEEP", "0"),
+    "FUNCTION-FLUSH": ("FUNCTION", "FLUSH"),
+    "SCRIPT-FLUSH": ("SCRIPT", "FLUSH"),
 }
 
 
@@ -80,7 +82,8 @@ def test_role_is_refused_other_keys_and_channels(role: dict, master: Node) -> No
 @pytest.mark.parametrize("command", sorted(FORBIDDEN))
 def test_role_is_refused_dangerous_commands(role: dict, command: str, master: Node) -> None:
     invocation = FORBIDDEN[command]
-    # The ACL itself must deny it, whatever else (enable-debug-command) would.
+    # The ACL itself must deny it, whatever else (enable-debug-command) would; checked
+    # first, so a wrongly permitted FLUSH is reported, never run.
     verdict = master.cli("admin", "ACL", "DRYRUN", role["name"], *invocation)
     assert verdict != "OK" and "no permissions" in verdict, f"the ACL lets {role['name']} run {command}: {verdict}"
     reply = master.cli(role["name"], *invocation)

@@ -1,0 +1,194 @@
+"""The whole program for the dev stack under Pulumi's mocks: the resource graph."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config, use_mocks
+
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+
+
+@pytest.fixture(scope="module")
+def dev() -> ProgramRun:
+    return run_program(stack_config("dev"), stack="dev")
+
+
+def _containers(run: ProgramRun, kind: str) -> list:
+    return [
+        c for c in run.of_type(CONTAINER) if {"label": "redis-ha.kind", "value": kind} in c.inputs.get("labels", [])
+    ]
+
+
+def test_resource_counts(dev: ProgramRun) -> None:
+    assert len(dev.of_type(NETWORK)) == 1
+    assert len(dev.of_type(VOLUME)) == 3
+    assert len(_containers(dev, "redis")) == 3
+    assert len(_containers(dev, "sentinel")) == 3
+    assert len(_containers(dev, "exporter")) == 1
+    assert len(dev.of_type(CONTAINER)) == 7
+
+
+def test_every_docker_resource_is_a_child_of_the_component(dev: ProgramRun) -> None:
+    component = dev.by_name("redis-ha")
+    assert component.type == "redis-ha:docker:RedisHA"
+    docker_resources = [r for r in dev.resources if r.type.startswith("docker:")]
+    assert docker_resources
+    assert all(r.parent == component.urn for r in docker_resources), [r.name for r in docker_resources]
+
+
+def test_component_receives_no_props(dev: ProgramRun) -> None:
+    # Args and secrets passed as component props would land in state.
+    assert dev.by_name("redis-ha").inputs == {}
+    assert dev.by_name("redis-ha-credentials").inputs == {}
+
+
+def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) -> None:
+    volumes = {v.inputs["name"] for v in dev.of_type(VOLUME)}
+    for c in _containers(dev, "redis"):
+        i = c.inputs
+        assert i["command"] == ["redis-server", "/data/redis.conf"]
+        assert sorted(u["file"] for u in i["uploads"]) == [
+            "/data/healthcheck.sh",
+            "/data/redis.conf",
+            "/data/users.acl",
+        ]
+        assert [v["containerPath"] for v in i["volumes"]] == ["/data"]
+        assert i["volumes"][0]["volumeName"] in volumes
+        assert i["networksAdvanced"] == [{"name": "redis-ha-net", "aliases": [i["name"]]}]
+        conf = next(u["content"] for u in i["uploads"] if u["file"] == "/data/redis.conf")
+        assert f"replica-announce-ip {i['name']}" in conf
+        assert ("replicaof redis-ha-redis-1 6379" in conf) == (i["name"] != "redis-ha-redis-1")
+
+
+def test_sentinels_monitor_the_master_by_hostname(dev: ProgramRun) -> None:
+    for c in _containers(dev, "sentinel"):
+        i = c.inputs
+        assert i["command"] == ["redis-server", "/data/sentinel.conf", "--sentinel"]
+        assert "volumes" not in i or i["volumes"] == []
+        conf = next(u["content"] for u in i["uploads"] if u["file"] == "/data/sentinel.conf")
+        assert "sentinel monitor redis-ha redis-ha-redis-1 6379 2" in conf
+        assert "sentinel resolve-hostnames yes" in conf
+        assert f"sentinel announce-ip {i['name']}" in conf
+        assert "sentinel myid" not in conf  # each Sentinel must generate its own
+
+
+def test_sentinels_start_after_every_redis_node(dev: ProgramRun) -> None:
+    redis_urns = {c.urn for c in _containers(dev, "redis")}
+    for c in _containers(dev, "sentinel"):
+        assert redis_urns <= set(c.dependencies), c.name
+
+
+def test_every_container_has_a_healthcheck_and_waits_for_it(dev: ProgramRun) -> None:
+    for c in dev.of_type(CONTAINER):
+        health = c.inputs["healthcheck"]
+        assert health["tests"][0] == "CMD" and len(health["tests"]) > 1, c.name
+        assert c.inputs["wait"] is True
+        assert c.inputs["restart"] == "unless-stopped"
+
+
+def test_ports_are_published_on_loopback_only(dev: ProgramRun) -> None:
+    published = [(c.name, p) for c in dev.of_type(CONTAINER) for p in c.inputs.get("ports", [])]
+    assert len(published) == 7
+    assert all(p["ip"] == "127.0.0.1" for _, p in published), published
+
+
+def _plain_strings(value: Any) -> list[str]:
+    """Every string in a wire-format value that is NOT inside a secret."""
+    if isinstance(value, dict):
+        if value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG:
+            return []
+        return [s for v in value.values() for s in _plain_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _plain_strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> None:
+    assert len(dev.passwords) == 11  # admin, replica, sentinel, exporter, sentinel-client, 6 roles
+    secrets = set(dev.passwords.values())
+    secrets |= {hashlib.sha256(p.encode()).hexdigest() for p in dev.passwords.values()}
+    for r in dev.resources:
+        plain = " ".join(_plain_strings(r.wire))
+        leaked = [s for s in secrets if s in plain]
+        assert not leaked, f"{r.type} {r.name} carries a password or its hash outside a secret"
+    # and the config files that hold passwords were registered as secrets
+    for c in _containers(dev, "redis") + _containers(dev, "sentinel"):
+        for upload in c.wire["uploads"]:
+            if not upload["file"].endswith("healthcheck.sh"):
+                assert upload["content"].get("4dabf18193072939515e22adb298388d") == SECRET_SIG, upload["file"]
+
+
+def test_outputs_describe_every_node_and_keep_passwords_secret(dev: ProgramRun) -> None:
+    deployment = dev.outputs["redisHa"]
+    assert dev.secret_outputs == {"passwords"}
+    assert sorted(dev.outputs["passwords"]) == sorted(
+        ["admin", "replica", "sentinel", "exporter", "sentinel-client", "cache", "sessions", "ratelimit", "celery"]
+        + ["pubsub", "analytics"]
+    )
+    assert not set(dev.outputs["passwords"].values()) & set(json.dumps(deployment).split('"'))
+    nodes = {n["name"]: n for n in deployment["nodes"]}
+    assert sorted(nodes) == sorted(
+        [f"redis-ha-redis-{i}" for i in (1, 2, 3)]
+        + [f"redis-ha-sentinel-{i}" for i in (1, 2, 3)]
+        + ["redis-ha-exporter"]
+    )
+    assert nodes["redis-ha-redis-1"] == {
+        "name": "redis-ha-redis-1",
+        "kind": "redis",
+        "role": "master",
+        "testinfraHost": "docker://redis-ha-redis-1",
+        "host": "redis-ha-redis-1",
+        "port": 6379,
+        "hostEndpoint": "127.0.0.1:16379",
+    }
+    assert deployment["masterName"] == "redis-ha" and deployment["quorum"] == 2
+    assert deployment["protectedSettings"]["maxmemory"] == str(256 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"quorum": 4}, "redis-ha:quorum"),
+        ({"maxmemoryPolicy": "allkeys-lru"}, "redis-ha:maxmemoryPolicy"),
+        ({"replica": 2}, "redis-ha:replica"),
+    ],
+)
+def test_bad_config_fails_before_any_resource_exists(override: dict, key: str) -> None:
+    run = ProgramRun()
+    with pytest.raises(pulumi.RunError, match=key):
+        run_program({**stack_config("dev"), **override}, stack="dev", run=run)
+    assert run.resources == []
+
+
+@pytest.fixture
+def mocks() -> ProgramRun:
+    return use_mocks()
+
+
+@pulumi.runtime.test
+def test_component_deployment_output_names_the_docker_hosts(mocks: ProgramRun) -> pulumi.Output:
+    from components.docker import RedisHA, RedisHAArgs
+    from components.settings import load_settings
+    from components.topology import build_sentinel_topology
+
+    settings = load_settings({"backend": "docker", "name": "unit"})
+    passwords = {
+        u: pulumi.Output.secret(f"pw-{u}") for u in ("admin", "replica", "sentinel", "exporter", "sentinel-client")
+    }
+    passwords |= {r.name: pulumi.Output.secret(f"pw-{r.name}") for r in settings.roles}
+    ha = RedisHA("unit", RedisHAArgs(settings, build_sentinel_topology(settings), passwords))
+
+    def check(deployment: dict) -> None:
+        hosts = [n["testinfraHost"] for n in deployment["nodes"]]
+        assert hosts[:3] == ["docker://unit-redis-1", "docker://unit-redis-2", "docker://unit-redis-3"]
+        assert all(h.startswith("docker://unit-") for h in hosts)
+
+    return ha.deployment.apply(check)

@@ -1,0 +1,397 @@
+"""redis-start.sh, the Redis pods' command, run against real Redis and Sentinel processes.
+
+The script under test is the one the prod stack ships (rendered from Pulumi.prod.yaml
+with the Kubernetes paths); the environment overrides only what differs on this host:
+the Sentinel addresses, this node's name and port, the deploy-time master and the
+password files. Redis nodes and Sentinels are Debian's redis-server/redis-sentinel
+7.0, started from the real rendered files (users.acl included) on free ports, bound
+to 127.0.0.1. Every process is stopped in fixture teardown.
+
+Each scenario runs under dash and under busybox ash (the alpine images' shell).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from components import rendering, security
+from components.kubernetes.redis_ha import PATHS as K8S_PATHS
+from components.settings import Settings, load_settings
+from components.topology import Node, SentinelTopology, build_sentinel_topology
+from tests.support.program import stack_config
+from tests.unit.conftest import LiveNode, connect, free_port, make_password, wait_until
+
+LOCALHOST = "127.0.0.1"
+SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
+SCRIPT_TIMEOUT = 30
+
+
+def prod_settings() -> Settings:
+    # Debian ships 7.0 here: 7.2-only directives would stop the real processes.
+    return dataclasses.replace(load_settings(stack_config("prod")), redis_version="7.0", maxmemory=64 * 1024**2)
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return prod_settings()
+
+
+@pytest.fixture(scope="module")
+def role_passwords(settings: Settings) -> dict[str, str]:
+    return {user: make_password() for user in security.user_names(settings)}
+
+
+@pytest.fixture(scope="module")
+def script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
+    """The start script exactly as the ConfigMap carries it."""
+    path = tmp_path_factory.mktemp("script") / "redis-start.sh"
+    path.write_text(rendering.render_start_script(settings, build_sentinel_topology(settings), K8S_PATHS))
+    return path
+
+
+@pytest.fixture(params=sorted(SHELLS))
+def shell(request: pytest.FixtureRequest) -> list[str]:
+    command = SHELLS[request.param]
+    assert shutil.which(command[0]), f"{command[0]} is needed to run the start script"
+    return command
+
+
+class Processes:
+    """Renders nodes into directories of their own and starts them; stops them all."""
+
+    def __init__(self, base: Path, settings: Settings, passwords: dict[str, str]) -> None:
+        self.base = base
+        self.settings = settings
+        self.passwords = passwords
+        self.nodes: list[LiveNode] = []
+        self.template = build_sentinel_topology(settings)
+        self.secrets = base / "secrets"
+        self.secrets.mkdir()
+        for user, file_name in (
+            ("sentinel-client", rendering.SENTINEL_CLIENT_PASSWORD_FILE),
+            ("admin", rendering.ADMIN_PASSWORD_FILE),
+        ):
+            (self.secrets / file_name).write_text(passwords[user] + "\n")
+
+    def topology(self, master_port: int, *replica_ports: int) -> SentinelTopology:
+        """A topology whose master listens on `master_port` of 127.0.0.1."""
+        redis_nodes = tuple(
+            dataclasses.replace(node, hostname=LOCALHOST, port=port)
+            for node, port in zip(self.template.redis_nodes, (master_port, *replica_ports), strict=False)
+        )
+        return dataclasses.replace(self.template, redis_nodes=redis_nodes)
+
+    def _write(self, name: str, node: Node, settings: Settings, topology: SentinelTopology) -> LiveNode:
+        directory = self.base / name
+        directory.mkdir()
+        paths = rendering.Paths(conf_dir=str(directory), data_dir=str(directory))
+        files = rendering.render_node_files(settings, topology, node, self.passwords, paths)
+        for file_name, content in files.items():
+            if file_name.endswith(".conf"):
+                # Test traffic stays on 127.0.0.1.
+                assert content.count("\nbind * -::*\n") == 1
+                content = content.replace("\nbind * -::*\n", f"\nbind {LOCALHOST}\n")
+            (directory / file_name).write_text(content)
+        conf = directory / ("sentinel.conf" if node.kind == "sentinel" else "redis.conf")
+        live = LiveNode(node=node, settings=settings, directory=directory, conf=conf)
+        self.nodes.append(live)
+        return live
+
+    def redis(self, name: str, topology: SentinelTopology, index: int) -> LiveNode:
+        """Render redis node `index` of `topology` (0 is its deploy-time master)."""
+        node = topology.redis_nodes[index]
+        return self._write(name, node, dataclasses.replace(self.settings, port=node.port), topology)
+
+    def sentinel(self, name: str, topology: SentinelTopology) -> LiveNode:
+        """Render a Sentinel that monitors the master of `topology`."""
+        node = dataclasses.replace(self.template.sentinels[0], hostname=LOCALHOST, port=free_port())
+        return self._write(name, node, dataclasses.replace(self.settings, sentinel_port=node.port), topology)
+
+    def start(self, live: LiveNode) -> LiveNode:
+        live.start()
+        live.wait_ready("admin", self.passwords["admin"])
+        return live
+
+    def client(self, port: int, user: str = "admin") -> redis.Redis:
+        return connect(port, user, self.passwords[user])
+
+    def stop_all(self) -> None:
+        for live in reversed(self.nodes):
+            live.stop()
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, settings: Settings, role_passwords: dict[str, str]
+) -> Iterator[dict[str, object]]:
+    """Two independent masters, B and C; Sentinels S1 and S2 say the master is B, S3
+    (as a Sentinel restarted with stale config would) says C; one address is dead."""
+    procs = Processes(tmp_path_factory.mktemp("world"), settings, role_passwords)
+    try:
+        b_topology = procs.topology(free_port())
+        c_topology = procs.topology(free_port())
+        b = procs.start(procs.redis("b", b_topology, 0))
+        c = procs.start(procs.redis("c", c_topology, 0))
+        s1 = procs.start(procs.sentinel("s1", b_topology))
+        s2 = procs.start(procs.sentinel("s2", b_topology))
+        s3 = procs.start(procs.sentinel("s3", c_topology))
+        yield {"procs": procs, "b": b, "c": c, "s1": s1, "s2": s2, "s3": s3, "dead": free_port()}
+    finally:
+        procs.stop_all()
+
+
+@pytest.fixture
+def procs(tmp_path: Path, settings: Settings, role_passwords: dict[str, str]) -> Iterator[Processes]:
+    """Processes of one test's own, for the tests that start or fail over a node."""
+    processes = Processes(tmp_path, settings, role_passwords)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+def script_env(
+    procs: Processes, *, port: int, sentinels: list[int], deploy_master: int, conf: Path | None = None, **extra: str
+) -> dict[str, str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "REDIS_HA_PORT": str(port),
+        "REDIS_HA_HOSTNAME": LOCALHOST,
+        "REDIS_HA_SENTINELS": " ".join(f"{LOCALHOST}:{p}" for p in sentinels),
+        "REDIS_HA_DEPLOY_MASTER": f"{LOCALHOST}:{deploy_master}",
+        "REDIS_HA_SENTINEL_PASSWORD_FILE": str(procs.secrets / rendering.SENTINEL_CLIENT_PASSWORD_FILE),
+        "REDIS_HA_ADMIN_PASSWORD_FILE": str(procs.secrets / rendering.ADMIN_PASSWORD_FILE),
+        "REDIS_HA_CLI_TIMEOUT": "2",
+    }
+    if conf is not None:
+        env["REDIS_HA_CONF"] = str(conf)
+    return {**env, **extra}
+
+
+def decide(shell: list[str], script: Path, env: dict[str, str]) -> str:
+    """Run the script in decide-only mode; its stdout is the decision."""
+    result = subprocess.run(
+        [*shell, str(script)],
+        env={**env, "REDIS_HA_DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def replicaof_lines(conf: Path) -> list[str]:
+    return [line for line in conf.read_text().splitlines() if line.split(" ", 1)[0].lower() in ("replicaof", "slaveof")]
+
+
+# --- the script itself --------------------------------------------------------------
+
+
+def test_script_parses_in_the_shell(shell: list[str], script: Path) -> None:
+    result = subprocess.run([*shell, "-n", str(script)], capture_output=True, text=True, timeout=SCRIPT_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shipped_defaults_name_the_deployed_nodes(script: Path, settings: Settings) -> None:
+    topology = build_sentinel_topology(settings)
+    text = script.read_text()
+    sentinels = " ".join(f"{n.hostname}:{n.port}" for n in topology.sentinels)
+    assert f'REDIS_HA_SENTINELS:-"{sentinels}"' in text
+    assert f"REDIS_HA_DEPLOY_MASTER:-{topology.master.hostname}:{topology.master.port}" in text
+    # A pod's own hostname is its name under the Redis headless Service.
+    assert f"$pod.{settings.name}-redis-headless.{settings.namespace}.svc.cluster.local" in text
+    assert f"{K8S_PATHS.conf_dir}/{rendering.SENTINEL_CLIENT_PASSWORD_FILE}" in text
+
+
+# --- fresh cluster: no Sentinel answers -> deploy-time role ---------------------------
+
+
+def test_fresh_cluster_deploy_time_master_starts_as_master(shell: list[str], script: Path, procs: Processes) -> None:
+    me = free_port()
+    env = script_env(procs, port=me, sentinels=[free_port(), free_port(), free_port()], deploy_master=me)
+    assert decide(shell, script, env) == "master"
+
+
+def test_fresh_cluster_other_nodes_replicate_the_deploy_time_master(
+    shell: list[str], script: Path, procs: Processes
+) -> None:
+    master = free_port()
+    env = script_env(procs, port=free_port(), sentinels=[free_port(), free_port()], deploy_master=master)
+    assert decide(shell, script, env) == f"replicaof {LOCALHOST} {master}"
+
+
+# --- the Sentinels answer ----------------------------------------------------------------
+
+
+def test_after_failover_the_deploy_time_master_starts_as_replica(
+    shell: list[str], script: Path, world: dict[str, object]
+) -> None:
+    procs, b = world["procs"], world["b"]
+    assert isinstance(procs, Processes) and isinstance(b, LiveNode)
+    me = free_port()
+    # This node was deployed as the master; the Sentinels have since promoted B.
+    sentinels = [world["dead"], world["s1"].port, world["s2"].port]  # type: ignore[attr-defined]
+    env = script_env(procs, port=me, sentinels=sentinels, deploy_master=me)
+    assert decide(shell, script, env) == f"replicaof {LOCALHOST} {b.port}"
+
+
+def test_node_the_sentinels_name_starts_as_master(shell: list[str], script: Path, world: dict[str, object]) -> None:
+    procs, b = world["procs"], world["b"]
+    assert isinstance(procs, Processes) and isinstance(b, LiveNode)
+    # Deployed as a replica, but after a failover the Sentinels name this node.
+    env = script_env(procs, port=b.port, sentinels=[world["s1"].port], deploy_master=free_port())  # type: ignore[attr-defined]
+    assert decide(shell, script, env) == "master"
+
+
+def test_majority_of_sentinels_wins_over_a_stale_one(shell: list[str], script: Path, world: dict[str, object]) -> None:
+    procs, b, c = world["procs"], world["b"], world["c"]
+    assert isinstance(procs, Processes) and isinstance(b, LiveNode) and isinstance(c, LiveNode)
+    s1, s2, s3 = (world[k].port for k in ("s1", "s2", "s3"))  # type: ignore[attr-defined]
+    # S3 alone names C ...
+    alone = script_env(procs, port=free_port(), sentinels=[s3], deploy_master=free_port())
+    assert decide(shell, script, alone) == f"replicaof {LOCALHOST} {c.port}"
+    # ... but asked with S1 and S2, C is outvoted: it must not come back as a master.
+    outvoted = script_env(procs, port=c.port, sentinels=[s3, s1, s2], deploy_master=c.port)
+    assert decide(shell, script, outvoted) == f"replicaof {LOCALHOST} {b.port}"
+
+
+def test_sentinel_that_refuses_the_login_counts_as_unreachable(
+    shell: list[str], script: Path, world: dict[str, object], tmp_path: Path
+) -> None:
+    procs = world["procs"]
+    assert isinstance(procs, Processes)
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    me = free_port()
+    env = script_env(
+        procs,
+        port=me,
+        sentinels=[world["s1"].port, world["s2"].port],  # type: ignore[attr-defined]
+        deploy_master=me,
+        REDIS_HA_SENTINEL_PASSWORD_FILE=str(wrong),
+    )
+    assert decide(shell, script, env) == "master"
+
+
+# --- the real start: exec redis-server ------------------------------------------------
+
+
+def start_with_script(shell: list[str], script: Path, live: LiveNode, env: dict[str, str]) -> None:
+    """Run the script as the node's process: it must exec redis-server in its place."""
+    with live.log.open("ab") as log:
+        live.process = subprocess.Popen(
+            [*shell, str(script)], env=env, cwd=live.directory, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def test_exec_starts_a_replica_of_the_master_the_sentinels_name(
+    shell: list[str], script: Path, procs: Processes, world: dict[str, object]
+) -> None:
+    b = world["b"]
+    assert isinstance(b, LiveNode)
+    # Rendered as the deploy-time master (no replicaof line at all).
+    me = procs.redis("a", procs.topology(free_port()), 0)
+    assert replicaof_lines(me.conf) == []
+    sentinels = [world["s1"].port, world["s2"].port, world["s3"].port]  # type: ignore[attr-defined]
+    start_with_script(
+        shell, script, me, script_env(procs, port=me.port, sentinels=sentinels, deploy_master=me.port, conf=me.conf)
+    )
+    me.wait_ready("admin", procs.passwords["admin"])
+
+    role = procs.client(me.port).execute_command("ROLE")
+    assert role[:3] == ["slave", LOCALHOST, b.port]
+    wait_until(
+        lambda: procs.client(me.port).execute_command("ROLE")[3] == "connected",
+        10,
+        f"the replication link to B\n{me.log_tail()}",
+    )
+    assert replicaof_lines(me.conf) == [f"replicaof {LOCALHOST} {b.port}"]
+    # exec: the script's own process is now redis-server.
+    assert me.process is not None and me.process.poll() is None
+    assert Path(f"/proc/{me.process.pid}/exe").resolve().name.startswith("redis")
+
+
+def test_exec_starts_as_master_when_the_sentinels_name_this_node(
+    shell: list[str], script: Path, procs: Processes
+) -> None:
+    # Rendered as a replica of a node that no longer exists ...
+    topology = procs.topology(free_port(), free_port())
+    me = procs.redis("d", topology, 1)
+    assert replicaof_lines(me.conf) == [f"replicaof {LOCALHOST} {topology.master.port}"]
+    # ... while the Sentinels (failed over) name this node.
+    sentinel = procs.start(procs.sentinel("s4", procs.topology(me.port)))
+    env = script_env(procs, port=me.port, sentinels=[sentinel.port], deploy_master=topology.master.port, conf=me.conf)
+    start_with_script(shell, script, me, env)
+    me.wait_ready("admin", procs.passwords["admin"])
+
+    assert procs.client(me.port).execute_command("ROLE")[0] == "master"
+    assert replicaof_lines(me.conf) == []
+    assert me.process is not None and me.process.poll() is None
+
+
+# --- preStop: hand mastership over before a planned stop ------------------------------
+
+
+def sentinel_master(procs: Processes, sentinel: LiveNode) -> tuple[str, int]:
+    host, port = procs.client(sentinel.port, "sentinel-client").execute_command(
+        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", procs.settings.master_name
+    )
+    return host, int(port)
+
+
+def prestop(shell: list[str], script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*shell, str(script), "prestop"], env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT + 30
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_prestop_hands_mastership_to_a_replica(shell: list[str], script: Path, procs: Processes) -> None:
+    topology = procs.topology(free_port(), free_port())
+    master = procs.start(procs.redis("m", topology, 0))
+    replica = procs.start(procs.redis("r", topology, 1))
+    wait_until(
+        lambda: procs.client(replica.port).info("replication")["master_link_status"] == "up",
+        10,
+        "the replica's link",
+    )
+    sentinel = procs.start(procs.sentinel("s", topology))
+
+    def replica_known() -> bool:
+        replicas = procs.client(sentinel.port).execute_command("SENTINEL", "REPLICAS", procs.settings.master_name)
+        fields = [dict(zip(r[::2], r[1::2], strict=True)) for r in replicas]
+        return any(int(f["port"]) == replica.port and f["flags"] == "slave" for f in fields)
+
+    wait_until(replica_known, 15, "the Sentinel to know the replica", interval=0.2)
+    procs.client(master.port).set("before-handover", "kept")
+    common = {"sentinels": [sentinel.port], "deploy_master": master.port, "REDIS_HA_FAILOVER_WAIT": "20"}
+
+    # On a replica the hook does nothing.
+    prestop(shell, script, script_env(procs, port=replica.port, **common))  # type: ignore[arg-type]
+    assert procs.client(master.port).execute_command("ROLE")[0] == "master"
+    assert sentinel_master(procs, sentinel) == (LOCALHOST, master.port)
+
+    # On the master it returns only once another node is master and this one follows it.
+    started = time.monotonic()
+    result = prestop(shell, script, script_env(procs, port=master.port, **common))  # type: ignore[arg-type]
+    assert time.monotonic() - started < 25, result.stderr
+    print("PRESTOP", time.monotonic() - started, result.stderr)
+    assert sentinel_master(procs, sentinel) == (LOCALHOST, replica.port)
+    assert procs.client(replica.port).execute_command("ROLE")[0] == "master"
+    assert procs.client(master.port).execute_command("ROLE")[:3] == ["slave", LOCALHOST, replica.port]
+    with pytest.raises(redis.ReadOnlyError):
+        procs.client(master.port).set("after-handover", "refused")
+    assert procs.client(replica.port).get("before-handover") == "kept"
+    # Writes are no longer held on the old master: a read-only command answers at once.
+    assert procs.client(master.port).get("before-handover") == "kept"
