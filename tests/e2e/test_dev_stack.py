@@ -77,6 +77,17 @@ def test_broken_deployment_fails_verification_with_a_clear_message(dev_deploymen
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+def test_failover_drills_pass_on_the_dev_stack(dev_deployment: Deployment) -> None:
+    result = verify(dev_deployment.outputs_path, "--destructive", "--", "-m", "destructive")
+    print(result.stdout[-4000:])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary == "redis-ha-verify: 8 properties hold, 0 do not", summary
+    # After the drills the topology is healthy again: the whole non-destructive suite passes.
+    result = verify(dev_deployment.outputs_path)
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
 def test_destroy_removes_every_container_volume_and_network(
     test_images: None, docker_client: docker.DockerClient, tmp_path
 ) -> None:

@@ -33,6 +33,7 @@ from tests.unit.conftest import LiveNode, connect, free_port, make_password, wai
 LOCALHOST = "127.0.0.1"
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
 SCRIPT_TIMEOUT = 30
+TLS_FILES = ("ca.crt", "tls.crt", "tls.key")
 
 
 def prod_settings() -> Settings:
@@ -68,10 +69,14 @@ def shell(request: pytest.FixtureRequest) -> list[str]:
 class Processes:
     """Renders nodes into directories of their own and starts them; stops them all."""
 
-    def __init__(self, base: Path, settings: Settings, passwords: dict[str, str]) -> None:
+    def __init__(self, base: Path, settings: Settings, passwords: dict[str, str], tls_dir: Path | None = None) -> None:
         self.base = base
         self.settings = settings
         self.passwords = passwords
+        # With TLS every node finds ca.crt, tls.crt and tls.key next to its config,
+        # where the pods' init containers put them.
+        self.tls_dir = tls_dir
+        assert settings.tls == (tls_dir is not None)
         self.nodes: list[LiveNode] = []
         self.template = build_sentinel_topology(settings)
         self.secrets = base / "secrets"
@@ -101,6 +106,9 @@ class Processes:
                 assert content.count("\nbind * -::*\n") == 1
                 content = content.replace("\nbind * -::*\n", f"\nbind {LOCALHOST}\n")
             (directory / file_name).write_text(content)
+        if self.tls_dir is not None:
+            for file_name in TLS_FILES:
+                shutil.copy(self.tls_dir / file_name, directory / file_name)
         conf = directory / ("sentinel.conf" if node.kind == "sentinel" else "redis.conf")
         live = LiveNode(node=node, settings=settings, directory=directory, conf=conf)
         self.nodes.append(live)
@@ -118,33 +126,60 @@ class Processes:
 
     def start(self, live: LiveNode) -> LiveNode:
         live.start()
-        live.wait_ready("admin", self.passwords["admin"])
+        self.wait_ready(live)
         return live
 
+    def wait_ready(self, live: LiveNode) -> None:
+        """Until the node answers PING as admin; fail with its log if it died."""
+
+        def answers() -> bool:
+            assert live.process is not None
+            if live.process.poll() is not None:
+                raise AssertionError(f"{live.node.name} exited with {live.process.returncode}:\n{live.log_tail()}")
+            return self.client(live.port).ping()
+
+        wait_until(answers, 10, f"{live.node.name} to answer\n{live.log_tail()}")
+
     def client(self, port: int, user: str = "admin") -> redis.Redis:
-        return connect(port, user, self.passwords[user])
+        tls = {"ssl": True, "ssl_ca_certs": str(self.tls_dir / "ca.crt")} if self.tls_dir is not None else {}
+        return connect(port, user, self.passwords[user], **tls)
 
     def stop_all(self) -> None:
         for live in reversed(self.nodes):
             live.stop()
 
 
+@dataclasses.dataclass(frozen=True)
+class World:
+    """Two independent masters, B and C; Sentinels S1 and S2 say the master is B, S3
+    (as a Sentinel restarted with stale config would) says C; nothing listens on `dead`."""
+
+    procs: Processes
+    b: LiveNode
+    c: LiveNode
+    s1: LiveNode
+    s2: LiveNode
+    s3: LiveNode
+    dead: int
+
+
 @pytest.fixture(scope="module")
 def world(
     tmp_path_factory: pytest.TempPathFactory, settings: Settings, role_passwords: dict[str, str]
-) -> Iterator[dict[str, object]]:
-    """Two independent masters, B and C; Sentinels S1 and S2 say the master is B, S3
-    (as a Sentinel restarted with stale config would) says C; one address is dead."""
+) -> Iterator[World]:
     procs = Processes(tmp_path_factory.mktemp("world"), settings, role_passwords)
     try:
         b_topology = procs.topology(free_port())
         c_topology = procs.topology(free_port())
-        b = procs.start(procs.redis("b", b_topology, 0))
-        c = procs.start(procs.redis("c", c_topology, 0))
-        s1 = procs.start(procs.sentinel("s1", b_topology))
-        s2 = procs.start(procs.sentinel("s2", b_topology))
-        s3 = procs.start(procs.sentinel("s3", c_topology))
-        yield {"procs": procs, "b": b, "c": c, "s1": s1, "s2": s2, "s3": s3, "dead": free_port()}
+        yield World(
+            procs=procs,
+            b=procs.start(procs.redis("b", b_topology, 0)),
+            c=procs.start(procs.redis("c", c_topology, 0)),
+            s1=procs.start(procs.sentinel("s1", b_topology)),
+            s2=procs.start(procs.sentinel("s2", b_topology)),
+            s3=procs.start(procs.sentinel("s3", c_topology)),
+            dead=free_port(),
+        )
     finally:
         procs.stop_all()
 
@@ -233,53 +268,43 @@ def test_fresh_cluster_other_nodes_replicate_the_deploy_time_master(
 # --- the Sentinels answer ----------------------------------------------------------------
 
 
-def test_after_failover_the_deploy_time_master_starts_as_replica(
-    shell: list[str], script: Path, world: dict[str, object]
-) -> None:
-    procs, b = world["procs"], world["b"]
-    assert isinstance(procs, Processes) and isinstance(b, LiveNode)
+def test_after_failover_the_deploy_time_master_starts_as_replica(shell: list[str], script: Path, world: World) -> None:
     me = free_port()
     # This node was deployed as the master; the Sentinels have since promoted B.
-    sentinels = [world["dead"], world["s1"].port, world["s2"].port]  # type: ignore[attr-defined]
-    env = script_env(procs, port=me, sentinels=sentinels, deploy_master=me)
-    assert decide(shell, script, env) == f"replicaof {LOCALHOST} {b.port}"
+    env = script_env(world.procs, port=me, sentinels=[world.dead, world.s1.port, world.s2.port], deploy_master=me)
+    assert decide(shell, script, env) == f"replicaof {LOCALHOST} {world.b.port}"
 
 
-def test_node_the_sentinels_name_starts_as_master(shell: list[str], script: Path, world: dict[str, object]) -> None:
-    procs, b = world["procs"], world["b"]
-    assert isinstance(procs, Processes) and isinstance(b, LiveNode)
+def test_node_the_sentinels_name_starts_as_master(shell: list[str], script: Path, world: World) -> None:
     # Deployed as a replica, but after a failover the Sentinels name this node.
-    env = script_env(procs, port=b.port, sentinels=[world["s1"].port], deploy_master=free_port())  # type: ignore[attr-defined]
+    env = script_env(world.procs, port=world.b.port, sentinels=[world.s1.port], deploy_master=free_port())
     assert decide(shell, script, env) == "master"
 
 
-def test_majority_of_sentinels_wins_over_a_stale_one(shell: list[str], script: Path, world: dict[str, object]) -> None:
-    procs, b, c = world["procs"], world["b"], world["c"]
-    assert isinstance(procs, Processes) and isinstance(b, LiveNode) and isinstance(c, LiveNode)
-    s1, s2, s3 = (world[k].port for k in ("s1", "s2", "s3"))  # type: ignore[attr-defined]
+def test_majority_of_sentinels_wins_over_a_stale_one(shell: list[str], script: Path, world: World) -> None:
     # S3 alone names C ...
-    alone = script_env(procs, port=free_port(), sentinels=[s3], deploy_master=free_port())
-    assert decide(shell, script, alone) == f"replicaof {LOCALHOST} {c.port}"
+    alone = script_env(world.procs, port=free_port(), sentinels=[world.s3.port], deploy_master=free_port())
+    assert decide(shell, script, alone) == f"replicaof {LOCALHOST} {world.c.port}"
     # ... but asked with S1 and S2, C is outvoted: it must not come back as a master.
-    outvoted = script_env(procs, port=c.port, sentinels=[s3, s1, s2], deploy_master=c.port)
-    assert decide(shell, script, outvoted) == f"replicaof {LOCALHOST} {b.port}"
+    sentinels = [world.s3.port, world.s1.port, world.s2.port]
+    outvoted = script_env(world.procs, port=world.c.port, sentinels=sentinels, deploy_master=world.c.port)
+    assert decide(shell, script, outvoted) == f"replicaof {LOCALHOST} {world.b.port}"
 
 
 def test_sentinel_that_refuses_the_login_counts_as_unreachable(
-    shell: list[str], script: Path, world: dict[str, object], tmp_path: Path
+    shell: list[str], script: Path, world: World, tmp_path: Path
 ) -> None:
-    procs = world["procs"]
-    assert isinstance(procs, Processes)
     wrong = tmp_path / "wrong.password"
     wrong.write_text("not-the-password\n")
     me = free_port()
     env = script_env(
-        procs,
+        world.procs,
         port=me,
-        sentinels=[world["s1"].port, world["s2"].port],  # type: ignore[attr-defined]
+        sentinels=[world.s1.port, world.s2.port],
         deploy_master=me,
         REDIS_HA_SENTINEL_PASSWORD_FILE=str(wrong),
     )
+    # Without an answer the node falls back to its deploy-time role (here: master).
     assert decide(shell, script, env) == "master"
 
 
@@ -294,19 +319,29 @@ def start_with_script(shell: list[str], script: Path, live: LiveNode, env: dict[
         )
 
 
+def wait_aof_settled(procs: Processes, live: LiveNode) -> None:
+    """After a full sync a replica rewrites its AOF and ignores SIGTERM until that is
+    done ("Writing initial AOF, can't exit"); let it finish so teardown is prompt."""
+
+    def settled() -> bool:
+        info = procs.client(live.port).info("persistence")
+        return info["aof_rewrite_in_progress"] == 0 and info["aof_rewrite_scheduled"] == 0
+
+    wait_until(settled, 10, f"{live.node.name}'s initial AOF rewrite")
+
+
 def test_exec_starts_a_replica_of_the_master_the_sentinels_name(
-    shell: list[str], script: Path, procs: Processes, world: dict[str, object]
+    shell: list[str], script: Path, procs: Processes, world: World
 ) -> None:
-    b = world["b"]
-    assert isinstance(b, LiveNode)
+    b = world.b
     # Rendered as the deploy-time master (no replicaof line at all).
     me = procs.redis("a", procs.topology(free_port()), 0)
     assert replicaof_lines(me.conf) == []
-    sentinels = [world["s1"].port, world["s2"].port, world["s3"].port]  # type: ignore[attr-defined]
+    sentinels = [world.s1.port, world.s2.port, world.s3.port]
     start_with_script(
         shell, script, me, script_env(procs, port=me.port, sentinels=sentinels, deploy_master=me.port, conf=me.conf)
     )
-    me.wait_ready("admin", procs.passwords["admin"])
+    procs.wait_ready(me)
 
     role = procs.client(me.port).execute_command("ROLE")
     assert role[:3] == ["slave", LOCALHOST, b.port]
@@ -319,6 +354,7 @@ def test_exec_starts_a_replica_of_the_master_the_sentinels_name(
     # exec: the script's own process is now redis-server.
     assert me.process is not None and me.process.poll() is None
     assert Path(f"/proc/{me.process.pid}/exe").resolve().name.startswith("redis")
+    wait_aof_settled(procs, me)
 
 
 def test_exec_starts_as_master_when_the_sentinels_name_this_node(
@@ -332,7 +368,7 @@ def test_exec_starts_as_master_when_the_sentinels_name_this_node(
     sentinel = procs.start(procs.sentinel("s4", procs.topology(me.port)))
     env = script_env(procs, port=me.port, sentinels=[sentinel.port], deploy_master=topology.master.port, conf=me.conf)
     start_with_script(shell, script, me, env)
-    me.wait_ready("admin", procs.passwords["admin"])
+    procs.wait_ready(me)
 
     assert procs.client(me.port).execute_command("ROLE")[0] == "master"
     assert replicaof_lines(me.conf) == []
@@ -375,18 +411,21 @@ def test_prestop_hands_mastership_to_a_replica(shell: list[str], script: Path, p
 
     wait_until(replica_known, 15, "the Sentinel to know the replica", interval=0.2)
     procs.client(master.port).set("before-handover", "kept")
-    common = {"sentinels": [sentinel.port], "deploy_master": master.port, "REDIS_HA_FAILOVER_WAIT": "20"}
+
+    def env(port: int) -> dict[str, str]:
+        return script_env(
+            procs, port=port, sentinels=[sentinel.port], deploy_master=master.port, REDIS_HA_FAILOVER_WAIT="20"
+        )
 
     # On a replica the hook does nothing.
-    prestop(shell, script, script_env(procs, port=replica.port, **common))  # type: ignore[arg-type]
+    prestop(shell, script, env(replica.port))
     assert procs.client(master.port).execute_command("ROLE")[0] == "master"
     assert sentinel_master(procs, sentinel) == (LOCALHOST, master.port)
 
     # On the master it returns only once another node is master and this one follows it.
     started = time.monotonic()
-    result = prestop(shell, script, script_env(procs, port=master.port, **common))  # type: ignore[arg-type]
+    result = prestop(shell, script, env(master.port))
     assert time.monotonic() - started < 25, result.stderr
-    print("PRESTOP", time.monotonic() - started, result.stderr)
     assert sentinel_master(procs, sentinel) == (LOCALHOST, replica.port)
     assert procs.client(replica.port).execute_command("ROLE")[0] == "master"
     assert procs.client(master.port).execute_command("ROLE")[:3] == ["slave", LOCALHOST, replica.port]
@@ -395,3 +434,84 @@ def test_prestop_hands_mastership_to_a_replica(shell: list[str], script: Path, p
     assert procs.client(replica.port).get("before-handover") == "kept"
     # Writes are no longer held on the old master: a read-only command answers at once.
     assert procs.client(master.port).get("before-handover") == "kept"
+
+
+# --- TLS: the same decisions and replication with the plain-text ports closed ---------
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA and a node certificate for 127.0.0.1, made with the openssl CLI (the stack
+    makes them with pulumi_tls, which needs its provider)."""
+    assert shutil.which("openssl"), "openssl is needed to make test certificates"
+    directory = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=30)
+
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=redis-ha test CA", "-days", "2", "-out", "ca.crt")
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "tls.key")
+    openssl("req", "-new", "-key", "tls.key", "-subj", "/CN=redis-ha test node", "-out", "tls.csr")
+    (directory / "ext.cnf").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    openssl(
+        *("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"),
+        *("-days", "2", "-extfile", "ext.cnf", "-out", "tls.crt"),
+    )
+    return directory
+
+
+@pytest.fixture
+def tls_procs(tmp_path: Path, settings: Settings, role_passwords: dict[str, str], tls_dir: Path) -> Iterator[Processes]:
+    processes = Processes(tmp_path, dataclasses.replace(settings, tls=True), role_passwords, tls_dir=tls_dir)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+def test_tls_start_script_asks_the_sentinels_and_replicates_over_tls(
+    shell: list[str], tmp_path: Path, tls_procs: Processes, tls_dir: Path
+) -> None:
+    procs = tls_procs
+    script = tmp_path / "redis-start.sh"
+    script.write_text(rendering.render_start_script(procs.settings, procs.template, K8S_PATHS))
+    assert '"--tls --cacert /etc/redis-ha/ca.crt"' in script.read_text()
+    b_topology = procs.topology(free_port())
+    b = procs.start(procs.redis("b", b_topology, 0))
+    sentinel = procs.start(procs.sentinel("s", b_topology))
+
+    # tls-replication: the Sentinel's own links to Redis are TLS too.
+    def sentinel_sees_master() -> bool:
+        state = procs.client(sentinel.port).execute_command("SENTINEL", "MASTER", procs.settings.master_name)
+        fields = dict(zip(state[::2], state[1::2], strict=True))
+        return fields["flags"] == "master" and fields["role-reported"] == "master"
+
+    wait_until(sentinel_sees_master, 10, f"the Sentinel's TLS link to B\n{sentinel.log_tail()}")
+    # `port 0`: nothing answers in plain text.
+    with pytest.raises(redis.ConnectionError):
+        connect(b.port, "admin", procs.passwords["admin"]).ping()
+    with pytest.raises(redis.ConnectionError):
+        connect(sentinel.port, "admin", procs.passwords["admin"]).ping()
+
+    me = procs.redis("a", procs.topology(free_port()), 0)
+    env = script_env(
+        procs,
+        port=me.port,
+        sentinels=[sentinel.port],
+        deploy_master=me.port,
+        conf=me.conf,
+        REDIS_HA_TLS_ARGS=f"--tls --cacert {tls_dir / 'ca.crt'}",
+    )
+    assert decide(shell, script, env) == f"replicaof {LOCALHOST} {b.port}"
+    start_with_script(shell, script, me, env)
+    procs.wait_ready(me)
+    # tls-replication: the replica's link to B is TLS, and it comes up.
+    wait_until(
+        lambda: procs.client(me.port).execute_command("ROLE")[:4] == ["slave", LOCALHOST, b.port, "connected"],
+        10,
+        f"the TLS replication link\n{me.log_tail()}",
+    )
+    wait_aof_settled(procs, me)

@@ -1,0 +1,690 @@
+"""The whole program for the prod stack (Kubernetes) under Pulumi's mocks.
+
+No cluster can run here: the resource graph is checked for what a cluster would
+enforce or what would only show on the first failover (selectors that select nothing,
+mounts of undeclared volumes, a password in a ConfigMap), and every generated manifest
+is validated, strictly, against the Kubernetes OpenAPI schema shipped with
+kubernetes-validate (offline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes_validate
+import pulumi
+import pytest
+from kubernetes_validate.utils import latest_version
+
+from components import rendering
+from components.kubernetes import redis_ha as k8s_ha
+from components.settings import Settings, load_settings
+from components.topology import build_sentinel_topology
+from tests.support import program as support
+from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config, use_mocks
+
+COMPONENT = "redis-ha:kubernetes:RedisHA"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+STATEFULSET = "kubernetes:apps/v1:StatefulSet"
+SERVICE = "kubernetes:core/v1:Service"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+NETWORKPOLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+SECRET_KEY = "4dabf18193072939515e22adb298388d"
+# The newest Kubernetes whose schemas the installed kubernetes-validate ships.
+KUBERNETES_VERSION = latest_version()
+TLS_OVERRIDES = {"tls": "true", "storageClass": "fast-ssd"}
+USERS = ("admin", "replica", "sentinel", "exporter", "sentinel-client")
+MIB = 1024**2
+
+
+def _pem(kind: str, name: str) -> str:
+    return f"-----BEGIN {kind}-----\nmock-{name}-{kind.lower().replace(' ', '-')}\n-----END {kind}-----\n"
+
+
+@pytest.fixture(scope="module")
+def tls_provider_outputs() -> Iterator[None]:
+    """pulumi_tls computes its PEMs in the provider; under mocks a resource's outputs
+    are its inputs, so stand in for the provider with recognisable PEM text."""
+    original = support._Mocks.new_resource
+
+    def new_resource(self: Any, args: Any) -> tuple[str, dict[str, Any]]:
+        resource_id, state = original(self, args)
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = _pem("PRIVATE KEY", args.name)
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = _pem("CERTIFICATE REQUEST", args.name)
+        elif args.typ.startswith("tls:index/") and args.typ.endswith("Cert"):
+            state["certPem"] = _pem("CERTIFICATE", args.name)
+        return resource_id, state
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(support._Mocks, "new_resource", new_resource)
+        yield
+
+
+@pytest.fixture(scope="module")
+def prod() -> ProgramRun:
+    return run_program(stack_config("prod"), stack="prod")
+
+
+@pytest.fixture(scope="module")
+def prod_tls(tls_provider_outputs: None) -> ProgramRun:
+    return run_program({**stack_config("prod"), **TLS_OVERRIDES}, stack="prod")
+
+
+@pytest.fixture(scope="module", params=["prod", "prod_tls"])
+def any_run(request: pytest.FixtureRequest) -> ProgramRun:
+    return request.getfixturevalue(request.param)
+
+
+def settings_of(overrides: dict[str, str] | None = None) -> Settings:
+    return load_settings({**stack_config("prod"), **(overrides or {})})
+
+
+# --- helpers over the recorded registrations ------------------------------------------
+
+
+def _ints(value: Any) -> Any:
+    """The wire format carries every number as a float; manifests want integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def manifest(resource: support.Registered) -> dict[str, Any]:
+    """The Kubernetes object the provider would send: the registered inputs are the
+    camelCase manifest itself (apiVersion, kind, metadata, ...)."""
+    return _ints(resource.inputs)
+
+
+def k8s_resources(run: ProgramRun) -> list[support.Registered]:
+    return [r for r in run.resources if r.type.startswith("kubernetes:")]
+
+
+def named(run: ProgramRun, token: str) -> dict[str, dict[str, Any]]:
+    """metadata.name -> manifest, for every resource of one type."""
+    return {m["metadata"]["name"]: m for m in (manifest(r) for r in run.of_type(token))}
+
+
+def pod_spec(statefulset: dict[str, Any]) -> dict[str, Any]:
+    return statefulset["spec"]["template"]["spec"]
+
+
+def all_containers(statefulset: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = pod_spec(statefulset)
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def container(statefulset: dict[str, Any], name: str) -> dict[str, Any]:
+    matches = [c for c in pod_spec(statefulset)["containers"] if c["name"] == name]
+    assert len(matches) == 1, name
+    return matches[0]
+
+
+def label_selector(token: str, m: dict[str, Any]) -> dict[str, str]:
+    """The labels a Service, PDB or NetworkPolicy selects pods by (only matchLabels is used)."""
+    if token == SERVICE:
+        return m["spec"]["selector"]
+    selector = m["spec"]["podSelector" if token == NETWORKPOLICY else "selector"]
+    assert set(selector) == {"matchLabels"}, m["metadata"]["name"]
+    return selector["matchLabels"]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def user_passwords(run: ProgramRun) -> dict[str, str]:
+    """user -> generated password (the mocks record them by resource name)."""
+    prefix = "redis-ha-credentials-"
+    return {name.removeprefix(prefix): password for name, password in run.passwords.items()}
+
+
+def secret_values(run: ProgramRun) -> set[str]:
+    """Every password, its sha256 as an ACL file stores it, and every private key."""
+    values = set(run.passwords.values())
+    values |= {hashlib.sha256(p.encode()).hexdigest() for p in run.passwords.values()}
+    values |= {_pem("PRIVATE KEY", r.name) for r in run.of_type("tls:index/privateKey:PrivateKey")}
+    return values
+
+
+def plain_strings(value: Any) -> list[str]:
+    """Every string in a wire-format value that is NOT inside a secret."""
+    if isinstance(value, dict):
+        if value.get(SECRET_KEY) == SECRET_SIG:
+            return []
+        return [s for k, v in value.items() for s in [k, *plain_strings(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in plain_strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def is_secret(wire_value: Any) -> bool:
+    return isinstance(wire_value, dict) and wire_value.get(SECRET_KEY) == SECRET_SIG
+
+
+# --- the component and its children ---------------------------------------------------
+
+
+def test_every_child_is_parented_to_the_component(any_run: ProgramRun) -> None:
+    component = any_run.by_name("redis-ha")
+    assert component.type == COMPONENT
+    assert component.inputs == {}  # no args or secrets as props: they would land in state
+    children = [r for r in any_run.resources if r.type.startswith(("kubernetes:", "tls:"))]
+    assert children
+    assert all(r.parent == component.urn for r in children), [r.name for r in children if r.parent != component.urn]
+    assert all(r.name.startswith("redis-ha-") for r in children)
+
+
+def test_resource_counts(prod: ProgramRun) -> None:
+    assert len(prod.of_type(NAMESPACE)) == 1
+    statefulsets = named(prod, STATEFULSET)
+    assert sorted(statefulsets) == ["redis-ha-redis", "redis-ha-sentinel"]
+    assert all(s["spec"]["replicas"] == 3 for s in statefulsets.values())
+    assert sorted(named(prod, SERVICE)) == [
+        "redis-ha-exporter",
+        "redis-ha-redis-headless",
+        "redis-ha-sentinel",
+        "redis-ha-sentinel-headless",
+    ]
+    assert len(prod.of_type(PDB)) == 2
+    assert len(prod.of_type(NETWORKPOLICY)) == 2
+    assert sorted(named(prod, SECRET)) == ["redis-ha-exporter", "redis-ha-redis", "redis-ha-sentinel"]
+    assert sorted(named(prod, CONFIGMAP)) == ["redis-ha-scripts"]
+    assert not [r for r in prod.resources if r.type.startswith("tls:")]
+
+
+def test_everything_lives_in_the_configured_namespace(any_run: ProgramRun) -> None:
+    namespace = manifest(any_run.of_type(NAMESPACE)[0])
+    assert namespace["metadata"]["name"] == "redis"
+    # Every pod below meets the restricted Pod Security Standard, so it is enforced.
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    namespaced = [manifest(r) for r in k8s_resources(any_run) if r.type != NAMESPACE]
+    assert {m["metadata"]["namespace"] for m in namespaced} == {"redis"}
+
+
+def test_statefulsets_use_their_headless_services(prod: ProgramRun) -> None:
+    services = named(prod, SERVICE)
+    for kind, port in (("redis", 6379), ("sentinel", 26379)):
+        statefulset = named(prod, STATEFULSET)[f"redis-ha-{kind}"]
+        headless = services[statefulset["spec"]["serviceName"]]
+        assert headless["metadata"]["name"] == f"redis-ha-{kind}-headless"
+        assert headless["spec"]["clusterIP"] == "None"
+        # Peers must resolve a pod that is not ready yet (a master loading its AOF).
+        assert headless["spec"]["publishNotReadyAddresses"] is True
+        assert [p["port"] for p in headless["spec"]["ports"]] == [port]
+    client = services["redis-ha-sentinel"]
+    assert "clusterIP" not in client["spec"] and client["spec"]["type"] == "ClusterIP"
+    assert [p["port"] for p in client["spec"]["ports"]] == [26379]
+    assert [p["port"] for p in services["redis-ha-exporter"]["spec"]["ports"]] == [9121]
+
+
+def test_every_selector_selects_the_intended_pods(any_run: ProgramRun) -> None:
+    statefulsets = named(any_run, STATEFULSET)
+    pod_labels = {name: s["spec"]["template"]["metadata"]["labels"] for name, s in statefulsets.items()}
+    for name, statefulset in statefulsets.items():
+        assert selects(statefulset["spec"]["selector"]["matchLabels"], pod_labels[name]), name
+
+    def selected(selector: dict[str, str]) -> list[str]:
+        return sorted(name for name, labels in pod_labels.items() if selects(selector, labels))
+
+    intended = {
+        (SERVICE, "redis-ha-redis-headless"): "redis-ha-redis",
+        (SERVICE, "redis-ha-exporter"): "redis-ha-redis",
+        (SERVICE, "redis-ha-sentinel-headless"): "redis-ha-sentinel",
+        (SERVICE, "redis-ha-sentinel"): "redis-ha-sentinel",
+        (PDB, "redis-ha-redis"): "redis-ha-redis",
+        (PDB, "redis-ha-sentinel"): "redis-ha-sentinel",
+        (NETWORKPOLICY, "redis-ha-redis"): "redis-ha-redis",
+        (NETWORKPOLICY, "redis-ha-sentinel"): "redis-ha-sentinel",
+    }
+    seen = set()
+    for token in (SERVICE, PDB, NETWORKPOLICY):
+        for name, m in named(any_run, token).items():
+            assert selected(label_selector(token, m)) == [intended[(token, name)]], (token, name)
+            seen.add((token, name))
+    assert seen == set(intended)
+
+
+def test_service_ports_target_named_container_ports(any_run: ProgramRun) -> None:
+    statefulsets = named(any_run, STATEFULSET)
+    for name, service in named(any_run, SERVICE).items():
+        labels = {n: s["spec"]["template"]["metadata"]["labels"] for n, s in statefulsets.items()}
+        [target] = [statefulsets[n] for n, pod in labels.items() if selects(service["spec"]["selector"], pod)]
+        ports = {(p["name"], p["containerPort"]) for c in pod_spec(target)["containers"] for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert (port["targetPort"], port["port"]) in ports, (name, port)
+
+
+def test_every_volume_mount_names_a_declared_volume(any_run: ProgramRun) -> None:
+    secrets = named(any_run, SECRET)
+    configmaps = named(any_run, CONFIGMAP)
+    for name, statefulset in named(any_run, STATEFULSET).items():
+        volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
+        claims = {c["metadata"]["name"] for c in statefulset["spec"].get("volumeClaimTemplates", [])}
+        assert not set(volumes) & claims
+        for c in all_containers(statefulset):
+            for mount in c.get("volumeMounts", []):
+                assert mount["name"] in set(volumes) | claims, (name, c["name"], mount["name"])
+                # Redis and Sentinel rewrite their files through a temp file: never a
+                # single-file subPath mount (REDIS_NOTES 5).
+                assert "subPath" not in mount, (name, c["name"], mount)
+        for volume in volumes.values():
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in secrets, (name, volume)
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in configmaps, (name, volume)
+        # Every mounted volume is used, every declared one is mounted somewhere.
+        mounted = {m["name"] for c in all_containers(statefulset) for m in c.get("volumeMounts", [])}
+        assert mounted == set(volumes) | claims, name
+
+
+def test_config_directories_are_writable_memory_volumes(any_run: ProgramRun) -> None:
+    for name, statefulset in named(any_run, STATEFULSET).items():
+        volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
+        kind = name.removeprefix("redis-ha-")
+        mount = next(m for m in container(statefulset, kind)["volumeMounts"] if m["mountPath"] == "/etc/redis-ha")
+        assert not mount.get("readOnly", False)
+        # Copied files hold passwords: tmpfs, never the node's disk.
+        assert volumes[mount["name"]]["emptyDir"]["medium"] == "Memory"
+
+
+def test_redis_data_is_a_persistent_volume_claim(prod: ProgramRun, prod_tls: ProgramRun) -> None:
+    for run, storage_class in ((prod, None), (prod_tls, "fast-ssd")):
+        redis = named(run, STATEFULSET)["redis-ha-redis"]
+        [claim] = redis["spec"]["volumeClaimTemplates"]
+        assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        # An empty storageClass means the cluster default: the field is left out.
+        assert claim["spec"].get("storageClassName") == storage_class
+        data = next(m for m in container(redis, "redis")["volumeMounts"] if m["name"] == claim["metadata"]["name"])
+        assert data["mountPath"] == "/data"
+
+
+def test_each_pod_gets_its_own_rendered_files(prod: ProgramRun) -> None:
+    settings = settings_of()
+    topology = build_sentinel_topology(settings)
+    passwords = user_passwords(prod)
+    secrets = named(prod, SECRET)
+    redis_files = secrets["redis-ha-redis"]["stringData"]
+    sentinel_files = secrets["redis-ha-sentinel"]["stringData"]
+    for node in topology.redis_nodes:
+        expected = rendering.render_node_files(settings, topology, node, passwords, k8s_ha.PATHS)
+        assert redis_files[f"{node.name}.redis.conf"] == expected["redis.conf"]
+        assert redis_files["users.acl"] == expected["users.acl"]
+        assert f"replica-announce-ip {node.hostname}\n" in expected["redis.conf"]
+        assert "aclfile /etc/redis-ha/users.acl" in expected["redis.conf"]
+    for node in topology.sentinels:
+        conf = sentinel_files[f"{node.name}.sentinel.conf"]
+        assert conf == rendering.render_sentinel_conf(settings, topology, node, passwords, k8s_ha.SENTINEL_PATHS)
+        assert f"sentinel announce-ip {node.hostname}\n" in conf
+        assert f"sentinel monitor redis-ha {topology.master.hostname} 6379 2\n" in conf
+    assert redis_files[rendering.ADMIN_PASSWORD_FILE] == passwords["admin"]
+    assert redis_files[rendering.SENTINEL_CLIENT_PASSWORD_FILE] == passwords["sentinel-client"]
+    # The init containers copy the pod's own file into the writable directory.
+    statefulsets = named(prod, STATEFULSET)
+    for kind, conf in (("redis", "redis.conf"), ("sentinel", "sentinel.conf")):
+        [init] = pod_spec(statefulsets[f"redis-ha-{kind}"])["initContainers"]
+        script = init["command"][-1]
+        assert f'cp "/run/redis-ha/config/$POD_NAME.{conf}" /etc/redis-ha/{conf}' in script
+        assert init["env"] == [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+
+
+def test_scripts_configmap_carries_the_rendered_scripts(any_run: ProgramRun) -> None:
+    tls = any_run.outputs["redisHa"]["tls"]
+    settings = settings_of(TLS_OVERRIDES if tls else None)
+    topology = build_sentinel_topology(settings)
+    scripts = named(any_run, CONFIGMAP)["redis-ha-scripts"]["data"]
+    assert scripts["redis-start.sh"] == rendering.render_start_script(settings, topology, k8s_ha.PATHS)
+    assert "conf=/etc/redis-ha/redis.conf" in scripts["redis-healthcheck.sh"]
+    assert "conf=/etc/redis-ha/sentinel.conf" in scripts["sentinel-healthcheck.sh"]
+    assert ("--tls --cacert /etc/redis-ha/ca.crt" in scripts["redis-healthcheck.sh"]) == tls
+
+
+def test_redis_starts_through_the_role_script_and_hands_over_on_stop(any_run: ProgramRun) -> None:
+    redis = container(named(any_run, STATEFULSET)["redis-ha-redis"], "redis")
+    assert redis["command"] == ["sh", "/opt/redis-ha/redis-start.sh"]
+    assert redis["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "/opt/redis-ha/redis-start.sh", "prestop"]
+    env = {e["name"]: e for e in redis["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    spec = pod_spec(named(any_run, STATEFULSET)["redis-ha-redis"])
+    # Service links would inject REDIS_HA_* variables the script takes as overrides.
+    assert spec["enableServiceLinks"] is False
+    # The grace period covers the preStop wait for the hand-over, then a final save.
+    assert spec["terminationGracePeriodSeconds"] >= rendering.failover_wait_seconds(settings_of()) + 10
+
+
+def test_probes_exec_the_rendered_healthchecks(any_run: ProgramRun) -> None:
+    for name, statefulset in named(any_run, STATEFULSET).items():
+        kind = name.removeprefix("redis-ha-")
+        c = container(statefulset, kind)
+        expected = ["sh", f"/opt/redis-ha/{kind}-healthcheck.sh"]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert c[probe]["exec"]["command"] == expected, (name, probe)
+
+
+def test_sentinels_run_from_their_writable_config(any_run: ProgramRun) -> None:
+    statefulset = named(any_run, STATEFULSET)["redis-ha-sentinel"]
+    sentinel = container(statefulset, "sentinel")
+    assert sentinel["command"] == ["redis-server", "/etc/redis-ha/sentinel.conf", "--sentinel"]
+    redis_urn = next(r.urn for r in any_run.of_type(STATEFULSET) if r.name == "redis-ha-redis")
+    sentinel_resource = next(r for r in any_run.of_type(STATEFULSET) if r.name == "redis-ha-sentinel")
+    # Sentinel refuses to start while the monitored hostname does not resolve.
+    assert redis_urn in sentinel_resource.dependencies
+
+
+def test_exporter_is_a_sidecar_with_its_password_from_a_secret(prod: ProgramRun) -> None:
+    redis = named(prod, STATEFULSET)["redis-ha-redis"]
+    exporter = container(redis, "exporter")
+    env = {e["name"]: e for e in exporter["env"]}
+    assert env["REDIS_ADDR"] == {"name": "REDIS_ADDR", "value": "redis://localhost:6379"}
+    assert env["REDIS_USER"] == {"name": "REDIS_USER", "value": "exporter"}
+    assert env["REDIS_PASSWORD"] == {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "redis-ha-exporter", "key": "password"}},
+    }
+    secret = named(prod, SECRET)["redis-ha-exporter"]
+    assert secret["stringData"] == {"password": user_passwords(prod)["exporter"]}
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9121, "protocol": "TCP"}]
+    assert "exporter" not in [c["name"] for c in pod_spec(named(prod, STATEFULSET)["redis-ha-sentinel"])["containers"]]
+
+
+def test_disruption_budgets_keep_quorum(any_run: ProgramRun) -> None:
+    budgets = named(any_run, PDB)
+    assert budgets["redis-ha-redis"]["spec"]["maxUnavailable"] == 1
+    assert "minAvailable" not in budgets["redis-ha-redis"]["spec"]
+    assert budgets["redis-ha-sentinel"]["spec"]["minAvailable"] == settings_of().quorum == 2
+
+
+# --- NetworkPolicy: evaluated, not only read ---------------------------------------
+
+
+def _peer_admits(peer: dict[str, Any], labels: dict[str, str], same_namespace: bool) -> bool:
+    # Only matchLabels are used; an empty selector matches everything.
+    if "namespaceSelector" not in peer and not same_namespace:
+        return False
+    if "namespaceSelector" in peer:
+        assert peer["namespaceSelector"] == {}, peer  # any namespace
+    pod_selector = peer.get("podSelector", {}).get("matchLabels", {})
+    return all(labels.get(k) == v for k, v in pod_selector.items())
+
+
+def admitted(run: ProgramRun, target: dict[str, str], port: int, labels: dict[str, str], same_ns: bool) -> bool:
+    """Does any NetworkPolicy selecting `target` pods let this source in on `port`?"""
+    policies = [m for m in named(run, NETWORKPOLICY).values() if selects(label_selector(NETWORKPOLICY, m), target)]
+    assert policies, target
+    return any(
+        any(p["port"] == port for p in rule["ports"]) and any(_peer_admits(f, labels, same_ns) for f in rule["from"])
+        for policy in policies
+        for rule in policy["spec"].get("ingress", [])
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "same_namespace", "redis_port", "sentinel_port", "metrics_port"),
+    [
+        ("sentinel", True, True, True, True),
+        ("redis", True, True, True, True),
+        ("client", True, True, True, True),
+        ("client", False, True, True, False),
+        ("unlabelled", True, False, False, True),
+        ("unlabelled", False, False, False, False),
+        ("prometheus", False, False, False, True),
+    ],
+)
+def test_network_policies_admit_only_the_intended_peers(
+    prod: ProgramRun, source: str, same_namespace: bool, redis_port: bool, sentinel_port: bool, metrics_port: bool
+) -> None:
+    statefulsets = named(prod, STATEFULSET)
+    redis_pods = statefulsets["redis-ha-redis"]["spec"]["template"]["metadata"]["labels"]
+    sentinel_pods = statefulsets["redis-ha-sentinel"]["spec"]["template"]["metadata"]["labels"]
+    sources = {
+        "sentinel": sentinel_pods,
+        "redis": redis_pods,
+        "client": {"app": "web", "redis-ha-client": "true"},
+        "unlabelled": {"app": "web"},
+        "prometheus": {"app.kubernetes.io/name": "prometheus"},
+    }
+    labels = sources[source]
+    assert admitted(prod, redis_pods, 6379, labels, same_namespace) is redis_port
+    assert admitted(prod, sentinel_pods, 26379, labels, same_namespace) is sentinel_port
+    assert admitted(prod, redis_pods, 9121, labels, same_namespace) is metrics_port
+    # A port that belongs to the other kind of pod is never opened.
+    assert admitted(prod, sentinel_pods, 6379, labels, same_namespace) is False
+    for policy in named(prod, NETWORKPOLICY).values():
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+# --- pods: scheduling, security, resources ----------------------------------------
+
+
+def test_pods_of_one_kind_never_share_a_node(any_run: ProgramRun) -> None:
+    for statefulset in named(any_run, STATEFULSET).values():
+        affinity = pod_spec(statefulset)["affinity"]["podAntiAffinity"]
+        [required] = affinity["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert required["topologyKey"] == "kubernetes.io/hostname"
+        assert required["labelSelector"]["matchLabels"] == statefulset["spec"]["selector"]["matchLabels"]
+
+
+def test_every_container_is_locked_down(any_run: ProgramRun) -> None:
+    for name, statefulset in named(any_run, STATEFULSET).items():
+        spec = pod_spec(statefulset)
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] == 999 and pod["fsGroup"] == 999
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        for c in all_containers(statefulset):
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 999, (name, c["name"])
+            assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert sc["allowPrivilegeEscalation"] is False, (name, c["name"])
+            assert sc["capabilities"] == {"drop": ["ALL"]}, (name, c["name"])
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, (name, c["name"])
+
+
+def _bytes(quantity: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)?", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * {"Mi": MIB, "Gi": 1024 * MIB, None: 1}[unit]
+
+
+def test_every_container_has_requests_and_limits(any_run: ProgramRun) -> None:
+    for name, statefulset in named(any_run, STATEFULSET).items():
+        for c in all_containers(statefulset):
+            resources = c["resources"]
+            assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, (name, c["name"])
+    redis = container(named(any_run, STATEFULSET)["redis-ha-redis"], "redis")
+    maxmemory = settings_of().maxmemory
+    # maxmemory does not count buffers or the fork's copy-on-write pages.
+    assert _bytes(redis["resources"]["limits"]["memory"]) >= maxmemory * 1.5
+    assert redis["resources"]["requests"]["memory"] == redis["resources"]["limits"]["memory"]
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+
+def test_no_configmap_holds_a_password_or_hash(any_run: ProgramRun) -> None:
+    values = secret_values(any_run)
+    assert len(any_run.passwords) == 11
+    configmaps = any_run.of_type(CONFIGMAP)
+    assert configmaps
+    for configmap in configmaps:
+        text = " ".join(plain_strings(configmap.inputs))  # inputs: secret or not, nothing may be here
+        assert not [v for v in values if v in text], configmap.name
+
+
+def test_secret_material_appears_only_inside_secret_inputs(any_run: ProgramRun) -> None:
+    values = secret_values(any_run)
+    for resource in any_run.resources:
+        text = " ".join(plain_strings(resource.wire))
+        assert not [v for v in values if v in text], f"{resource.type} {resource.name}"
+    # Every file that holds a password is a Secret whose data is registered as secret.
+    for resource in any_run.of_type(SECRET):
+        assert is_secret(resource.wire["stringData"]), resource.name
+    # The exporter's password reaches its container only through secretKeyRef.
+    for resource in any_run.of_type(STATEFULSET):
+        for c in all_containers(manifest(resource)):
+            literal = " ".join(str(e.get("value", "")) for e in c.get("env", []))
+            assert not [v for v in values if v in literal], (resource.name, c["name"])
+
+
+def test_pods_roll_when_their_secret_config_changes(any_run: ProgramRun) -> None:
+    for resource in any_run.of_type(STATEFULSET):
+        annotations = resource.wire["spec"]["template"]["metadata"]["annotations"]
+        # A digest of password-bearing files: registered as a secret itself.
+        assert is_secret(annotations["redis-ha/config-checksum"]), resource.name
+
+
+# --- stack outputs -------------------------------------------------------------------
+
+
+def test_outputs_name_kubectl_hosts_and_the_k8s_conf_dir(prod: ProgramRun) -> None:
+    deployment = prod.outputs["redisHa"]
+    assert prod.secret_outputs == {"passwords"}
+    assert deployment["backend"] == "kubernetes" and deployment["confDir"] == "/etc/redis-ha"
+    nodes = {n["name"]: n for n in deployment["nodes"]}
+    for i in range(3):
+        assert (
+            nodes[f"redis-ha-redis-{i}"]["testinfraHost"]
+            == f"kubectl://redis-ha-redis-{i}?namespace=redis&container=redis"
+        )
+        assert nodes[f"redis-ha-sentinel-{i}"]["testinfraHost"] == (
+            f"kubectl://redis-ha-sentinel-{i}?namespace=redis&container=sentinel"
+        )
+    assert nodes["redis-ha-redis-0"]["host"] == "redis-ha-redis-0.redis-ha-redis-headless.redis.svc.cluster.local"
+    assert (
+        nodes["redis-ha-exporter"]["testinfraHost"] == "kubectl://redis-ha-redis-0?namespace=redis&container=exporter"
+    )
+    # The exporter node's host is the metrics Service's name.
+    assert nodes["redis-ha-exporter"]["host"] in named(prod, SERVICE)
+    assert not set(prod.outputs["passwords"].values()) & set(str(deployment).split("'"))
+
+
+@pytest.fixture
+def mocks() -> ProgramRun:
+    return use_mocks(stack="prod")
+
+
+@pulumi.runtime.test
+def test_component_outputs_the_sentinel_service(mocks: ProgramRun) -> pulumi.Output:
+    settings = load_settings({"backend": "kubernetes", "name": "unit", "namespace": "cache"})
+    passwords = {u: pulumi.Output.secret(f"pw-{u}") for u in USERS}
+    passwords |= {r.name: pulumi.Output.secret(f"pw-{r.name}") for r in settings.roles}
+    ha = k8s_ha.RedisHA("unit", k8s_ha.RedisHAArgs(settings, build_sentinel_topology(settings), passwords))
+
+    def check(values: list[Any]) -> None:
+        namespace, service, deployment = values
+        assert namespace == "cache"
+        assert service == "unit-sentinel.cache.svc.cluster.local:26379"
+        assert deployment["nodes"][0]["testinfraHost"] == "kubectl://unit-redis-0?namespace=cache&container=redis"
+
+    return pulumi.Output.all(ha.namespace, ha.sentinel_service, ha.deployment).apply(check)
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+def test_tls_issues_a_ca_and_a_node_certificate(prod_tls: ProgramRun) -> None:
+    types = sorted(r.type for r in prod_tls.resources if r.type.startswith("tls:"))
+    assert types == [
+        "tls:index/certRequest:CertRequest",
+        "tls:index/locallySignedCert:LocallySignedCert",
+        "tls:index/privateKey:PrivateKey",
+        "tls:index/privateKey:PrivateKey",
+        "tls:index/selfSignedCert:SelfSignedCert",
+    ]
+    [ca] = prod_tls.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    assert ca.inputs["isCaCertificate"] is True
+    [request] = prod_tls.of_type("tls:index/certRequest:CertRequest")
+    names = request.inputs["dnsNames"]
+    assert "*.redis-ha-redis-headless.redis.svc.cluster.local" in names
+    assert "*.redis-ha-sentinel-headless.redis.svc.cluster.local" in names
+    assert "redis-ha-sentinel.redis.svc.cluster.local" in names
+    assert "localhost" in names  # the exporter sidecar, probes and the preStop hook
+    [cert] = prod_tls.of_type("tls:index/locallySignedCert:LocallySignedCert")
+    assert {"server_auth", "client_auth"} <= set(cert.inputs["allowedUses"])
+
+
+def test_tls_key_pair_is_in_secrets(prod_tls: ProgramRun) -> None:
+    secrets = {r.inputs["metadata"]["name"]: r for r in prod_tls.of_type(SECRET)}
+    tls = secrets["redis-ha-tls"]
+    assert tls.inputs["type"] == "kubernetes.io/tls"
+    assert sorted(tls.inputs["stringData"]) == ["ca.crt", "tls.crt", "tls.key"]
+    assert tls.inputs["stringData"]["tls.key"] == _pem("PRIVATE KEY", "redis-ha-node-key")
+    assert is_secret(tls.wire["stringData"])
+    assert secrets["redis-ha-ca"].inputs["stringData"] == {"ca.crt": _pem("CERTIFICATE", "redis-ha-ca")}
+    for run in (prod_tls,):
+        for configmap in run.of_type(CONFIGMAP):
+            assert "PRIVATE KEY" not in " ".join(plain_strings(configmap.inputs))
+
+
+def test_tls_closes_the_plain_ports(prod_tls: ProgramRun, prod: ProgramRun) -> None:
+    for run, tls in ((prod_tls, True), (prod, False)):
+        secrets = named(run, SECRET)
+        for key, conf in secrets["redis-ha-redis"]["stringData"].items():
+            if key.endswith(".redis.conf"):
+                assert ("\ntls-port 6379\n" in conf and "\nport 0\n" in conf) is tls, key
+                assert ("\ntls-replication yes\n" in conf) is tls
+                assert ("\nport 6379\n" in conf) is not tls
+                if tls:
+                    assert "tls-cert-file /etc/redis-ha/tls.crt" in conf
+                    assert "tls-key-file /etc/redis-ha/tls.key" in conf
+                    assert "tls-ca-cert-file /etc/redis-ha/ca.crt" in conf
+        for key, conf in secrets["redis-ha-sentinel"]["stringData"].items():
+            assert ("\ntls-port 26379\n" in conf and "\nport 0\n" in conf) is tls, key
+            assert ("\ntls-replication yes\n" in conf) is tls
+
+
+def test_tls_pods_get_the_key_pair_and_the_exporter_speaks_tls(prod_tls: ProgramRun) -> None:
+    statefulsets = named(prod_tls, STATEFULSET)
+    for statefulset in statefulsets.values():
+        volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
+        assert volumes["tls"]["secret"]["secretName"] == "redis-ha-tls"
+        [init] = pod_spec(statefulset)["initContainers"]
+        for file_name in ("ca.crt", "tls.crt", "tls.key"):
+            assert f"cp /run/redis-ha/tls/{file_name} /etc/redis-ha/{file_name}" in init["command"][-1]
+    exporter = container(statefulsets["redis-ha-redis"], "exporter")
+    env = {e["name"]: e.get("value") for e in exporter["env"]}
+    assert env["REDIS_ADDR"] == "rediss://localhost:6379"
+    assert exporter["args"] == ["--tls-ca-cert-file=/run/redis-ha/tls/ca.crt"]
+    assert {"name": "tls", "mountPath": "/run/redis-ha/tls", "readOnly": True} in exporter["volumeMounts"]
+
+
+# --- schema validation -------------------------------------------------------------
+
+
+def test_validation_is_strict() -> None:
+    # The check below means something only if an unknown field is an error.
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}, "extra": 1}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, KUBERNETES_VERSION, strict=True)
+    bad_nested = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": 1, "targetport": "a"}]},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad_nested, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_manifest_validates_against_the_kubernetes_schema(any_run: ProgramRun) -> None:
+    resources = k8s_resources(any_run)
+    assert len(resources) >= 14
+    for resource in resources:
+        m = manifest(resource)
+        assert m["apiVersion"] and m["kind"], resource.name
+        try:
+            validated = kubernetes_validate.validate(m, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            pytest.fail(f"{resource.type} {resource.name}: {path}: {error.message}")
+        assert validated == ".".join(KUBERNETES_VERSION.split(".")[:2])

@@ -1,0 +1,68 @@
+"""Sentinel-aware clients for the verification runner, as applications use them.
+
+The Sentinels announce node hostnames, which resolve only inside the deployment's
+network. The runner reaches the nodes through the host endpoints in the stack outputs
+instead, so discovered addresses are translated hostname -> host endpoint; everything
+else (which node is master, failover handling) is redis-py's own Sentinel logic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from redis.sentinel import Sentinel
+
+from tests.verify.access import Outputs
+
+
+def _endpoint(spec: dict[str, Any]) -> tuple[str, int] | None:
+    if not spec.get("hostEndpoint"):
+        return None
+    host, port = spec["hostEndpoint"].rsplit(":", 1)
+    return host, int(port)
+
+
+class MappedSentinel(Sentinel):
+    """redis-py's Sentinel with announced addresses mapped to host endpoints."""
+
+    def __init__(self, outputs: Outputs, **connection_kwargs: Any) -> None:
+        self.address_map: dict[tuple[str, int], tuple[str, int]] = {}
+        sentinels = []
+        for spec in outputs.deployment["nodes"]:
+            endpoint = _endpoint(spec)
+            if endpoint is None:
+                continue
+            self.address_map[(spec["host"], int(spec["port"]))] = endpoint
+            if spec["kind"] == "sentinel":
+                sentinels.append(endpoint)
+        if not sentinels:
+            pytest.skip("a Sentinel-aware client on the runner needs host endpoints (publishPorts)")
+        timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+        super().__init__(
+            sentinels,
+            sentinel_kwargs={
+                "username": "sentinel-client",
+                "password": outputs.passwords["sentinel-client"],
+                **timeouts,
+            },
+            **timeouts,
+            **connection_kwargs,
+        )
+
+    def _map(self, address: tuple[str, Any]) -> tuple[str, int]:
+        host, port = address[0], int(address[1])
+        return self.address_map.get((host, port), (host, port))
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        return self._map(super().discover_master(service_name))
+
+    def discover_slaves(self, service_name: str) -> list[tuple[str, int]]:
+        return [self._map(a) for a in super().discover_slaves(service_name)]
+
+
+def master_client(outputs: Outputs, user: str = "admin") -> redis.Redis:
+    """A client that always talks to the current master, found through the Sentinels."""
+    sentinel = MappedSentinel(outputs, username=user, password=outputs.passwords[user])
+    return sentinel.master_for(outputs.deployment["masterName"], retry=None)
