@@ -88,8 +88,10 @@ def render_sentinel_conf(
     )
 
 
-def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS) -> str:
-    """A script that PINGs the node as its own system user; holds no secret."""
+def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS, tls: bool = False) -> str:
+    """A script that PINGs the node as its own system user; holds no secret.
+
+    With `tls` it connects over TLS, trusting `<conf_dir>/ca.crt`."""
     if node.kind == "sentinel":
         conf_file, directive, user = "sentinel.conf", "sentinel sentinel-pass", "sentinel"
     else:
@@ -102,6 +104,7 @@ def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS) -> str:
         password_directive=directive,
         user=user,
         port=node.port,
+        tls=tls,
     )
 
 
@@ -119,3 +122,34 @@ def render_node_files(
         "redis.conf": render_redis_conf(settings, topology, node, passwords, paths),
         "users.acl": render_users_acl(settings, passwords),
     }
+
+
+# Files next to redis.conf that hold one password each, read by redis-start.sh.
+SENTINEL_CLIENT_PASSWORD_FILE = "sentinel-client.password"
+ADMIN_PASSWORD_FILE = "admin.password"
+
+
+def failover_wait_seconds(settings: Settings) -> int:
+    """How long the preStop hand-over waits for another node to become master."""
+    return settings.failover_timeout // 1000 + 5
+
+
+def render_start_script(settings: Settings, topology: SentinelTopology, paths: Paths = DOCKER_PATHS) -> str:
+    """The Redis container's command: asks the Sentinels which node is the master,
+    starts this node as master or replica accordingly (deploy-time role when no
+    Sentinel answers), and as `redis-start.sh prestop` hands mastership over before a
+    planned stop. Holds no secret: passwords are read from files at run time."""
+    master = topology.master
+    return _render(
+        "redis-start.sh.j2",
+        settings=settings,
+        topology=topology,
+        paths=paths,
+        sentinel_addresses=[f"{n.hostname}:{n.port}" for n in topology.sentinels],
+        # "<pod>" + this suffix is a pod's own hostname (empty on Docker).
+        hostname_suffix=master.hostname.removeprefix(master.name),
+        sentinel_client_password_file=SENTINEL_CLIENT_PASSWORD_FILE,
+        admin_password_file=ADMIN_PASSWORD_FILE,
+        failover_wait=failover_wait_seconds(settings),
+        tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
+    )
