@@ -12,7 +12,7 @@ from typing import Any
 
 from components import security
 from components.settings import Settings
-from components.topology import Node, SentinelTopology
+from components.topology import ClusterTopology, Node, SentinelTopology
 
 CONTRACT_VERSION = 1
 
@@ -42,31 +42,44 @@ def describe_deployment(
 ) -> dict[str, Any]:
     """A JSON-serialisable description of what was deployed (no secrets)."""
 
-    def node(n: Node) -> dict[str, Any]:
-        return {
-            "name": n.name,
-            "kind": n.kind,
-            "role": n.role,
-            "testinfraHost": testinfra_host(n),
-            "host": n.hostname,
-            "port": n.port,
-            "hostEndpoint": f"{settings.host_bind_address}:{n.host_port}" if n.host_port else None,
-        }
+    return {
+        **_common(settings, conf_dir),
+        "masterName": settings.master_name,
+        "quorum": settings.quorum,
+        "downAfterMilliseconds": settings.down_after_milliseconds,
+        "failoverTimeout": settings.failover_timeout,
+        "nodes": [_node(settings, n, testinfra_host) for n in topology.nodes],
+        **_users_and_roles(settings),
+    }
 
+
+def _node(settings: Settings, n: Node, testinfra_host: Callable[[Node], str]) -> dict[str, Any]:
+    return {
+        "name": n.name,
+        "kind": n.kind,
+        "role": n.role,
+        "testinfraHost": testinfra_host(n),
+        "host": n.hostname,
+        "port": n.port,
+        "hostEndpoint": f"{settings.host_bind_address}:{n.host_port}" if n.host_port else None,
+    }
+
+
+def _common(settings: Settings, conf_dir: str) -> dict[str, Any]:
     return {
         "contractVersion": CONTRACT_VERSION,
         "name": settings.name,
         "backend": settings.backend,
         "topology": settings.topology,
         "redisVersion": settings.redis_version,
-        "masterName": settings.master_name,
-        "quorum": settings.quorum,
-        "downAfterMilliseconds": settings.down_after_milliseconds,
-        "failoverTimeout": settings.failover_timeout,
         "tls": settings.tls,
         "confDir": conf_dir,
         "protectedSettings": protected_settings(settings),
-        "nodes": [node(n) for n in topology.nodes],
+    }
+
+
+def _users_and_roles(settings: Settings) -> dict[str, Any]:
+    return {
         "users": {
             "admin": "admin",
             "replication": security.REPLICA.name,
@@ -85,3 +98,53 @@ def describe_deployment(
             for r in settings.roles
         ],
     }
+
+
+# --- Redis Cluster ---------------------------------------------------------------------
+
+
+def cluster_settings(settings: Settings, data_dir: str) -> dict[str, str]:
+    """What the verification suite compares with CONFIG GET on every cluster node."""
+    return {
+        "cluster-enabled": "yes",
+        "cluster-config-file": f"{data_dir}/nodes.conf",
+        "cluster-node-timeout": str(settings.cluster_node_timeout),
+        "cluster-port": str(settings.bus_port),
+        "cluster-preferred-endpoint-type": "hostname" if settings.announce_hostnames else "ip",
+        "cluster-require-full-coverage": "yes",
+    }
+
+
+def describe_cluster(
+    settings: Settings,
+    cluster: ClusterTopology,
+    testinfra_host: Callable[[Node], str],
+    conf_dir: str,
+    data_dir: str,
+    create_step: str,
+) -> dict[str, Any]:
+    """A cluster-only deployment: the common fields, the cluster nodes (kind
+    `cluster`, role at deploy time, shard) and their exporter, and a `cluster` section."""
+    nodes = [{**_node(settings, m.node, testinfra_host), "shard": m.shard} for m in cluster.members]
+    if cluster.exporter is not None:
+        nodes.append(_node(settings, cluster.exporter, testinfra_host))
+    return {
+        **_common(settings, conf_dir),
+        "nodes": nodes,
+        "cluster": {
+            "shards": cluster.shards,
+            "replicasPerShard": cluster.replicas_per_shard,
+            "nodeTimeout": settings.cluster_node_timeout,
+            "busPort": settings.bus_port,
+            "dataDir": data_dir,
+            # the one-shot container or Job that creates and scales the cluster
+            "createStep": create_step,
+            "settings": cluster_settings(settings, data_dir),
+        },
+        **_users_and_roles(settings),
+    }
+
+
+def combine_deployments(sentinel: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    """Topology `both`: the Sentinel group's description plus the cluster's nodes and section."""
+    return {**sentinel, "nodes": [*sentinel["nodes"], *cluster["nodes"]], "cluster": cluster["cluster"]}

@@ -14,7 +14,7 @@ import jinja2
 
 from components import security
 from components.settings import Settings
-from components.topology import Node, SentinelTopology
+from components.topology import ClusterTopology, Node, SentinelTopology
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -65,6 +65,7 @@ def render_redis_conf(
         master=master,
         paths=paths,
         replica_password=passwords["replica"],
+        cluster=None,
     )
 
 
@@ -152,4 +153,73 @@ def render_start_script(settings: Settings, topology: SentinelTopology, paths: P
         admin_password_file=ADMIN_PASSWORD_FILE,
         failover_wait=failover_wait_seconds(settings),
         tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
+    )
+
+
+# --- Redis Cluster ---------------------------------------------------------------------
+
+
+def render_cluster_users_acl(settings: Settings, passwords: Mapping[str, str]) -> str:
+    lines = [security.acl_line(u, passwords) for u in security.cluster_redis_users(settings)]
+    return _render("users.acl.j2", default_user=security.DEFAULT_OFF, user_lines=lines)
+
+
+def render_cluster_redis_conf(
+    settings: Settings,
+    cluster: ClusterTopology,
+    node: Node,
+    passwords: Mapping[str, str],
+    paths: Paths = DOCKER_PATHS,
+) -> str:
+    """redis.conf of a cluster node: the common template with its `cluster` branch and
+    no `replicaof` (a cluster node refuses it; the cluster assigns replicas)."""
+    return _render(
+        "redis.conf.j2",
+        settings=settings,
+        node=node,
+        master=None,
+        paths=paths,
+        replica_password=passwords["replica"],
+        # Nothing that depends on the number of shards: a scale-out must leave the
+        # existing nodes' files (and so their containers/pods) untouched.
+        cluster={"shard": cluster.shard_of(node)},
+    )
+
+
+def render_cluster_node_files(
+    settings: Settings,
+    cluster: ClusterTopology,
+    node: Node,
+    passwords: Mapping[str, str],
+    paths: Paths = DOCKER_PATHS,
+) -> dict[str, str]:
+    """file name -> content, for everything a cluster node needs."""
+    return {
+        "redis.conf": render_cluster_redis_conf(settings, cluster, node, passwords, paths),
+        "users.acl": render_cluster_users_acl(settings, passwords),
+    }
+
+
+def cluster_create_wait_seconds(settings: Settings) -> int:
+    """How long the creation step waits for nodes, joins and a healthy state."""
+    return 120 + 10 * settings.cluster_nodes
+
+
+def render_cluster_create_script(settings: Settings, cluster: ClusterTopology, password_file: str) -> str:
+    """The one-shot creation/scale-out step: creates the cluster when no node is part
+    of one, else joins the nodes it lacks and rebalances slots onto empty masters.
+    Holds no secret: the admin password is read from `password_file` at run time."""
+    replicas = [
+        f"{m.node.hostname}:{m.node.port},{m.master.hostname}:{m.master.port}"
+        for m in cluster.members
+        if m.master is not None
+    ]
+    return _render(
+        "cluster-create.sh.j2",
+        settings=settings,
+        cluster=cluster,
+        masters=[f"{n.hostname}:{n.port}" for n in cluster.masters],
+        replicas=replicas,
+        password_file=password_file,
+        wait_seconds=cluster_create_wait_seconds(settings),
     )

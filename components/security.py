@@ -103,6 +103,21 @@ def redis_users(settings: Settings) -> tuple[AclUser, ...]:
     return SYSTEM_USERS + apps
 
 
+# Cluster-aware clients read the slot map with these; none of @connection, @read or
+# @write grants them (ACL DRYRUN on 7.0), so without them an application user cannot
+# even start a cluster client. All read-only.
+CLUSTER_DISCOVERY = "+cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|myid +cluster|keyslot"
+
+
+def cluster_redis_users(settings: Settings) -> tuple[AclUser, ...]:
+    """Every user of a Redis Cluster node's aclfile: no Sentinel user (nothing
+    monitors a cluster node), application roles may also read the slot map. Cluster
+    replicas authenticate to their master as `replica` (masteruser/masterauth), and
+    `redis-cli --cluster` runs as `admin`."""
+    apps = tuple(AclUser(r.name, f"{app_role_rules(r)} {CLUSTER_DISCOVERY}", r.description) for r in settings.roles)
+    return (ADMIN, REPLICA, EXPORTER, *apps)
+
+
 def user_names(settings: Settings) -> tuple[str, ...]:
     """Everyone who gets a password: Redis users plus the Sentinel-port client user."""
     return tuple(u.name for u in redis_users(settings)) + (SENTINEL_CLIENT.name,)

@@ -109,22 +109,29 @@ DEFAULT_ROLES: tuple[AppRole, ...] = (
         commands=(*_APP_COMMANDS, "+@scripting"),
         description="sliding-window rate limiter run as a Lua script",
     ),
+    # Measured with a real worker and producer (tests/verify/test_app_celery.py, kombu
+    # 5.7): every queue is also BRPOPed as "<queue>\x06\x16<priority>", hence `celery*`
+    # and `*.celery.pidbox*` (the worker's mailbox "<node>.celery.pidbox" and the reply
+    # queues); kombu 5.7 keeps `_kombu.binding_deadlines` / `_kombu.binding_permanent.*`
+    # next to `_kombu.binding.*` and its binding scripts call TIME. Fanout channels are
+    # "/<db>.<exchange>[/<routing key>]" and the ACL compares PSUBSCRIBE patterns
+    # literally, so the patterns kombu subscribes (database 0) are listed as it sends them.
     AppRole(
         name="celery",
         keys=(
-            "celery",
-            "_kombu.binding.*",
+            "celery*",
+            "_kombu.binding*",
             "unacked",
             "unacked_index",
             "unacked_mutex",
             "celery-task-meta-*",
-            "*.reply.celery.pidbox",
+            "*.celery.pidbox*",
             "high_priority*",
             "medium_priority*",
             "low_priority*",
         ),
-        channels=("/*.celery.pidbox", "/*.celeryev/*", "celery-task-meta-*"),
-        commands=(*_APP_COMMANDS, "+@scripting", "+@pubsub", "+@list", "+@blocking"),
+        channels=("/0.celery.pidbox", "/0.celeryev/*", "/0.celeryev/worker.*", "celery-task-meta-*"),
+        commands=(*_APP_COMMANDS, "+@scripting", "+@pubsub", "+@list", "+@blocking", "+time"),
         broker=True,
         description="Celery broker (kombu) and result backend",
     ),
@@ -184,6 +191,8 @@ class Settings:
     exporter_port: int = 9121
     announce_hostnames: bool = True
     tls: bool = False
+    # Ship monitoring/ (alert rules, dashboard) as Prometheus Operator and Grafana resources.
+    monitoring: bool = False
     publish_ports: bool = True
     host_bind_address: str = "127.0.0.1"
     redis_host_port: int = 16379
@@ -199,7 +208,14 @@ class Settings:
     storage_size: str = "1Gi"
     cluster_shards: int = 3
     cluster_replicas_per_shard: int = 1
+    # Measured by bench/cluster.py: a SIGKILLed master's shard takes writes again 7.7 s
+    # later (median of 3): the timeout, then PFAIL -> FAIL by a majority, the replica's
+    # election delay (500-1000 ms) and the client's reconnect.
     cluster_node_timeout: int = 5000
+    # 0: the Redis default, port + 10000 (REDIS_NOTES 17).
+    cluster_bus_port: int = 0
+    # First host port of the cluster nodes' range (published like redisHostPort).
+    cluster_host_port: int = 17379
 
     @property
     def persistence_enabled(self) -> bool:
@@ -212,6 +228,29 @@ class Settings:
     @property
     def broker_roles(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.roles if r.broker)
+
+    @property
+    def has_sentinel(self) -> bool:
+        return self.topology in ("sentinel", "both")
+
+    @property
+    def has_cluster(self) -> bool:
+        return self.topology in ("cluster", "both")
+
+    @property
+    def cluster_nodes(self) -> int:
+        """Redis Cluster nodes: every shard's master and its replicas."""
+        return self.cluster_shards * (1 + self.cluster_replicas_per_shard)
+
+    @property
+    def bus_port(self) -> int:
+        """The cluster bus port of every cluster node."""
+        return self.cluster_bus_port or self.port + 10000
+
+    @property
+    def exporters(self) -> int:
+        """One redis_exporter per deployed topology part."""
+        return (int(self.has_sentinel) + int(self.has_cluster)) if self.exporter else 0
 
 
 # --- field readers -------------------------------------------------------------
@@ -381,6 +420,7 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "exporterPort": ("exporter_port", _int_range(1, 65535)),
     "announceHostnames": ("announce_hostnames", _bool),
     "tls": ("tls", _bool),
+    "monitoring": ("monitoring", _bool),
     "publishPorts": ("publish_ports", _bool),
     "hostBindAddress": ("host_bind_address", _ipv4),
     "redisHostPort": ("redis_host_port", _int_range(1024, 65535)),
@@ -400,6 +440,8 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "clusterShards": ("cluster_shards", _int_range(3, 32)),
     "clusterReplicasPerShard": ("cluster_replicas_per_shard", _int_range(0, 4)),
     "clusterNodeTimeout": ("cluster_node_timeout", _int_range(1000, 120000)),
+    "clusterBusPort": ("cluster_bus_port", _int_range(0, 65535)),
+    "clusterHostPort": ("cluster_host_port", _int_range(1024, 65535)),
 }
 
 # Secret keys are read by __main__.py with require_secret/get_secret; they are
@@ -475,19 +517,31 @@ def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
             "run a separate cache deployment for an evicting policy",
         )
     ports = {"port": s.port, "sentinelPort": s.sentinel_port, "exporterPort": s.exporter_port}
-    if s.topology in ("cluster", "both"):
-        ports["port + 10000 (cluster bus)"] = s.port + 10000
     seen: dict[int, str] = {}
     for key, port in ports.items():
         if port in seen:
             raise SettingsError(key, port, f"a port different from {seen[port]} ({port})")
         seen[port] = key
+    if s.has_cluster and s.bus_port in seen:
+        if s.cluster_bus_port:
+            raise SettingsError(
+                "clusterBusPort", s.bus_port, f"a port different from {seen[s.bus_port]} ({s.bus_port})"
+            )
+        raise SettingsError(
+            "port",
+            s.port,
+            f"a port whose cluster bus port (port + 10000 = {s.bus_port}) differs from {seen[s.bus_port]}, "
+            "or set clusterBusPort",
+        )
     if s.publish_ports:
-        host_ranges = {
-            "redisHostPort": (s.redis_host_port, s.data_nodes),
-            "sentinelHostPort": (s.sentinel_host_port, s.sentinels),
-            "exporterHostPort": (s.exporter_host_port, 1),
-        }
+        host_ranges: dict[str, tuple[int, int]] = {}
+        if s.has_sentinel:
+            host_ranges["redisHostPort"] = (s.redis_host_port, s.data_nodes)
+            host_ranges["sentinelHostPort"] = (s.sentinel_host_port, s.sentinels)
+        # The cluster's exporter follows the Sentinel group's in one range.
+        host_ranges["exporterHostPort"] = (s.exporter_host_port, max(s.exporters, 1))
+        if s.has_cluster:
+            host_ranges["clusterHostPort"] = (s.cluster_host_port, s.cluster_nodes)
         items = list(host_ranges.items())
         for i, (key_a, (start_a, n_a)) in enumerate(items):
             if start_a + n_a - 1 > 65535:
@@ -501,8 +555,30 @@ def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
                     )
     if s.tls and s.backend == "docker":
         raise SettingsError("tls", True, "false on the docker backend (TLS is supported on kubernetes)")
+    if s.monitoring and s.backend == "docker":
+        raise SettingsError(
+            "monitoring", True, "false on the docker backend (load monitoring/ into your Prometheus and Grafana)"
+        )
+    if s.monitoring and not s.exporter:
+        raise SettingsError("monitoring", True, "false while exporter is false (the alerts read its metrics)")
     if s.backend == "kubernetes" and has("publishPorts") and s.publish_ports:
         raise SettingsError("publishPorts", True, "false on the kubernetes backend (use Services)")
-    if s.topology != "sentinel":
-        # Only the Sentinel topology is implemented so far: refuse rather than half-deploy.
-        raise SettingsError("topology", s.topology, "sentinel (the cluster topology is not available yet)")
+    if s.has_cluster:
+        _check_cluster(s)
+
+
+def _check_cluster(s: Settings) -> None:
+    """The Redis Cluster part (REDIS_NOTES 17): clusterShards >= 3 (the reader) gives
+    the three masters a majority needs to fail over."""
+    if s.min_replicas_to_write > s.cluster_replicas_per_shard:
+        raise SettingsError(
+            "minReplicasToWrite",
+            s.min_replicas_to_write,
+            f"0 to clusterReplicasPerShard ({s.cluster_replicas_per_shard}): a cluster master with fewer "
+            "replicas would refuse every write",
+        )
+    if 0 < s.cluster_bus_port < 1024:
+        raise SettingsError("clusterBusPort", s.cluster_bus_port, "0 (port + 10000) or a port from 1024 to 65535")
+    if s.tls:
+        # The node certificate names the Sentinel group's Services only.
+        raise SettingsError("tls", True, "false with topology cluster or both (TLS for Redis Cluster is not available)")

@@ -117,3 +117,96 @@ def build_sentinel_topology(settings: Settings) -> SentinelTopology:
         sentinels=sentinels,
         exporter=exporter,
     )
+
+
+CLUSTER = "cluster"
+CLUSTER_EXPORTER = "cluster-exporter"
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """A Redis Cluster node: a `Node` of kind `cluster` and the shard it serves."""
+
+    node: Node
+    shard: int  # 1-based
+    # the deploy-time master of its shard (None for a master)
+    master: Node | None
+
+
+@dataclass(frozen=True)
+class ClusterTopology:
+    """Redis Cluster shards, each a master and its replicas, and the exporter.
+
+    Nodes are numbered shard by shard (master first), so raising clusterShards only
+    appends nodes: every existing node keeps its name, volume and role. Which node
+    is master at run time is whatever the cluster says after failovers."""
+
+    name: str
+    shards: int
+    replicas_per_shard: int
+    members: tuple[ClusterNode, ...]
+    exporter: Node | None
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(m.node for m in self.members)
+
+    @property
+    def masters(self) -> tuple[Node, ...]:
+        return tuple(m.node for m in self.members if m.master is None)
+
+    @property
+    def all_nodes(self) -> tuple[Node, ...]:
+        return self.nodes + ((self.exporter,) if self.exporter else ())
+
+    def shard_of(self, node: Node) -> int:
+        return next(m.shard for m in self.members if m.node.name == node.name)
+
+
+def build_cluster_topology(settings: Settings) -> ClusterTopology:
+    def node_name(index: int) -> str:
+        # Kubernetes StatefulSet pods are numbered from 0; Docker containers from 1.
+        if settings.backend == "kubernetes":
+            return f"{settings.name}-{CLUSTER}-{index - 1}"
+        return f"{settings.name}-{CLUSTER}-{index}"
+
+    per_shard = 1 + settings.cluster_replicas_per_shard
+    members: list[ClusterNode] = []
+    for shard in range(1, settings.cluster_shards + 1):
+        master: Node | None = None
+        for position in range(per_shard):
+            index = (shard - 1) * per_shard + position + 1
+            name = node_name(index)
+            node = Node(
+                name=name,
+                kind=CLUSTER,
+                role="master" if position == 0 else "replica",
+                hostname=hostname_for(settings, name, CLUSTER),
+                port=settings.port,
+                index=index,
+                host_port=settings.cluster_host_port + index - 1 if settings.publish_ports else None,
+            )
+            members.append(ClusterNode(node=node, shard=shard, master=master))
+            if position == 0:
+                master = node
+    exporter = None
+    if settings.exporter:
+        name = f"{settings.name}-{CLUSTER_EXPORTER}"
+        # With a Sentinel group too, its exporter has the first port of the range.
+        offset = 1 if settings.has_sentinel else 0
+        exporter = Node(
+            name=name,
+            kind=CLUSTER_EXPORTER,
+            role=EXPORTER,
+            hostname=name,
+            port=settings.exporter_port,
+            index=1,
+            host_port=settings.exporter_host_port + offset if settings.publish_ports else None,
+        )
+    return ClusterTopology(
+        name=settings.name,
+        shards=settings.cluster_shards,
+        replicas_per_shard=settings.cluster_replicas_per_shard,
+        members=tuple(members),
+        exporter=exporter,
+    )

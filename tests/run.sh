@@ -10,7 +10,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/setup.sh"
 cd "$ROOT"
 trap stop_dockerd EXIT
 
-install_debian_packages redis-server redis-sentinel redis-tools prometheus-redis-exporter busybox-static docker.io
+# Any installed Docker engine will do (GitHub's runners ship docker-ce, which conflicts with docker.io).
+docker_package=docker.io
+command -v dockerd >/dev/null 2>&1 && docker_package=""
+install_debian_packages redis-server redis-sentinel redis-tools prometheus-redis-exporter busybox-static python3.11 $docker_package
 install_python_packages test
 start_dockerd
 

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import rendering
-from components.kubernetes import pods
+from components.kubernetes import monitoring, pods
 from components.kubernetes.certificates import NodeCertificate, issue_node_certificate
 from components.outputs import describe_deployment
 from components.settings import Settings
@@ -164,6 +164,8 @@ class RedisHA(pulumi.ComponentResource):
 
         self._disruption_budgets()
         self._network_policies()
+        if s.monitoring:
+            monitoring.deploy_monitoring(name, s, self._ns, self)
 
         self.namespace = self._ns
         self.sentinel_service = pulumi.Output.from_input(

@@ -74,6 +74,12 @@ def e2e_config(name: str, **overrides: object) -> dict:
         sentinelHostPort=_free_port_range(3, used),
         exporterHostPort=_free_port_range(1, used),
     )
+    if overrides.get("topology") in ("cluster", "both"):
+        # Room for a scale-out by one shard; two exporters side by side with both.
+        shards = int(str(overrides.get("clusterShards", 3))) + 1
+        per_shard = 1 + int(str(overrides.get("clusterReplicasPerShard", 1)))
+        config["clusterHostPort"] = _free_port_range(shards * per_shard, used)
+        config["exporterHostPort"] = _free_port_range(2, used)
     config.update(overrides)
     return config
 

@@ -3,8 +3,21 @@
 This stands in for the Pulumi engine and the pulumi-docker provider only because
 neither the Pulumi CLI nor its engine can be installed on these machines. It honours
 every input the program uses (image, command, uploads, volumes, networks and aliases,
-ports, env, healthcheck, restart, wait, labels, hostname) and raises on any input it
-does not understand, so it cannot silently diverge from what the program asks for.
+ports, env, healthcheck, restart, wait, labels, hostname, and for one-shot containers
+mustRun, attach and logs) and raises on any input it does not understand, so it cannot
+silently diverge from what the program asks for.
+
+One-shot containers (`attach: true`, `mustRun: false`) are started and waited for
+until they exit; their logs are kept in `Applied.logs`. pulumi-docker does not fail on
+a non-zero exit code; this applier does, so that a failed step fails the test.
+
+`update` applies a second run of the program over the first, with the minimal diff
+the engine would make for what the program uses: resources that did not exist are
+created, containers whose inputs changed are replaced (removed, then created: every
+container has a fixed name, so `deleteBeforeReplace`), unchanged ones are left alone.
+A replaced one-shot container therefore runs again. Changed networks or volumes and
+removed resources raise UnsupportedInput. (The second run must keep the first run's
+generated passwords, as the engine keeps random resources: tests/support/updates.py.)
 """
 
 from __future__ import annotations
@@ -42,7 +55,12 @@ _CONTAINER_INPUTS = {
     "waitTimeout",
     "labels",
     "envs",
+    "mustRun",
+    "attach",
+    "logs",
 }
+# How long a one-shot container may run before the applier gives up on it.
+ONE_SHOT_TIMEOUT = 600
 _UPLOAD_INPUTS = {"file", "content", "executable"}
 _VOLUME_MOUNT_INPUTS = {"volumeName", "containerPath"}
 _NETWORK_ATTACH_INPUTS = {"name", "aliases"}
@@ -93,6 +111,8 @@ class Applied:
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
+    # container name -> output of a one-shot container (`logs: true`), latest run
+    logs: dict[str, str] = field(default_factory=dict)
 
 
 def _order(containers: list[Registered]) -> list[Registered]:
@@ -130,22 +150,66 @@ class DockerApplier:
             if r.type.startswith("docker:") and r.type not in handled:
                 raise UnsupportedInput(f"{r.type} ({r.name}) is not implemented by the test applier")
         for r in run.of_type(NETWORK):
-            _check(r.name, r.inputs, _NETWORK_INPUTS)
-            self.client.networks.create(
-                r.inputs["name"], driver=r.inputs.get("driver", "bridge"), labels=_labels(r.inputs.get("labels"))
-            )
-            applied.networks.append(r.inputs["name"])
+            self.create_network(r, applied)
         for r in run.of_type(VOLUME):
-            _check(r.name, r.inputs, _VOLUME_INPUTS)
-            self.client.volumes.create(r.inputs["name"], labels=_labels(r.inputs.get("labels")))
-            applied.volumes.append(r.inputs["name"])
+            self.create_volume(r, applied)
         for r in _order(run.of_type(CONTAINER)):
             self.create_container(r, applied)
         return applied
 
+    def update(self, run: ProgramRun, applied: Applied, previous: ProgramRun) -> list[str]:
+        """Apply `run` over what `previous` created (see the module docstring);
+        returns what was done, e.g. `created redis-ha-cluster-7`, `replaced ...`."""
+        handled = {NETWORK, VOLUME, CONTAINER}
+        for r in run.resources:
+            if r.type.startswith("docker:") and r.type not in handled:
+                raise UnsupportedInput(f"{r.type} ({r.name}) is not implemented by the test applier")
+        before = {(r.type, r.name): r for r in previous.resources if r.type in handled}
+        now = {(r.type, r.name): r for r in run.resources if r.type in handled}
+        removed = sorted(name for (_, name) in set(before) - set(now))
+        if removed:
+            raise UnsupportedInput(f"removing resources ({removed}) is not implemented by the test applier")
+        actions: list[str] = []
+        for token, create in ((NETWORK, self.create_network), (VOLUME, self.create_volume)):
+            for r in run.of_type(token):
+                old = before.get((token, r.name))
+                if old is None:
+                    create(r, applied)
+                    actions.append(f"created {r.inputs['name']}")
+                elif old.inputs != r.inputs:
+                    raise UnsupportedInput(f"{r.name}: changing a {token} is not implemented by the test applier")
+        for r in _order(run.of_type(CONTAINER)):
+            old = before.get((CONTAINER, r.name))
+            if old is not None and old.inputs == r.inputs:
+                continue
+            if old is not None:
+                self.client.api.remove_container(old.inputs["name"], force=True, v=True)
+            self.create_container(r, applied)
+            actions.append(f"{'replaced' if old is not None else 'created'} {r.inputs['name']}")
+        return actions
+
+    def create_network(self, r: Registered, applied: Applied) -> None:
+        _check(r.name, r.inputs, _NETWORK_INPUTS)
+        self.client.networks.create(
+            r.inputs["name"], driver=r.inputs.get("driver", "bridge"), labels=_labels(r.inputs.get("labels"))
+        )
+        applied.networks.append(r.inputs["name"])
+
+    def create_volume(self, r: Registered, applied: Applied) -> None:
+        _check(r.name, r.inputs, _VOLUME_INPUTS)
+        self.client.volumes.create(r.inputs["name"], labels=_labels(r.inputs.get("labels")))
+        applied.volumes.append(r.inputs["name"])
+
     def create_container(self, r: Registered, applied: Applied) -> None:
         i = r.inputs
         _check(r.name, i, _CONTAINER_INPUTS)
+        one_shot = bool(i.get("attach"))
+        if one_shot and (i.get("mustRun", True) or i.get("wait")):
+            raise UnsupportedInput(f"{r.name}: attach is implemented with mustRun false and without wait")
+        if i.get("logs") and not one_shot:
+            raise UnsupportedInput(f"{r.name}: logs is implemented for attached (one-shot) containers only")
+        if i.get("mustRun") is False and not one_shot:
+            raise UnsupportedInput(f"{r.name}: mustRun false is implemented for attached (one-shot) containers only")
         api = self.client.api
         binds = {}
         for v in i.get("volumes", []):
@@ -194,7 +258,8 @@ class DockerApplier:
             host_config=host_config,
             networking_config=networking_config,
         )
-        applied.containers.append(i["name"])
+        if i["name"] not in applied.containers:
+            applied.containers.append(i["name"])
         # Uploads go in after create and before start, like the provider does.
         for u in i.get("uploads", []):
             _check(f"{r.name}.uploads", u, _UPLOAD_INPUTS)
@@ -204,6 +269,17 @@ class DockerApplier:
         api.start(created["Id"])
         if i.get("wait"):
             self.wait_healthy(i["name"], float(i.get("waitTimeout", 60)))
+        if one_shot:
+            self.wait_exited(i["name"], bool(i.get("logs")), applied)
+
+    def wait_exited(self, name: str, keep_logs: bool, applied: Applied) -> None:
+        status = self.client.api.wait(name, timeout=ONE_SHOT_TIMEOUT)
+        logs = self.client.api.logs(name).decode(errors="replace")
+        if keep_logs:
+            applied.logs[name] = logs
+        if status.get("StatusCode") != 0:
+            tail = "\n".join(logs.splitlines()[-40:])
+            raise RuntimeError(f"one-shot container {name} exited with {status}; last logs:\n{tail}")
 
     def wait_healthy(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

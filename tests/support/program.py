@@ -1,163 +1,36 @@
 """Run the real Pulumi program (`__main__.py`) under Pulumi's mocks.
 
 No Pulumi engine exists on these machines; the SDK's mock monitor stands in for it.
-Every resource the program registers is recorded with its type, name, parent,
-dependencies and inputs exactly as the engine would receive them (secret inputs
-still wrapped), and the stack outputs are resolved.
+The runner lives in components/mocked_program.py, where `redis-ha render` uses it
+too; this module keeps the tests' import path.
 """
 
-from __future__ import annotations
+from components.mocked_program import (
+    MAIN,
+    PROJECT,
+    ROOT,
+    SECRET_SIG,
+    ProgramRun,
+    Registered,
+    _Mocks,
+    _RecordingMonitor,
+    _unwrap,
+    run_program,
+    stack_config,
+    use_mocks,
+)
 
-import json
-import runpy
-import secrets
-import string
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import pulumi
-import pulumi.runtime.config as runtime_config
-import yaml
-from google.protobuf import json_format
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import settings as pulumi_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-MAIN = ROOT / "__main__.py"
-PROJECT = "redis-ha"
-# The marker Pulumi's wire format puts on a secret value.
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-
-
-@dataclass
-class Registered:
-    """One resource registration as the engine would see it."""
-
-    type: str
-    name: str
-    urn: str
-    parent: str
-    dependencies: list[str]
-    inputs: dict[str, Any]  # plain values (secrets unwrapped)
-    wire: dict[str, Any]  # the serialized inputs, secrets still wrapped
-
-
-@dataclass
-class ProgramRun:
-    resources: list[Registered] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    # outputs whose value was marked secret
-    secret_outputs: set[str] = field(default_factory=set)
-    passwords: dict[str, str] = field(default_factory=dict)  # every generated password
-
-    def of_type(self, token: str) -> list[Registered]:
-        return [r for r in self.resources if r.type == token]
-
-    def by_name(self, name: str) -> Registered:
-        matches = [r for r in self.resources if r.name == name]
-        assert len(matches) == 1, f"expected one resource named {name}, got {len(matches)}"
-        return matches[0]
-
-
-class _Mocks(pulumi.runtime.Mocks):
-    def __init__(self, run: ProgramRun) -> None:
-        self.run = run
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        state = dict(args.inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
-            alphabet = string.ascii_letters + string.digits
-            password = "".join(secrets.choice(alphabet) for _ in range(int(args.inputs.get("length", 32))))
-            self.run.passwords[args.name] = password
-            state["result"] = password
-        if args.typ == "docker:index/network:Network":
-            state.setdefault("name", args.name)
-        return f"{args.name}_id", state
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
-
-
-class _RecordingMonitor(pulumi_mocks.MockMonitor):
-    def __init__(self, mocks: _Mocks, run: ProgramRun) -> None:
-        super().__init__(mocks)
-        self.run = run
-
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            wire = json_format.MessageToDict(request.object)
-            self.run.resources.append(
-                Registered(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    parent=request.parent,
-                    dependencies=list(request.dependencies),
-                    inputs=_unwrap(wire),
-                    wire=wire,
-                )
-            )
-        return response
-
-
-def _unwrap(value: Any) -> Any:
-    if isinstance(value, dict):
-        if value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG:
-            return _unwrap(value.get("value"))
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
-
-
-def stack_config(stack: str) -> dict[str, Any]:
-    """The `redis-ha:*` values of Pulumi.<stack>.yaml, without the namespace."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {k.split(":", 1)[1]: v for k, v in data["config"].items() if k.startswith(f"{PROJECT}:")}
-
-
-def use_mocks(stack: str = "dev") -> ProgramRun:
-    """Install the recording mocks without running the program (component tests)."""
-    run = ProgramRun()
-    mocks = _Mocks(run)
-    pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run))
-    return run
-
-
-def run_program(config: Mapping[str, Any], stack: str = "dev", run: ProgramRun | None = None) -> ProgramRun:
-    """Run __main__.py with `config` (keys without namespace) as the stack config.
-
-    Pass `run` to keep what was recorded when the program raises."""
-    run = run if run is not None else ProgramRun()
-    mocks = _Mocks(run)
-    pulumi_settings.ROOT.set(None)  # a fresh root Stack for every run
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks, run))
-    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    runtime_config.set_all_config(values, [k for k in values if k.endswith("Password")])
-
-    @pulumi.runtime.test
-    def program() -> pulumi.Output[Any]:
-        runpy.run_path(str(MAIN), run_name="__main__")
-        stack_outputs = pulumi_settings.get_root_resource().outputs  # type: ignore[union-attr]
-
-        def collect(name: str, output: Any) -> pulumi.Output[Any]:
-            out = pulumi.Output.from_input(output)
-
-            async def is_secret() -> bool:
-                return await out.is_secret()
-
-            def store(value: Any) -> None:
-                run.outputs[name] = value
-
-            return pulumi.Output.all(out, pulumi.Output.from_input(is_secret())).apply(
-                lambda pair: (store(pair[0]), pair[1] and run.secret_outputs.add(name))
-            )
-
-        return pulumi.Output.all(*(collect(n, o) for n, o in stack_outputs.items()))
-
-    program()
-    return run
+__all__ = [
+    "MAIN",
+    "PROJECT",
+    "ROOT",
+    "SECRET_SIG",
+    "ProgramRun",
+    "Registered",
+    "_Mocks",
+    "_RecordingMonitor",
+    "_unwrap",
+    "run_program",
+    "stack_config",
+    "use_mocks",
+]

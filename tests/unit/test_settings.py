@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -30,8 +31,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("backend-not-a-string", {"backend": True}, "backend"),
     # topology and versions
     ("topology-unknown", {**DOCKER, "topology": "mesh"}, "topology"),
-    ("topology-cluster-not-implemented", {**DOCKER, "topology": "cluster"}, "topology"),
-    ("topology-both-not-implemented", {**K8S, "topology": "both"}, "topology"),
+    ("topology-wrong-case", {**DOCKER, "topology": "Cluster"}, "topology"),
     ("redis-version-6.2", {**DOCKER, "redisVersion": "6.2"}, "redisVersion"),
     ("redis-version-7", {**DOCKER, "redisVersion": "7"}, "redisVersion"),
     ("redis-version-float", {**DOCKER, "redisVersion": 7.0}, "redisVersion"),
@@ -39,6 +39,9 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("redis-image-space", {**DOCKER, "redisImage": "redis 7.2"}, "redisImage"),
     ("exporter-image-empty", {**DOCKER, "exporterImage": ""}, "exporterImage"),
     ("exporter-not-bool", {**DOCKER, "exporter": "yes"}, "exporter"),
+    ("monitoring-not-bool", {**K8S, "monitoring": "yes"}, "monitoring"),
+    ("monitoring-on-docker", {**DOCKER, "monitoring": True}, "monitoring"),
+    ("monitoring-without-exporter", {**K8S, "monitoring": "true", "exporter": "false"}, "monitoring"),
     # sizes of the deployment
     ("replicas-0", {**DOCKER, "replicas": 0}, "replicas"),
     ("replicas-9", {**DOCKER, "replicas": 9}, "replicas"),
@@ -141,6 +144,11 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("role-broker-maybe", {**DOCKER, "roles": [role(broker="maybe")]}, "roles[0].broker"),
     ("role-description-not-string", {**DOCKER, "roles": [role(description=5)]}, "roles[0].description"),
     ("second-role-bad", {**DOCKER, "roles": [role(), role(name="jobs", keys=["a b"])]}, "roles[1].keys"),
+    ("role-name-not-a-string", {**DOCKER, "roles": [role(name=5)]}, "roles[0].name"),
+    ("role-key-not-a-string", {**DOCKER, "roles": [role(keys=["cache:*", 5])]}, "roles[0].keys"),
+    ("role-channels-not-a-list", {**DOCKER, "roles": [role(channels="filing:*")]}, "roles[0].channels"),
+    ("role-channel-starts-with-acl-rule", {**DOCKER, "roles": [role(channels=["&filing:*"])]}, "roles[0].channels"),
+    ("role-commands-comma-separated", {**DOCKER, "roles": [role(commands=["+@read,+@write"])]}, "roles[0].commands"),
     # names
     ("name-uppercase", {**DOCKER, "name": "RedisHA"}, "name"),
     ("name-one-char", {**DOCKER, "name": "r"}, "name"),
@@ -153,6 +161,64 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("cluster-shards-2", {**K8S, "clusterShards": 2}, "clusterShards"),
     ("cluster-replicas-per-shard-5", {**K8S, "clusterReplicasPerShard": 5}, "clusterReplicasPerShard"),
     ("client-timeout-negative", {**DOCKER, "clientTimeout": -1}, "clientTimeout"),
+    # Redis Cluster (REDIS_NOTES 17)
+    ("cluster-shards-2-on-docker", {**DOCKER, "topology": "cluster", "clusterShards": 2}, "clusterShards"),
+    ("cluster-shards-word", {**DOCKER, "topology": "cluster", "clusterShards": "three"}, "clusterShards"),
+    ("cluster-replicas-per-shard-negative", {**DOCKER, "clusterReplicasPerShard": -1}, "clusterReplicasPerShard"),
+    ("cluster-node-timeout-500", {**DOCKER, "topology": "cluster", "clusterNodeTimeout": 500}, "clusterNodeTimeout"),
+    (
+        "cluster-min-replicas-above-replicas-per-shard",
+        {**DOCKER, "topology": "cluster", "clusterReplicasPerShard": 1, "minReplicasToWrite": 2},
+        "minReplicasToWrite",
+    ),
+    (
+        "cluster-no-replicas-keeps-min-replicas-1",
+        {**DOCKER, "topology": "both", "clusterReplicasPerShard": 0},
+        "minReplicasToWrite",
+    ),
+    (
+        "cluster-no-replicas-no-persistence",
+        {
+            **DOCKER,
+            "topology": "cluster",
+            "clusterReplicasPerShard": 0,
+            "minReplicasToWrite": 0,
+            "appendonly": False,
+            "save": [],
+        },
+        "appendonly",
+    ),
+    ("cluster-bus-port-clashes-sentinel-port", {**DOCKER, "topology": "both", "port": 16379}, "port"),
+    (
+        "cluster-bus-port-equals-port",
+        {**DOCKER, "topology": "cluster", "clusterBusPort": 6379},
+        "clusterBusPort",
+    ),
+    (
+        "cluster-bus-port-equals-exporter-port",
+        {**K8S, "topology": "cluster", "clusterBusPort": 9121},
+        "clusterBusPort",
+    ),
+    ("cluster-bus-port-privileged", {**DOCKER, "topology": "cluster", "clusterBusPort": 80}, "clusterBusPort"),
+    ("cluster-bus-port-70000", {**DOCKER, "topology": "cluster", "clusterBusPort": 70000}, "clusterBusPort"),
+    (
+        "cluster-host-ports-overlap-redis-host-ports",
+        {**DOCKER, "topology": "both", "clusterHostPort": 16380},
+        "clusterHostPort",
+    ),
+    (
+        "cluster-host-ports-overlap-exporter-pair",
+        # topology both: the two exporters take exporterHostPort and the port after it
+        {**DOCKER, "topology": "both", "exporterHostPort": 17378},
+        "clusterHostPort",
+    ),
+    (
+        "cluster-host-port-range-past-65535",
+        {**DOCKER, "topology": "cluster", "clusterHostPort": 65531},
+        "clusterHostPort",
+    ),
+    ("cluster-host-port-privileged", {**DOCKER, "topology": "cluster", "clusterHostPort": 80}, "clusterHostPort"),
+    ("cluster-tls-on-kubernetes", {**K8S, "topology": "cluster", "tls": True}, "tls"),
 ]
 
 
@@ -326,3 +392,107 @@ def test_redis_image_defaults_to_the_configured_version() -> None:
     assert load_settings({"backend": "docker"}).redis_image == "redis:7.2-alpine"
     custom = load_settings({"backend": "docker", "redisVersion": "7.0", "redisImage": "example/redis:7.0.15"})
     assert custom.redis_image == "example/redis:7.0.15"
+
+
+# --- Redis Cluster -----------------------------------------------------------------
+
+
+def test_cluster_defaults() -> None:
+    s = load_settings({**DOCKER, "topology": "cluster"})
+    assert (s.cluster_shards, s.cluster_replicas_per_shard, s.cluster_node_timeout) == (3, 1, 5000)
+    assert s.cluster_nodes == 6
+    assert s.bus_port == 16379
+    assert s.has_cluster and not s.has_sentinel
+    assert s.cluster_host_port == 17379
+    assert s.announce_hostnames is True
+
+
+def test_both_topologies_side_by_side() -> None:
+    s = load_settings({**DOCKER, "topology": "both", "clusterShards": "4", "clusterReplicasPerShard": "2"})
+    assert s.has_cluster and s.has_sentinel
+    assert s.cluster_nodes == 12
+    assert s.exporters == 2
+
+
+def test_cluster_without_replicas_needs_min_replicas_to_write_0() -> None:
+    s = load_settings({**DOCKER, "topology": "cluster", "clusterReplicasPerShard": 0, "minReplicasToWrite": 0})
+    assert (s.cluster_replicas_per_shard, s.min_replicas_to_write) == (0, 0)
+
+
+def test_cluster_bus_port_can_be_set() -> None:
+    s = load_settings({**DOCKER, "topology": "cluster", "clusterBusPort": "7000"})
+    assert s.bus_port == 7000
+
+
+def test_cluster_host_ports_ignore_the_sentinel_ranges_on_a_cluster_only_stack() -> None:
+    # redisHostPort and sentinelHostPort publish nothing without a Sentinel group.
+    s = load_settings({**DOCKER, "topology": "cluster", "redisHostPort": 17380, "sentinelHostPort": 17381})
+    assert s.cluster_host_port == 17379
+
+
+def test_cluster_keys_do_not_matter_to_a_sentinel_stack() -> None:
+    # The Sentinel topology keeps validating as before: no bus port, no cluster range.
+    s = load_settings({**DOCKER, "port": 16379, "clusterHostPort": 16380, "clusterReplicasPerShard": 0})
+    assert s.topology == "sentinel" and s.port == 16379
+
+
+# --- the default roles against the names their clients really use ------------------
+
+# The seed's use cases (keys and channels of its examples), per default role.
+SEED_NAMES = {
+    "cache": {"keys": ["filing:analysis:123", "filing:10-K:123", "company:1:filings", "lock:filing:analysis:123"]},
+    "sessions": {"keys": ["session:abc123"]},
+    "ratelimit": {"keys": ["ratelimit:api_key"]},
+    "pubsub": {"channels": ["filing:processed"]},
+    "analytics": {
+        "keys": [
+            "user:123",
+            "recent:filings",
+            "processed:companies:2025-10-19",
+            "rankings:signals",
+            "unique:visitors:2025-10-19",
+            "unique:visitors:week",
+        ]
+    },
+    # What Celery 5.7 / kombu 5.7 used against a live deployment (tests/verify/
+    # test_app_celery.py): queues are also BRPOPed with a priority suffix.
+    "celery": {
+        "keys": [
+            "celery",
+            "celery\x06\x163",
+            "high_priority",
+            "low_priority\x06\x169",
+            "_kombu.binding.celery",
+            "_kombu.binding_deadlines",
+            "_kombu.binding_permanent.celery",
+            "unacked",
+            "unacked_index",
+            "unacked_mutex",
+            "celery-task-meta-9f1e",
+            "w1@host.celery.pidbox",
+            "w1@host.celery.pidbox\x06\x166",
+            "9f1e.reply.celery.pidbox\x06\x163",
+        ],
+        "channels": ["/0.celery.pidbox", "/0.celeryev/worker.heartbeat", "celery-task-meta-9f1e"],
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_NAMES))
+def test_default_role_covers_the_names_its_clients_use(name: str) -> None:
+    default = next(r for r in DEFAULT_ROLES if r.name == name)
+    for key in SEED_NAMES[name].get("keys", []):
+        assert any(fnmatchcase(key, p) for p in default.keys), f"{name} cannot use key {key!r}"
+    for channel in SEED_NAMES[name].get("channels", []):
+        assert any(fnmatchcase(channel, p) for p in default.channels), f"{name} cannot use channel {channel!r}"
+
+
+def test_default_celery_role_grants_what_kombu_needs_beyond_keys() -> None:
+    celery = next(r for r in DEFAULT_ROLES if r.name == "celery")
+    # The ACL compares PSUBSCRIBE patterns literally: kombu's must be listed as sent.
+    for pattern in ("/0.celery.pidbox", "/0.celeryev/worker.*", "/0.celeryev/*"):
+        assert pattern in celery.channels
+    # kombu 5.7's binding scripts call TIME; MULTI/EXEC, EVALSHA and BRPOP run the queues.
+    for rule in ("+time", "+@transaction", "+@scripting", "+@blocking", "+@pubsub"):
+        assert rule in celery.commands
+    assert not any(p in ("*", "~*") for p in celery.keys) and "+@all" not in celery.commands

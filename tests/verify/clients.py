@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from tests.verify.access import Outputs
@@ -66,3 +68,12 @@ def master_client(outputs: Outputs, user: str = "admin") -> redis.Redis:
     """A client that always talks to the current master, found through the Sentinels."""
     sentinel = MappedSentinel(outputs, username=user, password=outputs.passwords[user])
     return sentinel.master_for(outputs.deployment["masterName"], retry=None)
+
+
+def app_client(outputs: Outputs, user: str) -> redis.Redis:
+    """A client configured as an application configures one: Sentinel-aware, as the
+    application role's user, retrying connection errors with backoff (a connection to a
+    demoted master counts as one), which is how it rides out a failover."""
+    sentinel = MappedSentinel(outputs, username=user, password=outputs.passwords[user])
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=30)
+    return sentinel.master_for(outputs.deployment["masterName"], retry=retry, decode_responses=True)

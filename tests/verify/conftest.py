@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.verify import faults  # noqa: E402
 from tests.verify.access import Node, Outputs, Redactor  # noqa: E402
+from tests.verify.topology_state import LiveState, wait_healthy  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,6 +35,11 @@ def _outputs(config: pytest.Config) -> Outputs:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "destructive: stops, kills or disconnects nodes; opt in on production")
+    config.addinivalue_line(
+        "markers",
+        "topology(*parts): runs only against a deployment with one of these parts (sentinel, cluster); "
+        "unmarked tests check the Sentinel group",
+    )
     path = Path(config.getoption("--outputs"))
     if path.exists():
         redactor = Redactor(Outputs.load(path).passwords.values())
@@ -41,16 +49,37 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One case per node, named after it, for tests that take `redis_node`,
-    `sentinel_node`, `replica_spec` or `role`."""
+    `cluster_node`, `sentinel_node`, `replica_spec` or `role`."""
     outputs = _outputs(metafunc.config)
     params = {
         "redis_spec": outputs.nodes("redis"),
+        "cluster_spec": outputs.nodes("cluster"),
         "sentinel_spec": outputs.nodes("sentinel"),
         "role": outputs.deployment["roles"],
     }
     for name, values in params.items():
         if name in metafunc.fixturenames:
             metafunc.parametrize(name, values, ids=[v["name"] for v in values])
+
+
+def deployed_parts(outputs: Outputs) -> set[str]:
+    """`sentinel` and/or `cluster`, from the outputs' topology."""
+    topology = outputs.deployment.get("topology", "sentinel")
+    return {"sentinel", "cluster"} if topology == "both" else {topology}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) what the deployment does not have: Redis Cluster cases on a
+    Sentinel-only deployment, Sentinel cases on a cluster-only one."""
+    deployed = deployed_parts(_outputs(config))
+    selected, deselected = [], []
+    for item in items:
+        marker = item.get_closest_marker("topology")
+        wanted = set(marker.args) if marker else {"sentinel"}
+        (selected if wanted & deployed else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +95,16 @@ def redis_nodes(outputs: Outputs) -> list[Node]:
 @pytest.fixture(scope="session")
 def sentinels(outputs: Outputs) -> list[Node]:
     return [Node(spec, outputs) for spec in outputs.nodes("sentinel")]
+
+
+@pytest.fixture(scope="session")
+def cluster_nodes(outputs: Outputs) -> list[Node]:
+    return [Node(spec, outputs) for spec in outputs.nodes("cluster")]
+
+
+@pytest.fixture
+def cluster_node(cluster_spec: dict, outputs: Outputs) -> Node:
+    return Node(cluster_spec, outputs)
 
 
 @pytest.fixture
@@ -101,3 +140,15 @@ def exporter(outputs: Outputs) -> Node:
     specs = outputs.nodes("exporter")
     assert specs, "the deployment has no exporter (settings: exporter false?)"
     return Node(specs[0], outputs)
+
+
+@pytest.fixture
+def live(outputs: Outputs, redis_nodes: list[Node], sentinels: list[Node]) -> Iterator[LiveState]:
+    """For the destructive drills: a healthy topology before the drill; after it, every
+    node is started again and the topology must be healthy once more (each drill
+    proves recovery)."""
+    state = wait_healthy(outputs, redis_nodes, sentinels, timeout=90)
+    yield state
+    for node in [*redis_nodes, *sentinels]:
+        faults.start(node)  # a no-op for running nodes
+    wait_healthy(outputs, redis_nodes, sentinels, timeout=120)

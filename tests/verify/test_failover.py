@@ -2,7 +2,8 @@
 topology recovers correctly, and leaves it healthy for the next one.
 
 Destructive: they stop, kill and disconnect nodes. Opt in with
-`redis-ha-verify --destructive` (or `pytest -m destructive`).
+`redis-ha-verify --destructive` (or `pytest -m destructive`). The `live` fixture
+(conftest.py) restores the topology after each.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,26 +18,16 @@ import redis
 from tests.verify import faults
 from tests.verify.access import Node, Outputs, eventually
 from tests.verify.clients import master_client
-from tests.verify.topology_state import LiveState, role, sentinel_master, wait_healthy, wait_new_master
+from tests.verify.topology_state import (
+    LiveState,
+    failover_deadline,
+    role,
+    sentinel_master,
+    wait_healthy,
+    wait_new_master,
+)
 
 pytestmark = pytest.mark.destructive
-
-
-def _failover_deadline(outputs: Outputs) -> float:
-    d = outputs.deployment
-    # Detection, then one failover attempt, with room for a retry by another Sentinel.
-    return d["downAfterMilliseconds"] / 1000 + 2 * d["failoverTimeout"] / 1000 + 10
-
-
-@pytest.fixture
-def live(outputs: Outputs, redis_nodes: list[Node], sentinels: list[Node]) -> Iterator[LiveState]:
-    """A healthy topology before the drill; after it, every node is started again and
-    the topology must be healthy once more (each drill proves recovery)."""
-    state = wait_healthy(outputs, redis_nodes, sentinels, timeout=90)
-    yield state
-    for node in [*redis_nodes, *sentinels]:
-        faults.start(node)  # a no-op for running nodes
-    wait_healthy(outputs, redis_nodes, sentinels, timeout=120)
 
 
 def _write_through_sentinel(outputs: Outputs, key: str, value: str, timeout: float = 30) -> None:
@@ -59,7 +49,7 @@ def test_master_stopped_replica_promoted_and_old_master_rejoins(
     before = f"redis-ha:drill:{uuid.uuid4().hex}"
     _write_through_sentinel(outputs, before, "before")
     faults.stop(old)
-    new_host, _ = wait_new_master(outputs, sentinels, old, _failover_deadline(outputs))
+    new_host, _ = wait_new_master(outputs, sentinels, old, failover_deadline(outputs))
     new = next(n for n in redis_nodes if n.hostname == new_host)
     assert role(new) == "master"
     after = f"redis-ha:drill:{uuid.uuid4().hex}"
@@ -126,7 +116,7 @@ def test_planned_switchover_loses_no_acknowledged_write(
         eventually(lambda: _assert_true(len(writer.acknowledged) >= 20, "writer made no progress"), timeout=20)
         reply = sentinels[0].cli("admin", "SENTINEL", "FAILOVER", outputs.deployment["masterName"])
         assert reply == "OK", reply
-        wait_new_master(outputs, sentinels, live.master, _failover_deadline(outputs))
+        wait_new_master(outputs, sentinels, live.master, failover_deadline(outputs))
         count = len(writer.acknowledged)
         eventually(lambda: _assert_true(len(writer.acknowledged) > count + 20, "no writes after the switchover"), 30)
     finally:
@@ -152,7 +142,7 @@ def test_failover_with_one_sentinel_down(
     down = sentinels[-1]
     faults.stop(down)
     faults.stop(live.master)
-    wait_new_master(outputs, sentinels[:-1], live.master, _failover_deadline(outputs))
+    wait_new_master(outputs, sentinels[:-1], live.master, failover_deadline(outputs))
 
 
 def test_no_failover_and_no_second_master_without_a_majority(
@@ -164,7 +154,7 @@ def test_no_failover_and_no_second_master_without_a_majority(
         faults.stop(sentinel)
     faults.stop(live.master)
     # Well past the point where a failover would have happened.
-    time.sleep(_failover_deadline(outputs))
+    time.sleep(failover_deadline(outputs))
     for sentinel in survivors:
         assert sentinel_master(sentinel, outputs) == live.master.hostname, f"{sentinel.name} failed over"
     masters = [n.name for n in live.replicas if role(n) == "master"]
@@ -186,7 +176,7 @@ def test_isolated_master_refuses_writes_then_one_master_after_healing(
         started = time.monotonic()
         eventually(refuses, timeout=lag + 5, interval=0.5)
         assert time.monotonic() - started <= lag + 5
-        wait_new_master(outputs, sentinels, old, _failover_deadline(outputs))
+        wait_new_master(outputs, sentinels, old, failover_deadline(outputs))
     finally:
         faults.reconnect(old, attached)
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from tests.verify.access import Node, Outputs
+from tests.verify.access import Node, Outputs, eventually
 
 
 @dataclass(frozen=True)
 class LiveState:
     master: Node
     replicas: list[Node]
+
+
+def failover_deadline(outputs: Outputs) -> float:
+    """Seconds within which the Sentinels must have replaced a failed master."""
+    d = outputs.deployment
+    # Detection, then one failover attempt, with room for a retry by another Sentinel.
+    return d["downAfterMilliseconds"] / 1000 + 2 * d["failoverTimeout"] / 1000 + 10
 
 
 def sentinel_master(sentinel: Node, outputs: Outputs) -> str | None:
@@ -72,3 +79,35 @@ def wait_new_master(outputs: Outputs, sentinels: list[Node], old: Node, timeout:
         if time.monotonic() - started > timeout:
             raise AssertionError(f"no failover away from {old.name} within {timeout:.0f}s: Sentinels name {named}")
         time.sleep(0.25)
+
+
+def wait_replicated(state: LiveState, timeout: float = 15) -> None:
+    """Wait until every replica has the master's current replication offset: whatever
+    the master acknowledged until now is on every replica (what `WAIT <all>` confirms
+    for one client's writes, here for everyone's)."""
+    target = int(state.master.info("admin", "replication")["master_repl_offset"])
+
+    def caught_up() -> None:
+        for replica in state.replicas:
+            offset = int(replica.info("admin", "replication").get("slave_repl_offset", -1))
+            assert offset >= target, f"{replica.name} is at offset {offset}, the master at {target}"
+
+    eventually(caught_up, timeout=timeout, interval=0.2)
+
+
+def wait_writable(outputs: Outputs, redis_nodes: list[Node], host: str, timeout: float = 60) -> Node:
+    """Wait until the master `host` has the replicas `min-replicas-to-write` asks for:
+    until then a new master answers writes with NOREPLICAS (REDIS_NOTES 11)."""
+    master = next(n for n in redis_nodes if n.hostname == host)
+    needed = int(outputs.deployment["protectedSettings"].get("min-replicas-to-write", "0"))
+
+    def enough() -> None:
+        info = master.info("admin", "replication")
+        assert info.get("role") == "master", f"{master.name} is {info.get('role')}"
+        # Replicas that are online and within min-replicas-max-lag; the master counts
+        # them once a second, so a replica that just attached is not there yet.
+        good = int(info.get("min_slaves_good_slaves", info.get("connected_slaves", 0)))
+        assert good >= needed, f"{master.name} has {good} good replicas, min-replicas-to-write is {needed}"
+
+    eventually(enough, timeout=timeout, interval=0.25)
+    return master

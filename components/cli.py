@@ -1,0 +1,295 @@
+"""`redis-ha`: the day-to-day tasks of a redis-ha deployment.
+
+    redis-ha preview --stack dev                  what `up` would change
+    redis-ha up --stack dev [--verify]            deploy (then run the verification suite)
+    redis-ha verify --stack dev                   the verification suite, outputs from the stack
+    redis-ha verify --outputs outputs.json        ... or from a file
+    redis-ha render --stack prod --out review/    every file the stack deploys, secrets redacted
+    redis-ha destroy --stack dev                  remove everything the stack deployed
+
+up, preview, destroy and `verify --stack` drive the Pulumi CLI through the Automation
+API, in this repository, on the state backend of PULUMI_BACKEND_URL (or --backend), by
+default a local one in ~/.pulumi-redis-ha; a self-managed backend encrypts the stack's
+secrets with PULUMI_CONFIG_PASSPHRASE. render and `verify --outputs` need no Pulumi CLI.
+
+Exit status: 0 done, 1 the operation or a verified property failed, 2 it could not
+start (bad arguments, no Pulumi CLI, no passphrase).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import secrets
+import shutil
+import string
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PROG = "redis-ha"
+INSTALL_HINT = "https://www.pulumi.com/docs/install/"
+DEFAULT_BACKEND = "file://~/.pulumi-redis-ha"
+# Backends that keep their own secrets (Pulumi Cloud, self-hosted Pulumi service);
+# every other one (file://, s3://, gs://, azblob://, postgres://) uses the passphrase.
+_SERVICE_SCHEMES = ("https://", "http://")
+_STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+PULUMI_COMMANDS = ("up", "preview", "destroy")
+
+
+class CliError(Exception):
+    """Cannot start: one line for the user, exit status 2."""
+
+
+def _stack_name(value: str) -> str:
+    if not _STACK_RE.match(value):
+        raise argparse.ArgumentTypeError(f"invalid stack name {value!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Day-to-day tasks of a redis-ha deployment (Pulumi Automation API + the verification suite).",
+        epilog=f"up, preview, destroy and `verify --stack` need the Pulumi CLI ({INSTALL_HINT}).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def stack_command(name: str, help_text: str, required: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--stack", "-s", type=_stack_name, required=required, help="stack name (dev, prod, ...)")
+        return sub
+
+    def backend_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--backend",
+            help=f"state backend URL (default: $PULUMI_BACKEND_URL, else {DEFAULT_BACKEND})",
+        )
+
+    up = stack_command("up", "deploy the stack (creates it on first use)")
+    backend_option(up)
+    up.add_argument("--verify", action="store_true", help="run the verification suite after the deploy")
+    up.add_argument("--refresh", action="store_true", help="refresh the state from the live resources first")
+    preview = stack_command("preview", "show what `up` would change")
+    backend_option(preview)
+    preview.add_argument("--diff", action="store_true", help="show a detailed diff")
+    destroy = stack_command("destroy", "remove every resource of the stack")
+    backend_option(destroy)
+    destroy.add_argument("--remove", action="store_true", help="also remove the stack and its config history")
+
+    verify = stack_command("verify", "run the post-deploy verification suite", required=False)
+    backend_option(verify)
+    verify.add_argument("--outputs", type=Path, help="stack outputs JSON (pulumi stack output --json --show-secrets)")
+    verify.add_argument("--destructive", action="store_true", help="also run failover drills that stop nodes")
+    verify.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+
+    render = stack_command("render", "write every file the stack deploys into a directory, secrets redacted")
+    render.add_argument("--out", type=Path, required=True, help="output directory (created; must be empty)")
+    return parser
+
+
+# --- Pulumi CLI and backend --------------------------------------------------------
+
+
+def require_pulumi_cli() -> None:
+    if shutil.which("pulumi") is None:
+        raise CliError(
+            f"the Pulumi CLI is not installed: see {INSTALL_HINT} (render and verify --outputs work without it)"
+        )
+
+
+def backend_url(option: str | None, env: Mapping[str, str]) -> str:
+    """The backend to use: --backend, else $PULUMI_BACKEND_URL, else the local default
+    (`~` expanded, since the URL is handed to the CLI as it is)."""
+    url = option or env.get("PULUMI_BACKEND_URL") or DEFAULT_BACKEND
+    if url.startswith("file://~"):
+        url = "file://" + os.path.expanduser("~" + url[len("file://~") :])
+    return url
+
+
+def check_passphrase(url: str, env: Mapping[str, str]) -> None:
+    """A self-managed backend encrypts secrets with the passphrase: without one the
+    CLI would prompt (and hang in CI) or fail half-way; refuse up front instead."""
+    if url.startswith(_SERVICE_SCHEMES):
+        return
+    if not (env.get("PULUMI_CONFIG_PASSPHRASE") or env.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
+        raise CliError(
+            f"the backend {url} keeps the stack's secrets encrypted with a passphrase: "
+            "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE)"
+        )
+
+
+def _workspace_stack(args: argparse.Namespace, create: bool) -> Any:
+    """The stack in this repository through the Automation API."""
+    require_pulumi_cli()
+    url = backend_url(args.backend, os.environ)
+    check_passphrase(url, os.environ)
+    if url.startswith("file://"):
+        Path(url[len("file://") :]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    from pulumi import automation as auto
+
+    options = auto.LocalWorkspaceOptions(work_dir=str(ROOT), env_vars={"PULUMI_BACKEND_URL": url})
+    try:
+        if create:
+            return auto.create_or_select_stack(stack_name=args.stack, work_dir=str(ROOT), opts=options)
+        return auto.select_stack(stack_name=args.stack, work_dir=str(ROOT), opts=options)
+    except auto.StackNotFoundError:
+        raise CliError(f"stack {args.stack!r} does not exist on {url} (create it with `redis-ha up`)") from None
+
+
+def _print(text: str) -> None:
+    print(text, end="" if text.endswith("\n") else "\n", flush=True)
+
+
+def _pulumi_command(args: argparse.Namespace) -> int:
+    from pulumi import automation as auto
+
+    stack = _workspace_stack(args, create=args.command != "destroy")
+    try:
+        if args.command == "up":
+            # Stack outputs hold the passwords (as secrets): not worth a place in a log.
+            up = stack.up(on_output=_print, refresh=args.refresh, color="auto", suppress_outputs=True)
+            print(f"{PROG} up: {up.summary.result}, stack {args.stack}")
+            if args.verify:
+                return _verify_stack(stack, args)
+        elif args.command == "preview":
+            preview = stack.preview(on_output=_print, diff=args.diff, color="auto")
+            changes = {str(getattr(op, "value", op)): count for op, count in preview.change_summary.items()}
+            summary = ", ".join(f"{op} {count}" for op, count in sorted(changes.items())) or "no changes"
+            print(f"{PROG} preview: {summary}, stack {args.stack}")
+        else:
+            destroy = stack.destroy(on_output=_print, color="auto", remove=args.remove)
+            removed = " (stack removed)" if args.remove else ""
+            print(f"{PROG} destroy: {destroy.summary.result}, stack {args.stack}{removed}")
+    except auto.CommandError as error:
+        # The CLI's own output has been streamed already; its error text holds no secret.
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        print(f"{PROG} {args.command}: failed ({lines[-1] if lines else 'no message'})", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- verify ------------------------------------------------------------------------
+
+
+def _run_verify(outputs: Path, args: argparse.Namespace) -> int:
+    try:
+        # Imported by name: the suite is not part of the type-checked program.
+        verify_cli = importlib.import_module("tests.verify.cli")
+    except ImportError as error:
+        raise CliError(f"the verification suite's packages are missing ({error}): pip install -e '.[verify]'") from None
+    argv = ["--outputs", str(outputs)]
+    if getattr(args, "destructive", False):
+        argv.append("--destructive")
+    extra = getattr(args, "pytest_args", [])
+    return verify_cli.main([*argv, "--", *extra] if extra else argv)
+
+
+def _verify_stack(stack: Any, args: argparse.Namespace) -> int:
+    """Fetch the outputs (secrets included) into a private temporary file, verify,
+    and remove the file whatever happens: it holds every password."""
+    from pulumi import automation as auto
+
+    try:
+        values = {name: output.value for name, output in stack.outputs().items()}
+    except auto.CommandError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise CliError(f"cannot read the stack outputs ({lines[-1] if lines else 'no message'})") from None
+    if not {"redisHa", "passwords"} <= set(values):
+        raise CliError(f"stack {args.stack} has no redisHa/passwords outputs: deploy it first (`redis-ha up`)")
+    directory = tempfile.mkdtemp(prefix="redis-ha-outputs-")
+    path = Path(directory) / "outputs.json"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(values, file)
+        return _run_verify(path, args)
+    finally:
+        path.unlink(missing_ok=True)
+        os.rmdir(directory)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    if (args.outputs is None) == (args.stack is None):
+        raise CliError("give exactly one of --outputs FILE or --stack STACK")
+    if args.outputs is not None:
+        if not args.outputs.is_file():
+            raise CliError(f"{args.outputs}: no such file")
+        return _run_verify(args.outputs, args)
+    return _verify_stack(_workspace_stack(args, create=False), args)
+
+
+# --- render ------------------------------------------------------------------------
+
+
+def _stand_in_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(32))
+
+
+def review_config(stack: str) -> dict[str, Any]:
+    """The stack's `redis-ha:*` config from Pulumi.<stack>.yaml; encrypted values
+    (`secure:`) become stand-in passwords, which render redacts like any other."""
+    from components.mocked_program import stack_config
+
+    if not (ROOT / f"Pulumi.{stack}.yaml").is_file():
+        raise CliError(f"no Pulumi.{stack}.yaml in {ROOT}")
+    config = stack_config(stack)
+    return {
+        key: _stand_in_password() if isinstance(value, Mapping) and "secure" in value else value
+        for key, value in config.items()
+    }
+
+
+def _render(args: argparse.Namespace) -> int:
+    from components import deployed_files
+    from components.mocked_program import ProgramRun, run_program
+
+    out: Path = args.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"{out} exists and is not an empty directory")
+    config = review_config(args.stack)
+    stand_ins = {key.removesuffix("Password"): value for key, value in config.items() if key.endswith("Password")}
+    run = ProgramRun()
+    try:
+        run_program(config, stack=args.stack, run=run)
+    except Exception as error:  # the program's own error, e.g. an invalid setting
+        message = str(error).strip().splitlines()
+        print(f"{PROG} render: the program failed: {message[-1] if message else type(error).__name__}", file=sys.stderr)
+        return 1
+    files = deployed_files.redacted_files(run, stand_ins)
+    deployed_files.write_files(files, out)
+    for f in files:
+        print(f"{f.path}  <- {f.source}")
+    print(f"{PROG} render: {len(files)} files of stack {args.stack} in {out} (passwords redacted)")
+    return 0
+
+
+# --- main --------------------------------------------------------------------------
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": _pulumi_command,
+    "preview": _pulumi_command,
+    "destroy": _pulumi_command,
+    "verify": _verify,
+    "render": _render,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except CliError as error:
+        print(f"{PROG} {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

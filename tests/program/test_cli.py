@@ -1,0 +1,315 @@
+"""`redis-ha`, the user CLI.
+
+- render writes exactly the files the program deploys (compared with what a separate
+  run of the real program under mocks registers), with every password redacted;
+- without a Pulumi CLI, up/preview/destroy/`verify --stack` say so in one line and
+  exit 2, while render and `verify --outputs` work;
+- verify exits 0 on a live dev deployment and non-zero once it is broken: one
+  deployment on the real Docker engine (tests/e2e/conftest.py) serves both cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from components import cli, deployed_files, mocked_program
+from tests.e2e.conftest import Deployment, deploy
+from tests.support.program import ProgramRun, run_program, stack_config
+from tests.verify.access import Node, Outputs
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL_HINT = "https://www.pulumi.com/docs/install/"
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def path_without_pulumi() -> str:
+    """PATH with every directory that holds a `pulumi` executable left out."""
+    keep = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "pulumi").exists()]
+    path = os.pathsep.join(keep)
+    assert shutil.which("pulumi", path=path) is None
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """`redis-ha ARGS` as a user runs it (the module behind the console entry point),
+    on a PATH without the Pulumi CLI."""
+    environment = {**os.environ, "PATH": path_without_pulumi(), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "components.cli", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def redact_like_a_reviewer(text: str, passwords: dict[str, str]) -> str:
+    """The redaction the CLI promises, written out independently of it."""
+    for user, password in passwords.items():
+        text = text.replace("#" + hashlib.sha256(password.encode()).hexdigest(), f"#<redacted-sha256:{user}>")
+        text = text.replace(password, f"<redacted:{user}>")
+    return text
+
+
+def tree(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): p.read_text() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _by_name(run: ProgramRun, token: str) -> dict[str, dict]:
+    return {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type(token)}
+
+
+def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
+    """path -> content (in the clear) of every file `run` deploys, from its resources."""
+    files: dict[str, str] = {}
+    if stack == "dev":
+        for container in run.of_type("docker:index/container:Container"):
+            for upload in container.inputs["uploads"]:
+                files[f"{container.inputs['name']}/{Path(upload['file']).name}"] = upload["content"]
+        return files
+    secrets_ = {name: i["stringData"] for name, i in _by_name(run, "kubernetes:core/v1:Secret").items()}
+    scripts = _by_name(run, "kubernetes:core/v1:ConfigMap")["redis-ha-scripts"]["data"]
+    sets = _by_name(run, "kubernetes:apps/v1:StatefulSet")
+    for component in ("redis", "sentinel"):
+        for i in range(int(sets[f"redis-ha-{component}"]["spec"]["replicas"])):
+            pod = f"redis-ha-{component}-{i}"
+            # Every pod mounts the scripts ConfigMap and its component's Secret.
+            files.update({f"{pod}/{key}": value for key, value in scripts.items()})
+            for key, value in secrets_[f"redis-ha-{component}"].items():
+                owner, _, name = key.partition(".")
+                if owner.startswith("redis-ha-"):
+                    if owner == pod:
+                        files[f"{pod}/{name}"] = value
+                else:
+                    files[f"{pod}/{key}"] = value
+            if component == "redis":
+                files[f"{pod}/env/exporter/REDIS_PASSWORD"] = secrets_["redis-ha-exporter"]["password"]
+    return files
+
+
+@pytest.fixture
+def capture_runs(monkeypatch: pytest.MonkeyPatch) -> list[ProgramRun]:
+    """The ProgramRun of every run_program the CLI makes (in this process)."""
+    runs: list[ProgramRun] = []
+    original = mocked_program.run_program
+
+    def capturing(*args: object, **kwargs: object) -> ProgramRun:
+        run = original(*args, **kwargs)  # type: ignore[arg-type]
+        runs.append(run)
+        return run
+
+    monkeypatch.setattr(mocked_program, "run_program", capturing)
+    return runs
+
+
+# --- render -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_render_writes_exactly_what_the_program_deploys(
+    stack: str, tmp_path: Path, capture_runs: list[ProgramRun], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "review"
+    assert cli.main(["render", "--stack", stack, "--out", str(out)]) == 0
+    (cli_run,) = capture_runs
+    rendered = tree(out)
+
+    # A separate run of the real program, with its own generated passwords: modulo
+    # redaction, what it deploys is what render wrote.
+    reference = run_program(stack_config(stack), stack=stack)
+    expected = {
+        path: redact_like_a_reviewer(content, reference.outputs["passwords"])
+        for path, content in expected_files(reference, stack).items()
+    }
+    assert sorted(rendered) == sorted(expected)
+    for path, content in expected.items():
+        assert rendered[path] == content, path
+    # Every file of every node: Redis config and ACL, Sentinel config, healthchecks,
+    # and on Kubernetes the start script.
+    names = {Path(p).name for p in rendered}
+    assert {"redis.conf", "users.acl", "sentinel.conf"} <= names
+    assert ("redis-start.sh" in names) == (stack == "prod")
+    assert any(n.endswith("healthcheck.sh") for n in names)
+    listing = capsys.readouterr().out
+    assert f"{len(rendered)} files of stack {stack}" in listing
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_render_contains_no_password_nor_password_hash(
+    stack: str, tmp_path: Path, capture_runs: list[ProgramRun]
+) -> None:
+    out = tmp_path / "review"
+    assert cli.main(["render", "--stack", stack, "--out", str(out)]) == 0
+    (run,) = capture_runs
+    passwords = {**run.passwords, **run.outputs["passwords"]}
+    assert len(passwords) >= 5
+    everything = "\n".join(tree(out).values())
+    for user, password in passwords.items():
+        assert password not in everything, f"the {user} password is in the rendered files"
+        assert hashlib.sha256(password.encode()).hexdigest() not in everything, f"the {user} hash is in them"
+    assert not re.search(r"#[0-9a-f]{64}", everything)
+    # The secrets are there, as placeholders naming the user.
+    assert "masterauth <redacted:replica>" in everything
+    assert f"sentinel auth-pass {stack_config(stack)['masterName']} <redacted:sentinel>" in everything
+    assert "user admin on #<redacted-sha256:admin> " in everything
+
+
+def test_configured_passwords_are_redacted_too() -> None:
+    configured = {"adminPassword": "Configured-Admin-Secret-1", "replicaPassword": "Configured-Replica-Secret-2"}
+    run = run_program({**stack_config("dev"), **configured}, stack="dev")
+    text = "\n".join(f.content for f in deployed_files.redacted_files(run))
+    clear = "\n".join(f.content for f in deployed_files.deployed_files(run))
+    for password in configured.values():
+        assert password in clear or hashlib.sha256(password.encode()).hexdigest() in clear  # the control
+        assert password not in text and hashlib.sha256(password.encode()).hexdigest() not in text
+    assert "#<redacted-sha256:admin>" in text and "<redacted:replica>" in text
+
+
+def test_redaction_catches_secrets_it_was_not_told_about() -> None:
+    digest = hashlib.sha256(b"unknown").hexdigest()
+    text = f"masterauth unknown\nsentinel auth-pass mymaster s3cret\nuser x on #{digest} ~*\n"
+    redacted = deployed_files.redact(text, {})
+    assert "unknown" not in redacted and "s3cret" not in redacted and digest not in redacted
+    assert "masterauth <redacted>" in redacted and "#<redacted-sha256>" in redacted
+
+
+def test_render_refuses_a_non_empty_directory_and_an_unknown_stack(tmp_path: Path) -> None:
+    (tmp_path / "old.conf").write_text("x")
+    result = run_cli("render", "--stack", "dev", "--out", str(tmp_path))
+    assert result.returncode == 2 and "is not an empty directory" in result.stderr
+    result = run_cli("render", "--stack", "nosuchstack", "--out", str(tmp_path / "new"))
+    assert result.returncode == 2 and "no Pulumi.nosuchstack.yaml" in result.stderr
+
+
+def test_render_works_without_the_pulumi_cli(tmp_path: Path) -> None:
+    out = tmp_path / "review"
+    result = run_cli("render", "--stack", "prod", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1].startswith("redis-ha render: ")
+    assert (out / "redis-ha-redis-0" / "redis.conf").is_file()
+    assert not re.search(r"#[0-9a-f]{64}", "\n".join(tree(out).values()))
+
+
+# --- without the Pulumi CLI --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["up", "--stack", "dev"], ["preview", "--stack", "prod"], ["destroy", "--stack", "dev"], ["verify", "-s", "dev"]],
+    ids=["up", "preview", "destroy", "verify-stack"],
+)
+def test_missing_pulumi_cli_is_one_line_and_exit_2(args: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env["PATH"] = path_without_pulumi()
+    result = subprocess.run(
+        [sys.executable, "-m", "components.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"redis-ha {args[0]}: the Pulumi CLI is not installed: see {INSTALL_HINT} "
+        "(render and verify --outputs work without it)\n"
+    )
+
+
+# --- backend and passphrase ----------------------------------------------------------
+
+
+def test_default_backend_is_local_and_expanded() -> None:
+    url = cli.backend_url(None, {})
+    assert url == "file://" + os.path.expanduser("~/.pulumi-redis-ha")
+    assert cli.backend_url(None, {"PULUMI_BACKEND_URL": "s3://bucket"}) == "s3://bucket"
+    assert cli.backend_url("file:///srv/state", {"PULUMI_BACKEND_URL": "s3://bucket"}) == "file:///srv/state"
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/state", "s3://bucket/redis-ha", "azblob://container", "gs://bucket"])
+def test_a_self_managed_backend_needs_the_passphrase(url: str) -> None:
+    with pytest.raises(cli.CliError, match="set PULUMI_CONFIG_PASSPHRASE"):
+        cli.check_passphrase(url, {})
+    with pytest.raises(cli.CliError):
+        cli.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE": ""})
+    cli.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE": "x"})
+    cli.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/passphrase"})
+
+
+def test_pulumi_cloud_needs_no_passphrase() -> None:
+    cli.check_passphrase("https://api.pulumi.com", {})
+
+
+def test_verify_needs_exactly_one_source(tmp_path: Path) -> None:
+    assert run_cli("verify").returncode == 2
+    both = run_cli("verify", "--stack", "dev", "--outputs", str(tmp_path / "o.json"))
+    assert both.returncode == 2 and "exactly one of --outputs FILE or --stack STACK" in both.stderr
+    missing = run_cli("verify", "--outputs", str(tmp_path / "o.json"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+# --- verify against a live deployment ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """One dev deployment on the real Docker engine for the verify cases."""
+    subprocess.run(["bash", str(ROOT / "tests/images/build.sh")], check=True, capture_output=True)
+    client = docker.from_env()
+    client.ping()
+    deployment = deploy(f"rhcli-{secrets.token_hex(3)}", tmp_path_factory.mktemp("cli"), client)
+    try:
+        yield deployment
+    finally:
+        errors = deployment.applier.destroy(deployment.applied)
+        assert not errors, f"teardown left resources behind: {errors}"
+
+
+def _summary(result: subprocess.CompletedProcess[str]) -> str:
+    """The closing summary line of redis-ha-verify (failures are listed after it)."""
+    lines = [line for line in result.stdout.splitlines() if line.startswith("redis-ha-verify: ")]
+    assert len(lines) == 1, result.stdout[-3000:]
+    return lines[0]
+
+
+@pytest.mark.e2e
+def test_verify_passes_on_a_live_deployment(live: Deployment) -> None:
+    result = run_cli("verify", "--outputs", str(live.outputs_path))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = _summary(result)
+    assert re.fullmatch(r"redis-ha-verify: (\d+) properties hold, 0 do not", summary), summary
+    assert int(summary.split()[1]) >= 80, summary
+
+
+@pytest.mark.e2e
+def test_verify_fails_on_a_broken_deployment(live: Deployment) -> None:
+    outputs = Outputs.load(live.outputs_path)
+    replica = Node(outputs.nodes("redis")[-1], outputs)
+    # The replica loses its master link: wrong masterauth, and its link cut.
+    assert replica.cli("admin", "CONFIG", "SET", "masterauth", "wrong-password") == "OK"
+    replica.cli("admin", "CLIENT", "KILL", "TYPE", "master")
+    try:
+        result = run_cli("verify", "--outputs", str(live.outputs_path), "--", "-k", "replica_link or connected")
+        assert result.returncode == 1, result.stdout[-3000:]
+        summary = _summary(result)
+        assert re.fullmatch(r"redis-ha-verify: \d+ properties hold, [1-9]\d* do not", summary), summary
+        failures = [line for line in result.stdout.splitlines() if line.startswith("  FAIL ")]
+        assert any(f"test_replica_link_is_up[{replica.name}]" in line for line in failures), failures
+        assert not [p for p in outputs.passwords.values() if p in result.stdout + result.stderr]
+    finally:
+        replica.cli("admin", "CONFIG", "SET", "masterauth", outputs.passwords["replica"])
+        deadline = time.monotonic() + 30
+        while replica.info("admin", "replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not reconnect after the repair"
+            time.sleep(0.5)

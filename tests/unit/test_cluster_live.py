@@ -1,0 +1,326 @@
+"""The rendered Redis Cluster files and creation script, run by the real Redis 7.0.
+
+Eight local redis-server processes in cluster mode (127.0.0.1, each with its own
+directory and bus port), started from the files components/rendering.py renders;
+the creation script (templates/cluster-create.sh.j2) runs against them with the
+host's redis-cli, exactly as the one-shot container or Job runs it. The tests run in
+order on one cluster: create, re-run, restart, clients and users, scale-out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.cluster import ClusterNode as PyClusterNode
+from redis.cluster import RedisCluster
+
+from components import rendering, security
+from components.settings import Settings, load_settings
+from components.topology import ClusterNode, ClusterTopology, build_cluster_topology
+from tests.unit.conftest import LOCALHOST, LiveNode, connect, make_password, raw_command, wait_until
+
+CONFIG = {
+    "backend": "docker",
+    "topology": "cluster",
+    "redisVersion": "7.0",
+    "maxmemory": "64mb",
+    "clusterNodeTimeout": 2000,
+    "publishPorts": False,
+}
+
+
+def _free_cluster_port(taken: set[int]) -> int:
+    """A port p such that p and its bus port p + 10000 are free on 127.0.0.1."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((LOCALHOST, 0))
+            port = probe.getsockname()[1] % 20000 + 20000
+        if {port, port + 10000} & taken:
+            continue
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind((LOCALHOST, p))
+        except OSError:
+            continue
+        taken.update((port, port + 10000))
+        return port
+    raise RuntimeError("no free port pair")
+
+
+def live_topology(settings: Settings, ports: list[int]) -> ClusterTopology:
+    """The deployed topology with every node on 127.0.0.1 and a port of its own."""
+    template = build_cluster_topology(settings)
+    nodes = {
+        m.node.name: dataclasses.replace(m.node, hostname=LOCALHOST, port=ports[i])
+        for i, m in enumerate(template.members)
+    }
+    members = tuple(
+        ClusterNode(nodes[m.node.name], m.shard, nodes[m.master.name] if m.master else None) for m in template.members
+    )
+    return dataclasses.replace(template, members=members)
+
+
+class LiveCluster:
+    def __init__(self, base: Path, passwords: dict[str, str], max_shards: int = 4) -> None:
+        self.base = base
+        self.passwords = passwords
+        self.settings = load_settings(CONFIG)
+        taken: set[int] = set()
+        self.ports = [_free_cluster_port(taken) for _ in range(max_shards * 2)]
+        self.password_file = base / "admin.password"
+        self.password_file.write_text(passwords["admin"] + "\n")
+        self.live: dict[str, LiveNode] = {}
+
+    def topology(self, shards: int) -> ClusterTopology:
+        return live_topology(dataclasses.replace(self.settings, cluster_shards=shards), self.ports)
+
+    def start(self, shards: int) -> None:
+        """Render and start every node of `shards` shards that is not running yet."""
+        cluster = self.topology(shards)
+        for node in cluster.nodes:
+            if node.name in self.live:
+                continue
+            directory = self.base / node.name
+            directory.mkdir()
+            paths = rendering.Paths(conf_dir=str(directory), data_dir=str(directory))
+            settings = dataclasses.replace(self.settings, port=node.port)
+            for name, content in rendering.render_cluster_node_files(
+                settings, cluster, node, self.passwords, paths
+            ).items():
+                (directory / name).write_text(content)
+            live = LiveNode(node=node, settings=settings, directory=directory, conf=directory / "redis.conf")
+            live.start()
+            live.wait_ready("admin", self.passwords["admin"])
+            self.live[node.name] = live
+
+    def run_script(self, shards: int) -> subprocess.CompletedProcess[str]:
+        script = self.base / f"cluster-create-{shards}.sh"
+        script.write_text(
+            rendering.render_cluster_create_script(self.settings, self.topology(shards), str(self.password_file))
+        )
+        return subprocess.run(
+            ["sh", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={"PATH": "/usr/bin:/bin", "REDIS_HA_WAIT_SECONDS": "90"},
+        )
+
+    def client(self, node: str, user: str = "admin") -> redis.Redis:
+        return connect(self.live[node].port, user, self.passwords[user])
+
+    def cluster_client(self, user: str = "admin") -> RedisCluster:
+        return RedisCluster(
+            startup_nodes=[PyClusterNode(LOCALHOST, live.port) for live in self.live.values()],
+            username=user,
+            password=self.passwords[user],
+            decode_responses=True,
+            socket_timeout=3,
+        )
+
+    def stop(self) -> None:
+        for live in self.live.values():
+            live.stop()
+
+
+def nodes_text(cluster: LiveCluster, node: str) -> list[str]:
+    out = subprocess.run(
+        ["redis-cli", "--no-auth-warning", "--user", "admin", "-p", str(cluster.live[node].port), "CLUSTER", "NODES"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={"REDISCLI_AUTH": cluster.passwords["admin"]},
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def parsed_nodes(cluster: LiveCluster, node: str) -> dict[int, dict[str, Any]]:
+    """port -> {id, flags, master id, slot ranges} as `node` sees the cluster."""
+    result = {}
+    for line in nodes_text(cluster, node):
+        fields = line.split()
+        port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+        result[port] = {"id": fields[0], "flags": fields[2], "master": fields[3], "slots": fields[8:]}
+    return result
+
+
+def cluster_info(client: redis.Redis) -> dict[str, str]:
+    reply = client.execute_command("CLUSTER INFO")
+    if isinstance(reply, dict):
+        return {k: str(v) for k, v in reply.items()}
+    return dict(line.split(":", 1) for line in reply.splitlines() if ":" in line)
+
+
+def assert_healthy(cluster: LiveCluster, shards: int, deploy_time_roles: bool = True) -> None:
+    """State ok everywhere; with `deploy_time_roles` every node also has the role and
+    shard it was deployed with, else each master has one replica."""
+    topology = cluster.topology(shards)
+    for node in topology.nodes:
+        info = cluster_info(cluster.client(node.name))
+        assert info["cluster_state"] == "ok", (node.name, info)
+        assert int(info["cluster_slots_assigned"]) == 16384
+        assert int(info["cluster_known_nodes"]) == len(topology.nodes)
+        assert int(info["cluster_size"]) == shards
+    view = parsed_nodes(cluster, topology.nodes[0].name)
+    if not deploy_time_roles:
+        masters = [e for e in view.values() if "master" in e["flags"]]
+        assert len(masters) == shards and all(e["slots"] for e in masters), view
+        for master in masters:
+            assert [e for e in view.values() if e["master"] == master["id"]], f"{master} has no replica"
+        return
+    for member in topology.members:
+        entry = view[member.node.port]
+        if member.master is None:
+            assert "master" in entry["flags"] and entry["slots"], (member.node.name, entry)
+        else:
+            assert "slave" in entry["flags"], (member.node.name, entry)
+            assert entry["master"] == view[member.master.port]["id"], f"{member.node.name} is in the wrong shard"
+
+
+@pytest.fixture(scope="module")
+def passwords() -> dict[str, str]:
+    settings = load_settings(CONFIG)
+    return {user: make_password() for user in security.user_names(settings)}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str]) -> Iterator[LiveCluster]:
+    live = LiveCluster(tmp_path_factory.mktemp("cluster"), passwords)
+    try:
+        live.start(shards=3)
+        yield live
+    finally:
+        live.stop()
+
+
+def test_rendered_node_config_is_a_cluster_node(cluster: LiveCluster) -> None:
+    live = next(iter(cluster.live.values()))
+    conf = live.conf.read_text()
+    assert "\ncluster-enabled yes\n" in conf
+    assert f"\ncluster-config-file {live.directory}/nodes.conf\n" in conf
+    assert "\nreplicaof " not in conf
+    client = cluster.client(live.node.name)
+    assert client.config_get("cluster-node-timeout") == {"cluster-node-timeout": "2000"}
+    assert client.config_get("cluster-announce-hostname") == {"cluster-announce-hostname": LOCALHOST}
+    assert client.config_get("cluster-preferred-endpoint-type") == {"cluster-preferred-endpoint-type": "hostname"}
+    assert client.config_get("cluster-port") == {"cluster-port": str(live.port + 10000)}
+    # Redis wrote its own state file where the config says.
+    assert (live.directory / "nodes.conf").exists()
+
+
+def test_script_holds_no_password(cluster: LiveCluster) -> None:
+    text = rendering.render_cluster_create_script(cluster.settings, cluster.topology(3), "/x/admin.password")
+    assert not [p for p in cluster.passwords.values() if p in text]
+    assert "REDISCLI_AUTH" in text and "--cluster create" in text
+
+
+def test_script_creates_the_cluster_with_the_deployed_shards(cluster: LiveCluster) -> None:
+    result = cluster.run_script(3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "creating it from the masters" in result.stderr
+    assert_healthy(cluster, 3)
+    # Cluster replicas authenticate as `replica` (masteruser/masterauth).
+    for member in cluster.topology(3).members:
+        if member.master is not None:
+            info = cluster.client(member.node.name).info("replication")
+            assert info["master_link_status"] == "up", member.node.name
+            assert int(info["master_port"]) == member.master.port
+
+
+def test_script_is_idempotent(cluster: LiveCluster) -> None:
+    before = {
+        port: (e["id"], e["flags"], e["slots"]) for port, e in parsed_nodes(cluster, "redis-ha-cluster-1").items()
+    }
+    result = cluster.run_script(3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing to change" in result.stderr
+    after = {port: (e["id"], e["flags"], e["slots"]) for port, e in parsed_nodes(cluster, "redis-ha-cluster-1").items()}
+    assert after == before
+
+
+def test_restarted_node_rejoins_and_the_script_changes_nothing(cluster: LiveCluster) -> None:
+    live = cluster.live["redis-ha-cluster-2"]
+    node_id = cluster.client(live.node.name).execute_command("CLUSTER MYID")
+    live.stop()
+    live.start()
+    live.wait_ready("admin", cluster.passwords["admin"])
+    # Same identity from nodes.conf, back as a replica of its shard.
+    assert cluster.client(live.node.name).execute_command("CLUSTER MYID") == node_id
+    wait_until(
+        lambda: cluster.client(live.node.name).info("replication").get("master_link_status") == "up",
+        20,
+        "the restarted replica to resync",
+    )
+    result = cluster.run_script(3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing to change" in result.stderr
+    assert_healthy(cluster, 3)
+
+
+def test_application_role_uses_a_cluster_client(cluster: LiveCluster) -> None:
+    client = cluster.cluster_client("cache")
+    keys = [f"cache:live:{i}" for i in range(60)]
+    for key in keys:
+        assert client.set(key, key, ex=300) is True
+    assert [client.get(k) for k in keys] == keys
+    owners = {client.get_node_from_key(k).port for k in keys}
+    assert len(owners) == 3, owners
+    # The slot map is readable, the cluster is not changeable.
+    node = cluster.client("redis-ha-cluster-1", "cache")
+    for command in (("CLUSTER", "FORGET", "x"), ("CLUSTER", "RESET"), ("CLUSTER", "MEET", "127.0.0.1", "1")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            node.execute_command(*command)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        client.set("other:x", "1")
+    client.close()
+
+
+def test_cluster_node_has_no_sentinel_user_and_refuses_anonymous_clients(cluster: LiveCluster) -> None:
+    users = {line.split()[1] for line in cluster.client("redis-ha-cluster-1").acl_list()}
+    assert "sentinel" not in users and {"admin", "replica", "exporter", "default"} <= users
+    assert raw_command(cluster.live["redis-ha-cluster-1"].port, "PING").startswith(b"-NOAUTH")
+    exporter = cluster.client("redis-ha-cluster-1", "exporter")
+    assert cluster_info(exporter)["cluster_state"] == "ok"
+
+
+def test_script_scales_out_and_rebalances_after_a_failover(cluster: LiveCluster) -> None:
+    # A manual failover first: a deploy-time replica is a master when the scale-out runs.
+    promoted = cluster.client("redis-ha-cluster-2")
+    assert promoted.execute_command("CLUSTER FAILOVER") in (True, "OK", b"OK")
+    wait_until(lambda: promoted.info("replication")["role"] == "master", 20, "the manual failover")
+    wait_until(
+        lambda: cluster.client("redis-ha-cluster-1").info("replication").get("master_link_status") == "up",
+        20,
+        "the old master to follow the promoted replica",
+    )
+    client = cluster.cluster_client()
+    keys = [f"scale:{i}" for i in range(300)]
+    for key in keys:
+        client.set(key, key)
+    client.close()
+    cluster.start(shards=4)
+    result = cluster.run_script(4)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "adding master" in result.stderr and "rebalancing slots" in result.stderr
+    assert_healthy(cluster, 4, deploy_time_roles=False)
+    view = parsed_nodes(cluster, "redis-ha-cluster-1")
+    masters = [e for e in view.values() if "master" in e["flags"]]
+    assert len(masters) == 4 and all(e["slots"] for e in masters)
+    client = cluster.cluster_client()
+    assert [client.get(k) for k in keys] == keys
+    client.close()
+    # The new nodes were relaxed while joining (FUNCTION RESTORE); the setting is back.
+    for name in cluster.live:
+        assert cluster.client(name).config_get("min-replicas-to-write") == {"min-replicas-to-write": "1"}, name
+    # And once more: nothing to change.
+    again = cluster.run_script(4)
+    assert again.returncode == 0 and "nothing to change" in again.stderr, again.stderr[-2000:]

@@ -1,0 +1,264 @@
+"""monitoring/: the Prometheus alert rules and the Grafana dashboard.
+
+The metric names every expression may use are not a list kept here: they are scraped
+from the real redis_exporter (the binary the test exporter image is built from,
+tests/images/build.sh) in front of a real master with a connected replica, rendered by
+components/rendering.py (tests/unit/conftest.py). Every expression is parsed by
+promql-parser, and the metric names a small regex tokenizer finds are checked against
+the names the parser's syntax tree holds, so the tokenizer cannot quietly miss one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+
+from tests.unit.conftest import LOCALHOST, LiveDeployment, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES_FILE = ROOT / "monitoring" / "prometheus-rules.yml"
+DASHBOARD_FILE = ROOT / "monitoring" / "grafana-dashboard.json"
+EXPORTER = "/usr/bin/prometheus-redis-exporter"
+SEVERITIES = {"warning", "critical"}
+# What the issue asks the rules and the dashboard to watch.
+REQUIRED_METRICS = {
+    "redis_up",
+    "redis_instance_info",
+    "redis_connected_slaves",
+    "redis_connected_slave_lag_seconds",
+    "redis_memory_used_bytes",
+    "redis_memory_max_bytes",
+    "redis_evicted_keys_total",
+    "redis_rejected_connections_total",
+}
+
+# --- the expressions --------------------------------------------------------------
+
+
+def load_rules() -> dict[str, Any]:
+    return yaml.safe_load(RULES_FILE.read_text())
+
+
+def rule_list() -> list[dict[str, Any]]:
+    return [rule for group in load_rules()["groups"] for rule in group["rules"]]
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD_FILE.read_text())
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    return [
+        (f"panel {panel['id']} {panel['title']} {target['refId']}", target["expr"])
+        for panel in dashboard()["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
+def all_exprs() -> list[tuple[str, str]]:
+    return [(f"alert {r['alert']}", r["expr"]) for r in rule_list()] + dashboard_exprs()
+
+
+# --- metric names in an expression -------------------------------------------------
+
+_FUNCTIONS_AND_KEYWORDS = {
+    # aggregation and vector-matching keywords; `bool`, `offset`, set operators
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
+    "quantile", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
+    "and", "or", "unless", "atan2", "inf", "nan",
+}  # fmt: skip
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^}]*\}")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_LABEL_LIST = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_OFFSET = re.compile(r"\boffset\s+-?\d+[smhdwy]\w*")
+_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[A-Za-z_:][A-Za-z0-9_:]*(?=\s*(\()?)")
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers that are not functions (followed
+    by `(`), keywords, label names (in `{}` or a `by (...)` list), durations or numbers."""
+    text = _STRING.sub('""', expr)
+    text = _MATCHERS.sub(" ", text)
+    text = _RANGE.sub(" ", text)
+    text = _LABEL_LIST.sub(r"\1 ", text)
+    text = _OFFSET.sub(" ", text)
+    names = set()
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if token[0].isdigit() or match.group(1) or token in _FUNCTIONS_AND_KEYWORDS:
+            continue
+        names.add(token)
+    return names
+
+
+def parsed_metric_names(expr: str) -> set[str]:
+    """The metric names of the syntax tree promql-parser builds."""
+    names: set[str] = set()
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            names.add(node.name)
+        return True
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return names
+
+
+# --- the real exporter's metric names ---------------------------------------------
+
+
+def _metric_names_of(exposition: str) -> set[str]:
+    return {re.split(r"[{\s]", line, maxsplit=1)[0] for line in exposition.splitlines() if line and line[0] != "#"}
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+@pytest.fixture(scope="module")
+def exporter_metrics(deployment: LiveDeployment) -> set[str]:
+    """Every metric name redis_exporter publishes for the live master (with its
+    replica connected, so that the replication series exist) and for the replica."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "REDIS_ADDR": f"redis://{LOCALHOST}:{deployment.master.port}",
+        "REDIS_USER": "exporter",
+        # The environment, not the command line: `ps` would show an argument.
+        "REDIS_PASSWORD": deployment.passwords["exporter"],
+        "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f"{LOCALHOST}:{port}",
+    }
+    process = subprocess.Popen(
+        [EXPORTER], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                master = _get(f"http://{LOCALHOST}:{port}/metrics")
+                break
+            except OSError:
+                assert process.poll() is None, f"{EXPORTER} exited with {process.returncode}"
+                assert time.monotonic() < deadline, "the exporter did not answer within 15 s"
+                time.sleep(0.1)
+        replica = _get(f"http://{LOCALHOST}:{port}/scrape?target=redis://{LOCALHOST}:{deployment.replica.port}")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert "redis_up 1" in master.splitlines(), "the exporter could not log in to the master"
+    assert "redis_up 1" in replica.splitlines(), "the exporter could not log in to the replica"
+    return _metric_names_of(master) | _metric_names_of(replica)
+
+
+# --- rules file ---------------------------------------------------------------------
+
+
+def test_rules_file_structure() -> None:
+    rules = load_rules()
+    assert set(rules) == {"groups"} and rules["groups"]
+    group_names = [g["name"] for g in rules["groups"]]
+    assert len(group_names) == len(set(group_names))
+    for group in rules["groups"]:
+        assert set(group) == {"name", "rules"} and group["rules"], group["name"]
+        for rule in group["rules"]:
+            where = rule.get("alert")
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, where
+            assert re.fullmatch(r"Redis[A-Z][A-Za-z]+", rule["alert"]), where
+            assert isinstance(rule["expr"], str) and rule["expr"].strip(), where
+            if "for" in rule:
+                assert re.fullmatch(r"\d+[smh]", rule["for"]), where
+            assert rule["labels"]["severity"] in SEVERITIES, where
+            assert {"summary", "description"} <= set(rule["annotations"]), where
+    alerts = [r["alert"] for r in rule_list()]
+    assert len(alerts) == len(set(alerts)), alerts
+
+
+def test_rules_cover_what_the_issue_asks() -> None:
+    alerts = {r["alert"]: r["expr"] for r in rule_list()}
+    for alert in ("RedisDown", "RedisMasterChanged", "RedisMasterWithoutReplicas", "RedisReplicationLag"):
+        assert alert in alerts
+    for alert in ("RedisMemoryHigh", "RedisEvictingKeys", "RedisRejectedConnections"):
+        assert alert in alerts
+    used = set().union(*(metric_names(e) for e in alerts.values()))
+    assert used >= REQUIRED_METRICS, REQUIRED_METRICS - used
+
+
+@pytest.mark.parametrize(("where", "expr"), all_exprs(), ids=[w for w, _ in all_exprs()])
+def test_expression_parses_and_the_tokenizer_agrees_with_the_parser(where: str, expr: str) -> None:
+    assert metric_names(expr) == parsed_metric_names(expr), where
+
+
+def test_a_broken_expression_does_not_parse() -> None:
+    with pytest.raises(ValueError):
+        promql_parser.parse("sum by (instance) (rate(redis_evicted_keys_total[5m])")
+    with pytest.raises(ValueError):
+        promql_parser.parse("redis_up == == 0")
+
+
+def test_the_tokenizer_skips_functions_keywords_labels_and_durations() -> None:
+    expr = (
+        'sum by (instance, role) (rate(redis_a_total{role="master", job=~"x|y"}[5m] offset 1h)) '
+        "> on (job) group_left (slave_ip) redis_b * 1e3 and ignoring (pod) count_over_time(redis_c[10m:1m]) "
+        "or vector(1) unless absent(redis_d)"
+    )
+    assert metric_names(expr) == {"redis_a_total", "redis_b", "redis_c", "redis_d"}
+    assert parsed_metric_names(expr) == {"redis_a_total", "redis_b", "redis_c", "redis_d"}
+
+
+def test_exporter_publishes_the_required_metrics(exporter_metrics: set[str]) -> None:
+    assert exporter_metrics >= REQUIRED_METRICS, REQUIRED_METRICS - exporter_metrics
+    assert len(exporter_metrics) > 100
+
+
+@pytest.mark.parametrize(("where", "expr"), all_exprs(), ids=[w for w, _ in all_exprs()])
+def test_every_metric_of_every_expression_is_published_by_the_exporter(
+    where: str, expr: str, exporter_metrics: set[str]
+) -> None:
+    unknown = metric_names(expr) - exporter_metrics
+    assert not unknown, f"{where}: {sorted(unknown)} not published by redis_exporter"
+
+
+def test_an_expression_with_a_wrong_metric_name_is_caught(exporter_metrics: set[str]) -> None:
+    # redis_exporter says "slaves", as Redis' INFO does; "replicas" would never match.
+    assert metric_names("redis_connected_replicas < 2") - exporter_metrics == {"redis_connected_replicas"}
+
+
+# --- dashboard ----------------------------------------------------------------------
+
+
+def test_dashboard_structure() -> None:
+    board = dashboard()
+    assert board["uid"] and board["title"] and isinstance(board["schemaVersion"], int)
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids)) and len(ids) >= 8
+    for panel in board["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
+    used = set().union(*(metric_names(e) for _, e in dashboard_exprs()))
+    assert used >= REQUIRED_METRICS, REQUIRED_METRICS - used
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard()["panels"]:
+        g = panel["gridPos"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
