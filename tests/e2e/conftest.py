@@ -28,12 +28,23 @@ REDIS_IMAGE = "redis-ha-test/redis:7.0"
 EXPORTER_IMAGE = "redis-ha-test/redis-exporter:1.45"
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port_range(count: int, avoid: set[int]) -> int:
-    """The first port of `count` consecutive ports free on 127.0.0.1."""
+    """The first port of `count` consecutive ports free on 127.0.0.1, between the
+    toolkit's default host ports (16379-19121) and the kernel's ephemeral range: a
+    published port freed while a drill has its container stopped must not become the
+    source port of a client connection or another stack's port meanwhile, or the
+    container cannot start again ("bind: address already in use")."""
+    top = _ephemeral_low() - count
+    top = top if top > 21000 else 65535 - count  # an unusual ephemeral range: no safe band
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            start = probe.getsockname()[1]
+        start = 20000 + secrets.randbelow(top - 20000)
         ports = range(start, start + count)
         if start + count > 65535 or avoid.intersection(ports):
             continue

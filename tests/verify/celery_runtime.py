@@ -127,7 +127,9 @@ class CeleryRuntime:
     def _result(self, what: str, rc: int, stdout: str, stderr: str) -> dict[str, Any]:
         lines = stdout.strip().splitlines()
         if rc != 0 or not lines:
-            raise ClientFailed(f"producer {what} failed (rc {rc}):\n{self.redactor.redact(stderr[-3000:])}")
+            errors = [line for line in stderr.splitlines() if "Error" in line and not line.startswith(" ")]
+            last = errors[-1] if errors else "no error printed"
+            raise ClientFailed(self.redactor.redact(f"producer {what} failed (rc {rc}): {last}\n{stderr[-3000:]}"))
         return json.loads(lines[-1])
 
 
