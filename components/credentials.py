@@ -6,8 +6,9 @@ their sha256, config files that must hold a password are secret uploads/Secrets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_random as random
@@ -44,3 +45,16 @@ class Credentials(pulumi.ComponentResource):
             )
             self.passwords[user] = pulumi.Output.secret(generated.result)
         self.register_outputs({})
+
+
+def with_passwords(
+    passwords: Mapping[str, pulumi.Output[str]], render: Callable[[dict[str, str]], Any]
+) -> pulumi.Output[Any]:
+    """`render({user: password})` inside an apply, as a secret Output: how every
+    backend turns the secret passwords into rendered files."""
+    names = sorted(passwords)
+    return pulumi.Output.secret(
+        pulumi.Output.all(*(passwords[n] for n in names)).apply(
+            lambda values: render(dict(zip(names, values, strict=True)))
+        )
+    )

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import rendering
+from components.credentials import with_passwords
 from components.docker.redis_ha import EXPORTER_PASSWORD_FILE, LABEL
 from components.outputs import describe_cluster
 from components.settings import Settings
@@ -45,13 +46,8 @@ class RedisClusterArgs:
 
 def _secret_files(args: RedisClusterArgs, node: Node) -> pulumi.Output[dict[str, str]]:
     """The node's rendered files, as one secret Output (they hold passwords)."""
-    names = sorted(args.passwords)
-    return pulumi.Output.secret(
-        pulumi.Output.all(*(args.passwords[n] for n in names)).apply(
-            lambda values: rendering.render_cluster_node_files(
-                args.settings, args.cluster, node, dict(zip(names, values, strict=True)), PATHS
-            )
-        )
+    return with_passwords(
+        args.passwords, lambda pw: rendering.render_cluster_node_files(args.settings, args.cluster, node, pw, PATHS)
     )
 
 

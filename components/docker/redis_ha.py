@@ -12,6 +12,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import rendering
+from components.credentials import with_passwords
 from components.outputs import describe_deployment
 from components.settings import Settings
 from components.topology import Node, SentinelTopology
@@ -31,13 +32,8 @@ class RedisHAArgs:
 
 def _secret_files(args: RedisHAArgs, node: Node) -> pulumi.Output[dict[str, str]]:
     """The node's rendered files, as one secret Output (they hold passwords)."""
-    names = sorted(args.passwords)
-    return pulumi.Output.secret(
-        pulumi.Output.all(*(args.passwords[n] for n in names)).apply(
-            lambda values: rendering.render_node_files(
-                args.settings, args.topology, node, dict(zip(names, values, strict=True)), PATHS
-            )
-        )
+    return with_passwords(
+        args.passwords, lambda pw: rendering.render_node_files(args.settings, args.topology, node, pw, PATHS)
     )
 
 

@@ -27,6 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import rendering
+from components.credentials import with_passwords
 from components.kubernetes import pods
 from components.kubernetes.redis_ha import (
     CONF_DIR,
@@ -178,12 +179,7 @@ class RedisCluster(pulumi.ComponentResource):
 
     def _with_passwords(self, render: Any) -> pulumi.Output[Any]:
         """`render(passwords)` inside an apply, as a secret Output."""
-        names = sorted(self._args.passwords)
-        return pulumi.Output.secret(
-            pulumi.Output.all(*(self._args.passwords[n] for n in names)).apply(
-                lambda values: render(dict(zip(names, values, strict=True)))
-            )
-        )
+        return with_passwords(self._args.passwords, render)
 
     def _config_checksum(self) -> pulumi.Output[str]:
         """A digest of what every pod's files depend on (the first pod's redis.conf,

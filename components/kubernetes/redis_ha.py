@@ -24,6 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import rendering
+from components.credentials import with_passwords
 from components.kubernetes import monitoring, pods
 from components.kubernetes.certificates import NodeCertificate, issue_node_certificate
 from components.outputs import describe_deployment
@@ -62,12 +63,7 @@ class RedisHAArgs:
 
 def _with_passwords(args: RedisHAArgs, render: Any) -> pulumi.Output[Any]:
     """`render(passwords)` inside an apply, as a secret Output."""
-    names = sorted(args.passwords)
-    return pulumi.Output.secret(
-        pulumi.Output.all(*(args.passwords[n] for n in names)).apply(
-            lambda values: render(dict(zip(names, values, strict=True)))
-        )
-    )
+    return with_passwords(args.passwords, render)
 
 
 def _checksum(data: Any) -> str:
