@@ -6,7 +6,7 @@ call these inside `Output.apply`, where secretness is carried by the Output.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,19 +45,22 @@ def _render(template: str, **context: object) -> str:
     return _ENV.get_template(template).render(**context)
 
 
-def render_users_acl(settings: Settings, passwords: Mapping[str, str]) -> str:
-    lines = [security.acl_line(u, passwords) for u in security.redis_users(settings)]
+def render_users_acl(users: Iterable[security.AclUser], passwords: Mapping[str, str]) -> str:
+    """users.acl of a Redis node: `default` off, then `users` with hashed passwords."""
+    lines = [security.acl_line(u, passwords) for u in users]
     return _render("users.acl.j2", default_user=security.DEFAULT_OFF, user_lines=lines)
 
 
 def render_redis_conf(
     settings: Settings,
-    topology: SentinelTopology,
     node: Node,
     passwords: Mapping[str, str],
     paths: Paths = DOCKER_PATHS,
+    master: Node | None = None,
+    shard: int | None = None,
 ) -> str:
-    master = None if node.role == "master" else topology.master
+    """redis.conf of a Redis node: a replica of `master` (None: a master), or, with
+    `shard`, a Redis Cluster node (no `replicaof`: the cluster assigns replicas)."""
     return _render(
         "redis.conf.j2",
         settings=settings,
@@ -65,14 +68,16 @@ def render_redis_conf(
         master=master,
         paths=paths,
         replica_password=passwords["replica"],
-        cluster=None,
+        # Nothing that depends on the number of shards: a scale-out must leave the
+        # existing nodes' files (and so their containers/pods) untouched.
+        cluster=None if shard is None else {"shard": shard},
     )
 
 
 def render_sentinel_conf(
     settings: Settings,
-    topology: SentinelTopology,
     node: Node,
+    master: Node,
     passwords: Mapping[str, str],
     paths: Paths = DOCKER_PATHS,
 ) -> str:
@@ -81,7 +86,7 @@ def render_sentinel_conf(
         "sentinel.conf.j2",
         settings=settings,
         node=node,
-        master=topology.master,
+        master=master,
         paths=paths,
         passwords=passwords,
         default_user=security.DEFAULT_OFF,
@@ -107,22 +112,6 @@ def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS, tls: bool = Fals
         port=node.port,
         tls=tls,
     )
-
-
-def render_node_files(
-    settings: Settings,
-    topology: SentinelTopology,
-    node: Node,
-    passwords: Mapping[str, str],
-    paths: Paths = DOCKER_PATHS,
-) -> dict[str, str]:
-    """file name -> content, for everything a Redis or Sentinel node needs."""
-    if node.kind == "sentinel":
-        return {"sentinel.conf": render_sentinel_conf(settings, topology, node, passwords, paths)}
-    return {
-        "redis.conf": render_redis_conf(settings, topology, node, passwords, paths),
-        "users.acl": render_users_acl(settings, passwords),
-    }
 
 
 # Files next to redis.conf that hold one password each, read by redis-start.sh.
@@ -157,47 +146,6 @@ def render_start_script(settings: Settings, topology: SentinelTopology, paths: P
 
 
 # --- Redis Cluster ---------------------------------------------------------------------
-
-
-def render_cluster_users_acl(settings: Settings, passwords: Mapping[str, str]) -> str:
-    lines = [security.acl_line(u, passwords) for u in security.cluster_redis_users(settings)]
-    return _render("users.acl.j2", default_user=security.DEFAULT_OFF, user_lines=lines)
-
-
-def render_cluster_redis_conf(
-    settings: Settings,
-    cluster: ClusterTopology,
-    node: Node,
-    passwords: Mapping[str, str],
-    paths: Paths = DOCKER_PATHS,
-) -> str:
-    """redis.conf of a cluster node: the common template with its `cluster` branch and
-    no `replicaof` (a cluster node refuses it; the cluster assigns replicas)."""
-    return _render(
-        "redis.conf.j2",
-        settings=settings,
-        node=node,
-        master=None,
-        paths=paths,
-        replica_password=passwords["replica"],
-        # Nothing that depends on the number of shards: a scale-out must leave the
-        # existing nodes' files (and so their containers/pods) untouched.
-        cluster={"shard": cluster.shard_of(node)},
-    )
-
-
-def render_cluster_node_files(
-    settings: Settings,
-    cluster: ClusterTopology,
-    node: Node,
-    passwords: Mapping[str, str],
-    paths: Paths = DOCKER_PATHS,
-) -> dict[str, str]:
-    """file name -> content, for everything a cluster node needs."""
-    return {
-        "redis.conf": render_cluster_redis_conf(settings, cluster, node, passwords, paths),
-        "users.acl": render_cluster_users_acl(settings, passwords),
-    }
 
 
 def cluster_create_wait_seconds(settings: Settings) -> int:

@@ -252,6 +252,28 @@ class Settings:
         """One redis_exporter per deployed topology part."""
         return (int(self.has_sentinel) + int(self.has_cluster)) if self.exporter else 0
 
+    def host_port_ranges(self) -> dict[str, tuple[int, int]]:
+        """config key -> (first host port, number of ports) of every range published on
+        the host; the one place host ports are laid out (topology numbers nodes in them)."""
+        ranges: dict[str, tuple[int, int]] = {}
+        if self.has_sentinel:
+            ranges["redisHostPort"] = (self.redis_host_port, self.data_nodes)
+            ranges["sentinelHostPort"] = (self.sentinel_host_port, self.sentinels)
+        # One range for the exporters: the Sentinel group's first, then the cluster's.
+        ranges["exporterHostPort"] = (self.exporter_host_port, max(self.exporters, 1))
+        if self.has_cluster:
+            ranges["clusterHostPort"] = (self.cluster_host_port, self.cluster_nodes)
+        return ranges
+
+    def host_port(self, key: str, offset: int) -> int | None:
+        """The `offset`-th (0-based) host port of range `key`, None when nothing is published."""
+        if not self.publish_ports:
+            return None
+        start, count = self.host_port_ranges()[key]
+        if not 0 <= offset < count:
+            raise IndexError(f"{key}: offset {offset} outside its {count} ports")
+        return start + offset
+
 
 # --- field readers -------------------------------------------------------------
 
@@ -534,15 +556,7 @@ def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
             "or set clusterBusPort",
         )
     if s.publish_ports:
-        host_ranges: dict[str, tuple[int, int]] = {}
-        if s.has_sentinel:
-            host_ranges["redisHostPort"] = (s.redis_host_port, s.data_nodes)
-            host_ranges["sentinelHostPort"] = (s.sentinel_host_port, s.sentinels)
-        # The cluster's exporter follows the Sentinel group's in one range.
-        host_ranges["exporterHostPort"] = (s.exporter_host_port, max(s.exporters, 1))
-        if s.has_cluster:
-            host_ranges["clusterHostPort"] = (s.cluster_host_port, s.cluster_nodes)
-        items = list(host_ranges.items())
+        items = list(s.host_port_ranges().items())
         for i, (key_a, (start_a, n_a)) in enumerate(items):
             if start_a + n_a - 1 > 65535:
                 raise SettingsError(key_a, start_a, f"a first port that leaves room for {n_a} ports below 65536")

@@ -3,18 +3,37 @@
 Node names are neutral (`<name>-redis-1`, not `-master`): after a failover the first
 node is a replica, and a name that says otherwise misleads whoever is on call. The
 role recorded here is the role a node is *deployed* with; the live role is whatever
-the Sentinels say.
+the Sentinels (or the cluster) say.
+
+How nodes are numbered and which DNS name peers use to reach them is the backend's
+business: a `Naming` (components/docker/layout.py, components/kubernetes/layout.py)
+answers both, and topology knows nothing else about where the nodes run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from components.settings import Settings
 
 REDIS = "redis"
 SENTINEL = "sentinel"
 EXPORTER = "exporter"
+CLUSTER = "cluster"
+CLUSTER_EXPORTER = "cluster-exporter"
+
+
+class Naming(Protocol):
+    """A backend's naming of nodes."""
+
+    def node_name(self, kind: str, index: int) -> str:
+        """The name of the `index`-th (1-based) node of `kind`."""
+        ...
+
+    def hostname(self, kind: str, node_name: str) -> str:
+        """The DNS name other nodes use to reach `node_name`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -22,7 +41,7 @@ class Node:
     """One process of the deployment."""
 
     name: str
-    kind: str  # redis | sentinel | exporter
+    kind: str  # redis | sentinel | cluster | exporter | cluster-exporter
     role: str  # master | replica | sentinel | exporter (role at deploy time)
     hostname: str  # the name other nodes use to reach it
     port: int
@@ -54,73 +73,34 @@ class SentinelTopology:
         return self.redis_nodes + self.sentinels + ((self.exporter,) if self.exporter else ())
 
 
-def hostname_for(settings: Settings, node_name: str, kind: str) -> str:
-    """The DNS name other nodes use: the container name on Docker, the pod's stable
-    name behind its headless Service on Kubernetes."""
-    if settings.backend == "docker":
-        return node_name
-    service = f"{settings.name}-{kind}-headless"
-    return f"{node_name}.{service}.{settings.namespace}.svc.cluster.local"
+def _nodes(settings: Settings, naming: Naming, kind: str, count: int, port: int, host_key: str) -> tuple[Node, ...]:
+    nodes = []
+    for i in range(1, count + 1):
+        name = naming.node_name(kind, i)
+        role = kind if kind == SENTINEL else ("master" if i == 1 else "replica")
+        nodes.append(Node(name, kind, role, naming.hostname(kind, name), port, i, settings.host_port(host_key, i - 1)))
+    return tuple(nodes)
 
 
-def build_sentinel_topology(settings: Settings) -> SentinelTopology:
-    def host_port(base: int, index: int) -> int | None:
-        return base + index - 1 if settings.publish_ports else None
+def _exporter(settings: Settings, kind: str, offset: int) -> Node | None:
+    """The exporter is reached by its own name on both backends (a container name on
+    Docker, a Service in the namespace on Kubernetes)."""
+    if not settings.exporter:
+        return None
+    name = f"{settings.name}-{kind}"
+    host_port = settings.host_port("exporterHostPort", offset)
+    return Node(name, kind, EXPORTER, name, settings.exporter_port, 1, host_port)
 
-    def node_name(kind: str, index: int) -> str:
-        # Kubernetes StatefulSet pods are numbered from 0; Docker containers from 1.
-        if settings.backend == "kubernetes":
-            return f"{settings.name}-{kind}-{index - 1}"
-        return f"{settings.name}-{kind}-{index}"
 
-    redis_nodes = tuple(
-        Node(
-            name=node_name(REDIS, i),
-            kind=REDIS,
-            role="master" if i == 1 else "replica",
-            hostname=hostname_for(settings, node_name(REDIS, i), REDIS),
-            port=settings.port,
-            index=i,
-            host_port=host_port(settings.redis_host_port, i),
-        )
-        for i in range(1, settings.data_nodes + 1)
-    )
-    sentinels = tuple(
-        Node(
-            name=node_name(SENTINEL, i),
-            kind=SENTINEL,
-            role=SENTINEL,
-            hostname=hostname_for(settings, node_name(SENTINEL, i), SENTINEL),
-            port=settings.sentinel_port,
-            index=i,
-            host_port=host_port(settings.sentinel_host_port, i),
-        )
-        for i in range(1, settings.sentinels + 1)
-    )
-    exporter = None
-    if settings.exporter:
-        name = f"{settings.name}-exporter"
-        exporter = Node(
-            name=name,
-            kind=EXPORTER,
-            role=EXPORTER,
-            hostname=name,
-            port=settings.exporter_port,
-            index=1,
-            host_port=host_port(settings.exporter_host_port, 1),
-        )
+def build_sentinel_topology(settings: Settings, naming: Naming) -> SentinelTopology:
     return SentinelTopology(
         name=settings.name,
         master_name=settings.master_name,
         quorum=settings.quorum,
-        redis_nodes=redis_nodes,
-        sentinels=sentinels,
-        exporter=exporter,
+        redis_nodes=_nodes(settings, naming, REDIS, settings.data_nodes, settings.port, "redisHostPort"),
+        sentinels=_nodes(settings, naming, SENTINEL, settings.sentinels, settings.sentinel_port, "sentinelHostPort"),
+        exporter=_exporter(settings, EXPORTER, 0),
     )
-
-
-CLUSTER = "cluster"
-CLUSTER_EXPORTER = "cluster-exporter"
 
 
 @dataclass(frozen=True)
@@ -163,50 +143,20 @@ class ClusterTopology:
         return next(m.shard for m in self.members if m.node.name == node.name)
 
 
-def build_cluster_topology(settings: Settings) -> ClusterTopology:
-    def node_name(index: int) -> str:
-        # Kubernetes StatefulSet pods are numbered from 0; Docker containers from 1.
-        if settings.backend == "kubernetes":
-            return f"{settings.name}-{CLUSTER}-{index - 1}"
-        return f"{settings.name}-{CLUSTER}-{index}"
-
+def build_cluster_topology(settings: Settings, naming: Naming) -> ClusterTopology:
     per_shard = 1 + settings.cluster_replicas_per_shard
+    nodes = _nodes(settings, naming, CLUSTER, settings.cluster_nodes, settings.port, "clusterHostPort")
     members: list[ClusterNode] = []
-    for shard in range(1, settings.cluster_shards + 1):
-        master: Node | None = None
-        for position in range(per_shard):
-            index = (shard - 1) * per_shard + position + 1
-            name = node_name(index)
-            node = Node(
-                name=name,
-                kind=CLUSTER,
-                role="master" if position == 0 else "replica",
-                hostname=hostname_for(settings, name, CLUSTER),
-                port=settings.port,
-                index=index,
-                host_port=settings.cluster_host_port + index - 1 if settings.publish_ports else None,
-            )
-            members.append(ClusterNode(node=node, shard=shard, master=master))
-            if position == 0:
-                master = node
-    exporter = None
-    if settings.exporter:
-        name = f"{settings.name}-{CLUSTER_EXPORTER}"
-        # With a Sentinel group too, its exporter has the first port of the range.
-        offset = 1 if settings.has_sentinel else 0
-        exporter = Node(
-            name=name,
-            kind=CLUSTER_EXPORTER,
-            role=EXPORTER,
-            hostname=name,
-            port=settings.exporter_port,
-            index=1,
-            host_port=settings.exporter_host_port + offset if settings.publish_ports else None,
-        )
+    for i, node in enumerate(nodes):
+        shard, position = divmod(i, per_shard)
+        role = "master" if position == 0 else "replica"
+        node = Node(node.name, node.kind, role, node.hostname, node.port, node.index, node.host_port)
+        members.append(ClusterNode(node, shard + 1, None if position == 0 else members[shard * per_shard].node))
     return ClusterTopology(
         name=settings.name,
         shards=settings.cluster_shards,
         replicas_per_shard=settings.cluster_replicas_per_shard,
         members=tuple(members),
-        exporter=exporter,
+        # With a Sentinel group too, its exporter has the first port of the range.
+        exporter=_exporter(settings, CLUSTER_EXPORTER, 1 if settings.has_sentinel else 0),
     )

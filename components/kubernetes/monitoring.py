@@ -24,7 +24,6 @@ import yaml
 
 from components.kubernetes import pods
 from components.settings import Settings
-from components.topology import REDIS
 
 MONITORING_DIR = Path(__file__).resolve().parents[2] / "monitoring"
 RULES_FILE = MONITORING_DIR / "prometheus-rules.yml"
@@ -43,9 +42,15 @@ def load_rules() -> dict[str, Any]:
 
 
 def deploy_monitoring(
-    name: str, settings: Settings, namespace: pulumi.Input[str], parent: pulumi.Resource
+    name: str,
+    settings: Settings,
+    namespace: pulumi.Input[str],
+    parent: pulumi.Resource,
+    component: str,
+    with_files: bool = True,
 ) -> list[pulumi.Resource]:
-    """The ServiceMonitor, PrometheusRule and dashboard ConfigMap, children of `parent`."""
+    """A ServiceMonitor for the exporter of the `component` pods of part `name` and,
+    `with_files`, the PrometheusRule and the dashboard ConfigMap; children of `parent`."""
     s = settings
     opts = pulumi.ResourceOptions(parent=parent)
     labels = pods.labels(s, "monitoring")
@@ -57,16 +62,18 @@ def deploy_monitoring(
         f"{name}-service-monitor",
         api_version="monitoring.coreos.com/v1",
         kind="ServiceMonitor",
-        metadata=meta(f"{s.name}-exporter"),
+        metadata=meta(f"{name}-exporter"),
         spec={
             # The exporter Service and the headless one carry the same labels; only the
             # exporter Service has a `metrics` port, so only it yields targets.
-            "selector": {"matchLabels": pods.selector_labels(s, REDIS)},
+            "selector": {"matchLabels": pods.selector_labels(s, component)},
             "namespaceSelector": {"matchNames": [s.namespace]},
             "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
         },
         opts=opts,
     )
+    if not with_files:
+        return [service_monitor]
     rules = k8s.apiextensions.CustomResource(
         f"{name}-prometheus-rules",
         api_version="monitoring.coreos.com/v1",

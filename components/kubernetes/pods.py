@@ -78,24 +78,24 @@ def exec_probe(script: str, period: int, timeout: int, failures: int, initial_de
     )
 
 
-def anti_affinity(settings: Settings, component: str, other: str) -> k8s.core.v1.AffinityArgs:
-    """Never two pods of one kind on a node (one node failure is one lost member);
-    Redis and Sentinel apart when there are enough nodes (REDIS_NOTES 10)."""
+def spread(settings: Settings, component: str, others: tuple[str, ...], required: bool) -> k8s.core.v1.AffinityArgs:
+    """Pods of one kind on different Kubernetes nodes: `required` (one node failure is
+    one lost member), else only preferred (a six-node Redis Cluster would otherwise need
+    six Kubernetes nodes to schedule at all); apart from the `others` kinds when there
+    are enough nodes (Redis and Sentinel on one host fail together)."""
+
+    def term(kind: str) -> k8s.core.v1.PodAffinityTermArgs:
+        return k8s.core.v1.PodAffinityTermArgs(
+            label_selector=selector(settings, kind), topology_key=HOSTNAME_TOPOLOGY_KEY
+        )
+
+    preferred = [k8s.core.v1.WeightedPodAffinityTermArgs(weight=50, pod_affinity_term=term(kind)) for kind in others]
+    if not required:
+        preferred.insert(0, k8s.core.v1.WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=term(component)))
     return k8s.core.v1.AffinityArgs(
         pod_anti_affinity=k8s.core.v1.PodAntiAffinityArgs(
-            required_during_scheduling_ignored_during_execution=[
-                k8s.core.v1.PodAffinityTermArgs(
-                    label_selector=selector(settings, component), topology_key=HOSTNAME_TOPOLOGY_KEY
-                )
-            ],
-            preferred_during_scheduling_ignored_during_execution=[
-                k8s.core.v1.WeightedPodAffinityTermArgs(
-                    weight=50,
-                    pod_affinity_term=k8s.core.v1.PodAffinityTermArgs(
-                        label_selector=selector(settings, other), topology_key=HOSTNAME_TOPOLOGY_KEY
-                    ),
-                )
-            ],
+            required_during_scheduling_ignored_during_execution=[term(component)] if required else None,
+            preferred_during_scheduling_ignored_during_execution=preferred,
         )
     )
 

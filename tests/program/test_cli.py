@@ -98,7 +98,8 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
                 else:
                     files[f"{pod}/{key}"] = value
             if component == "redis":
-                files[f"{pod}/env/exporter/REDIS_PASSWORD"] = secrets_["redis-ha-exporter"]["password"]
+                # The exporter sidecar mounts its own Secret.
+                files[f"{pod}/passwords.json"] = secrets_["redis-ha-exporter"]["passwords.json"]
     return files
 
 

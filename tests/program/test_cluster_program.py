@@ -19,7 +19,8 @@ import pytest
 from kubernetes_validate.utils import latest_version
 
 from components import rendering, security
-from components.kubernetes import redis_cluster as k8s_cluster
+from components.kubernetes import deployment as k8s_deployment
+from components.program import build_plan, naming_for
 from components.settings import load_settings
 from components.topology import build_cluster_topology
 from tests.support.program import SECRET_SIG, ProgramRun, Registered, run_program, stack_config
@@ -146,7 +147,8 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def test_cluster_children_are_parented_to_their_component(any_run: ProgramRun) -> None:
-    component = any_run.by_name("redis-ha-cluster")
+    # The StatefulSet and the client Service are named like the component.
+    [component] = [r for r in any_run.resources if r.name == "redis-ha-cluster" and r.type.startswith("redis-ha:")]
     backend = "docker" if any_run.outputs["redisHa"]["backend"] == "docker" else "kubernetes"
     assert component.type == f"redis-ha:{backend}:RedisCluster"
     assert component.inputs == {}  # no args or secrets as props: they would land in state
@@ -276,7 +278,7 @@ def test_docker_create_step_runs_once_after_every_node(dev_cluster: ProgramRun) 
     script = upload(step, "/etc/redis-ha/cluster-create.sh")
     settings = load_settings(dev_config(**CLUSTER))
     assert script == rendering.render_cluster_create_script(
-        settings, build_cluster_topology(settings), "/etc/redis-ha/admin.password"
+        settings, build_cluster_topology(settings, naming_for(settings)), "/etc/redis-ha/admin.password"
     )
     assert 'masters=${REDIS_HA_CLUSTER_MASTERS:-"redis-ha-cluster-1:6379 redis-ha-cluster-3:6379 ' in script
     assert "redis-ha-cluster-2:6379,redis-ha-cluster-1:6379" in script
@@ -364,7 +366,8 @@ def test_k8s_statefulset_runs_one_cluster_node_per_pod(k8s_run: ProgramRun) -> N
 def test_k8s_each_pod_gets_its_own_cluster_config(k8s_run: ProgramRun) -> None:
     config = prod_config(**(CLUSTER if k8s_run.outputs["redisHa"]["topology"] == "cluster" else BOTH))
     settings = load_settings(config)
-    cluster = build_cluster_topology(settings)
+    cluster = build_cluster_topology(settings, naming_for(settings))
+    group = build_plan(settings).parts[-1].group("cluster")
     passwords = user_passwords(k8s_run)
     [secret] = [r for r in k8s_run.of_type(SECRET) if r.inputs["metadata"]["name"] == "redis-ha-cluster"]
     assert is_secret(secret.wire["stringData"])
@@ -373,12 +376,12 @@ def test_k8s_each_pod_gets_its_own_cluster_config(k8s_run: ProgramRun) -> None:
         [f"{n.name}.redis.conf" for n in cluster.nodes] + ["users.acl", rendering.ADMIN_PASSWORD_FILE]
     )
     for node in cluster.nodes:
-        expected = rendering.render_cluster_node_files(settings, cluster, node, passwords, k8s_cluster.PATHS)
+        expected = group.files(node, passwords)
         assert data[f"{node.name}.redis.conf"] == expected["redis.conf"]
         hostname = f"{node.name}.redis-ha-cluster-headless.redis.svc.cluster.local"
         assert f"\ncluster-announce-hostname {hostname}\n" in expected["redis.conf"]
         assert "\ncluster-config-file /data/nodes.conf\n" in expected["redis.conf"]
-    assert data["users.acl"] == rendering.render_cluster_users_acl(settings, passwords)
+    assert data["users.acl"] == rendering.render_users_acl(security.cluster_redis_users(settings), passwords)
 
 
 def test_k8s_no_configmap_holds_a_password_or_hash(k8s_run: ProgramRun) -> None:
@@ -398,15 +401,17 @@ def test_k8s_no_configmap_holds_a_password_or_hash(k8s_run: ProgramRun) -> None:
 def test_k8s_create_job_runs_the_rendered_script_after_the_statefulset(k8s_run: ProgramRun) -> None:
     [job_resource] = k8s_run.of_type(JOB)
     job = manifest(job_resource)
-    statefulset = next(r for r in k8s_run.of_type(STATEFULSET) if r.name == "redis-ha-cluster-statefulset")
+    statefulset = next(r for r in k8s_run.of_type(STATEFULSET) if r.name == "redis-ha-cluster")
     assert statefulset.urn in job_resource.dependencies
     scripts = named(k8s_run, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]
     script = scripts["cluster-create.sh"]
-    assert job["metadata"]["name"] == k8s_cluster.create_job_name(load_settings(prod_config(**CLUSTER)), script)
+    assert job["metadata"]["name"] == k8s_deployment.job_name(
+        build_plan(load_settings(prod_config(**CLUSTER))).parts[0]
+    )
     assert len(job["metadata"]["name"]) <= 63
     settings = load_settings(prod_config(**CLUSTER))
     expected = rendering.render_cluster_create_script(
-        settings, build_cluster_topology(settings), "/run/redis-ha/auth/admin.password"
+        settings, build_cluster_topology(settings, naming_for(settings)), "/run/redis-ha/auth/admin.password"
     )
     assert script == expected
     pod = pod_spec(job)

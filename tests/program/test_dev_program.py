@@ -175,16 +175,16 @@ def mocks() -> ProgramRun:
 
 @pulumi.runtime.test
 def test_component_deployment_output_names_the_docker_hosts(mocks: ProgramRun) -> pulumi.Output:
-    from components.docker import RedisHA, RedisHAArgs
+    from components.docker.deployment import PartArgs, RedisHA
+    from components.program import build_plan
     from components.settings import load_settings
-    from components.topology import build_sentinel_topology
 
     settings = load_settings({"backend": "docker", "name": "unit"})
     passwords = {
         u: pulumi.Output.secret(f"pw-{u}") for u in ("admin", "replica", "sentinel", "exporter", "sentinel-client")
     }
     passwords |= {r.name: pulumi.Output.secret(f"pw-{r.name}") for r in settings.roles}
-    ha = RedisHA("unit", RedisHAArgs(settings, build_sentinel_topology(settings), passwords))
+    ha = RedisHA("unit", PartArgs(settings, build_plan(settings).parts[0], passwords))
 
     def check(deployment: dict) -> None:
         hosts = [n["testinfraHost"] for n in deployment["nodes"]]

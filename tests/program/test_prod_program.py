@@ -10,6 +10,7 @@ kubernetes-validate (offline).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,9 @@ import pytest
 from kubernetes_validate.utils import latest_version
 
 from components import rendering
-from components.kubernetes import redis_ha as k8s_ha
+from components.kubernetes import deployment as k8s_deployment
+from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from components.program import build_plan, naming_for
 from components.settings import Settings, load_settings
 from components.topology import build_sentinel_topology
 from tests.support import program as support
@@ -312,20 +315,21 @@ def test_redis_data_is_a_persistent_volume_claim(prod: ProgramRun, prod_tls: Pro
 
 def test_each_pod_gets_its_own_rendered_files(prod: ProgramRun) -> None:
     settings = settings_of()
-    topology = build_sentinel_topology(settings)
+    topology = build_sentinel_topology(settings, naming_for(settings))
+    redis_group = build_plan(settings).parts[0].group("redis")
     passwords = user_passwords(prod)
     secrets = named(prod, SECRET)
     redis_files = secrets["redis-ha-redis"]["stringData"]
     sentinel_files = secrets["redis-ha-sentinel"]["stringData"]
     for node in topology.redis_nodes:
-        expected = rendering.render_node_files(settings, topology, node, passwords, k8s_ha.PATHS)
+        expected = redis_group.files(node, passwords)
         assert redis_files[f"{node.name}.redis.conf"] == expected["redis.conf"]
         assert redis_files["users.acl"] == expected["users.acl"]
         assert f"replica-announce-ip {node.hostname}\n" in expected["redis.conf"]
         assert "aclfile /etc/redis-ha/users.acl" in expected["redis.conf"]
     for node in topology.sentinels:
         conf = sentinel_files[f"{node.name}.sentinel.conf"]
-        assert conf == rendering.render_sentinel_conf(settings, topology, node, passwords, k8s_ha.SENTINEL_PATHS)
+        assert conf == rendering.render_sentinel_conf(settings, node, topology.master, passwords, K8S_LAYOUT.sentinel)
         assert f"sentinel announce-ip {node.hostname}\n" in conf
         assert f"sentinel monitor redis-ha {topology.master.hostname} 6379 2\n" in conf
     assert redis_files[rendering.ADMIN_PASSWORD_FILE] == passwords["admin"]
@@ -342,9 +346,9 @@ def test_each_pod_gets_its_own_rendered_files(prod: ProgramRun) -> None:
 def test_scripts_configmap_carries_the_rendered_scripts(any_run: ProgramRun) -> None:
     tls = any_run.outputs["redisHa"]["tls"]
     settings = settings_of(TLS_OVERRIDES if tls else None)
-    topology = build_sentinel_topology(settings)
+    topology = build_sentinel_topology(settings, naming_for(settings))
     scripts = named(any_run, CONFIGMAP)["redis-ha-scripts"]["data"]
-    assert scripts["redis-start.sh"] == rendering.render_start_script(settings, topology, k8s_ha.PATHS)
+    assert scripts["redis-start.sh"] == rendering.render_start_script(settings, topology, K8S_LAYOUT.redis)
     assert "conf=/etc/redis-ha/redis.conf" in scripts["redis-healthcheck.sh"]
     assert "conf=/etc/redis-ha/sentinel.conf" in scripts["sentinel-healthcheck.sh"]
     assert ("--tls --cacert /etc/redis-ha/ca.crt" in scripts["redis-healthcheck.sh"]) == tls
@@ -382,18 +386,25 @@ def test_sentinels_run_from_their_writable_config(any_run: ProgramRun) -> None:
     assert redis_urn in sentinel_resource.dependencies
 
 
-def test_exporter_is_a_sidecar_with_its_password_from_a_secret(prod: ProgramRun) -> None:
+def test_exporter_is_a_sidecar_with_its_password_from_a_secret_file(prod: ProgramRun) -> None:
     redis = named(prod, STATEFULSET)["redis-ha-redis"]
     exporter = container(redis, "exporter")
     env = {e["name"]: e for e in exporter["env"]}
     assert env["REDIS_ADDR"] == {"name": "REDIS_ADDR", "value": "redis://localhost:6379"}
     assert env["REDIS_USER"] == {"name": "REDIS_USER", "value": "exporter"}
-    assert env["REDIS_PASSWORD"] == {
-        "name": "REDIS_PASSWORD",
-        "valueFrom": {"secretKeyRef": {"name": "redis-ha-exporter", "key": "password"}},
+    # A file from the Secret, not an environment variable (`kubectl describe`, /proc/<pid>/environ).
+    assert "REDIS_PASSWORD" not in env
+    assert env["REDIS_PASSWORD_FILE"] == {
+        "name": "REDIS_PASSWORD_FILE",
+        "value": "/run/redis-ha/exporter/passwords.json",
     }
+    mount = next(m for m in exporter["volumeMounts"] if m["name"] == "exporter-auth")
+    assert mount == {"name": "exporter-auth", "mountPath": "/run/redis-ha/exporter", "readOnly": True}
+    volume = next(v for v in pod_spec(redis)["volumes"] if v["name"] == "exporter-auth")
+    assert volume["secret"]["secretName"] == "redis-ha-exporter"
     secret = named(prod, SECRET)["redis-ha-exporter"]
-    assert secret["stringData"] == {"password": user_passwords(prod)["exporter"]}
+    password = user_passwords(prod)["exporter"]
+    assert secret["stringData"] == {"passwords.json": json.dumps({"redis://localhost:6379": password})}
     assert exporter["ports"] == [{"name": "metrics", "containerPort": 9121, "protocol": "TCP"}]
     assert "exporter" not in [c["name"] for c in pod_spec(named(prod, STATEFULSET)["redis-ha-sentinel"])["containers"]]
 
@@ -529,7 +540,7 @@ def test_secret_material_appears_only_inside_secret_inputs(any_run: ProgramRun) 
     # Every file that holds a password is a Secret whose data is registered as secret.
     for resource in any_run.of_type(SECRET):
         assert is_secret(resource.wire["stringData"]), resource.name
-    # The exporter's password reaches its container only through secretKeyRef.
+    # No password reaches a container through a literal environment value.
     for resource in any_run.of_type(STATEFULSET):
         for c in all_containers(manifest(resource)):
             literal = " ".join(str(e.get("value", "")) for e in c.get("env", []))
@@ -578,7 +589,7 @@ def test_component_outputs_the_sentinel_service(mocks: ProgramRun) -> pulumi.Out
     settings = load_settings({"backend": "kubernetes", "name": "unit", "namespace": "cache"})
     passwords = {u: pulumi.Output.secret(f"pw-{u}") for u in USERS}
     passwords |= {r.name: pulumi.Output.secret(f"pw-{r.name}") for r in settings.roles}
-    ha = k8s_ha.RedisHA("unit", k8s_ha.RedisHAArgs(settings, build_sentinel_topology(settings), passwords))
+    ha = k8s_deployment.RedisHA("unit", k8s_deployment.PartArgs(settings, build_plan(settings).parts[0], passwords))
 
     def check(values: list[Any]) -> None:
         namespace, service, deployment = values
@@ -586,7 +597,7 @@ def test_component_outputs_the_sentinel_service(mocks: ProgramRun) -> pulumi.Out
         assert service == "unit-sentinel.cache.svc.cluster.local:26379"
         assert deployment["nodes"][0]["testinfraHost"] == "kubectl://unit-redis-0?namespace=cache&container=redis"
 
-    return pulumi.Output.all(ha.namespace, ha.sentinel_service, ha.deployment).apply(check)
+    return pulumi.Output.all(ha.namespace, ha.client_service, ha.deployment).apply(check)
 
 
 # --- TLS ---------------------------------------------------------------------------------

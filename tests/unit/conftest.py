@@ -23,7 +23,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from components import rendering, security
+from components import plan, rendering, security
+from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
 
@@ -157,13 +158,28 @@ class LiveNode:
         raise AssertionError(f"{self.node.name} did not answer within {START_TIMEOUT}s:\n{self.log_tail()}")
 
 
+def local_layout(paths: rendering.Paths) -> plan.Layout:
+    """Every file of a node in one local directory, as the live tests run them."""
+    return plan.Layout(
+        redis=paths, sentinel=paths, scripts_dir=paths.conf_dir, job_secrets_dir=paths.conf_dir, role_decision=False
+    )
+
+
+def node_files(
+    settings: Settings, topology: SentinelTopology, node: Node, passwords: dict[str, str], paths: rendering.Paths
+) -> dict[str, str]:
+    """A Sentinel-group node's secret files exactly as the plan renders them for both
+    backends, with local `paths`."""
+    return plan.sentinel_part(settings, local_layout(paths), topology).group_of(node).files(node, passwords)
+
+
 class LiveDeployment:
     """A master, a replica and a Sentinel rendered from one Settings, on 127.0.0.1."""
 
     def __init__(self, base: Path, passwords: dict[str, str], config: dict[str, Any] | None = None) -> None:
         self.passwords = passwords
         self.settings = load_settings(config or LIVE_CONFIG)
-        template = build_sentinel_topology(self.settings)
+        template = build_sentinel_topology(self.settings, naming_for(self.settings))
         master = dataclasses.replace(template.master, hostname=LOCALHOST, port=free_port())
         replica = dataclasses.replace(template.replicas[0], hostname=LOCALHOST, port=free_port())
         sentinel = dataclasses.replace(template.sentinels[0], hostname=LOCALHOST, port=free_port())
@@ -179,7 +195,7 @@ class LiveDeployment:
         directory = self.base / node.name
         directory.mkdir(parents=True)
         paths = rendering.Paths(conf_dir=str(directory), data_dir=str(directory))
-        files = rendering.render_node_files(settings, self.topology, node, self.passwords, paths)
+        files = node_files(settings, self.topology, node, self.passwords, paths)
         for name, content in files.items():
             (directory / name).write_text(content)
         conf = directory / ("sentinel.conf" if node.kind == "sentinel" else "redis.conf")

@@ -21,10 +21,11 @@ import redis
 from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
 
-from components import rendering, security
+from components import plan, rendering, security
+from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import ClusterNode, ClusterTopology, build_cluster_topology
-from tests.unit.conftest import LOCALHOST, LiveNode, connect, make_password, raw_command, wait_until
+from tests.unit.conftest import LOCALHOST, LiveNode, connect, local_layout, make_password, raw_command, wait_until
 
 CONFIG = {
     "backend": "docker",
@@ -57,7 +58,7 @@ def _free_cluster_port(taken: set[int]) -> int:
 
 def live_topology(settings: Settings, ports: list[int]) -> ClusterTopology:
     """The deployed topology with every node on 127.0.0.1 and a port of its own."""
-    template = build_cluster_topology(settings)
+    template = build_cluster_topology(settings, naming_for(settings))
     nodes = {
         m.node.name: dataclasses.replace(m.node, hostname=LOCALHOST, port=ports[i])
         for i, m in enumerate(template.members)
@@ -92,9 +93,8 @@ class LiveCluster:
             directory.mkdir()
             paths = rendering.Paths(conf_dir=str(directory), data_dir=str(directory))
             settings = dataclasses.replace(self.settings, port=node.port)
-            for name, content in rendering.render_cluster_node_files(
-                settings, cluster, node, self.passwords, paths
-            ).items():
+            group = plan.cluster_part(settings, local_layout(paths), cluster).groups[0]
+            for name, content in group.files(node, self.passwords).items():
                 (directory / name).write_text(content)
             live = LiveNode(node=node, settings=settings, directory=directory, conf=directory / "redis.conf")
             live.start()

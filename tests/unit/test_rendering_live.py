@@ -14,9 +14,10 @@ import pytest
 import redis
 
 from components import rendering
+from components.program import naming_for
 from components.settings import load_settings
 from components.topology import build_sentinel_topology
-from tests.unit.conftest import LiveDeployment, LiveNode, connect, raw_command, wait_until
+from tests.unit.conftest import LiveDeployment, LiveNode, connect, node_files, raw_command, wait_until
 
 MASTER_CONFIG = {
     "maxmemory": lambda s: str(s.maxmemory),
@@ -388,13 +389,11 @@ def test_healthcheck_fails_with_a_wrong_password(deployment: LiveDeployment, tmp
     master = deployment.master
     wrong = {**deployment.passwords, "replica": deployment.passwords["replica"] + "x"}
     paths = rendering.Paths(conf_dir=str(tmp_path), data_dir=str(tmp_path))
-    (tmp_path / "redis.conf").write_text(
-        rendering.render_redis_conf(master.settings, deployment.topology, master.node, wrong, paths)
-    )
+    (tmp_path / "redis.conf").write_text(rendering.render_redis_conf(master.settings, master.node, wrong, paths))
     assert run_healthcheck(master, paths).returncode != 0
     # Same directory, right password: the failure above was the password.
     (tmp_path / "redis.conf").write_text(
-        rendering.render_redis_conf(master.settings, deployment.topology, master.node, deployment.passwords, paths)
+        rendering.render_redis_conf(master.settings, master.node, deployment.passwords, paths)
     )
     assert run_healthcheck(master, paths).returncode == 0
 
@@ -418,12 +417,12 @@ def test_healthcheck_fails_when_the_node_stops(lone_master: LiveDeployment) -> N
 
 def render_all(version: str) -> dict[str, str]:
     settings = load_settings({"backend": "docker", "redisVersion": version})
-    topology = build_sentinel_topology(settings)
+    topology = build_sentinel_topology(settings, naming_for(settings))
     passwords = dict.fromkeys(("admin", "replica", "sentinel", "exporter", "sentinel-client"), "pw")
     passwords |= {r.name: "pw" for r in settings.roles}
     files: dict[str, str] = {}
     for node in topology.redis_nodes + topology.sentinels:
-        for file_name, content in rendering.render_node_files(settings, topology, node, passwords).items():
+        for file_name, content in node_files(settings, topology, node, passwords, rendering.DOCKER_PATHS).items():
             files[f"{node.name}/{file_name}"] = content
     return files
 

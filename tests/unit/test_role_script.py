@@ -24,13 +24,15 @@ import pytest
 import redis
 
 from components import rendering, security
-from components.kubernetes.redis_ha import PATHS as K8S_PATHS
+from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
 from tests.support.program import stack_config
-from tests.unit.conftest import LiveNode, connect, free_port, make_password, wait_until
+from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 
 LOCALHOST = "127.0.0.1"
+K8S_PATHS = K8S_LAYOUT.redis
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
 SCRIPT_TIMEOUT = 30
 TLS_FILES = ("ca.crt", "tls.crt", "tls.key")
@@ -55,7 +57,9 @@ def role_passwords(settings: Settings) -> dict[str, str]:
 def script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
     """The start script exactly as the ConfigMap carries it."""
     path = tmp_path_factory.mktemp("script") / "redis-start.sh"
-    path.write_text(rendering.render_start_script(settings, build_sentinel_topology(settings), K8S_PATHS))
+    path.write_text(
+        rendering.render_start_script(settings, build_sentinel_topology(settings, naming_for(settings)), K8S_PATHS)
+    )
     return path
 
 
@@ -78,7 +82,7 @@ class Processes:
         self.tls_dir = tls_dir
         assert settings.tls == (tls_dir is not None)
         self.nodes: list[LiveNode] = []
-        self.template = build_sentinel_topology(settings)
+        self.template = build_sentinel_topology(settings, naming_for(settings))
         self.secrets = base / "secrets"
         self.secrets.mkdir()
         for user, file_name in (
@@ -99,7 +103,7 @@ class Processes:
         directory = self.base / name
         directory.mkdir()
         paths = rendering.Paths(conf_dir=str(directory), data_dir=str(directory))
-        files = rendering.render_node_files(settings, topology, node, self.passwords, paths)
+        files = node_files(settings, topology, node, self.passwords, paths)
         for file_name, content in files.items():
             if file_name.endswith(".conf"):
                 # Test traffic stays on 127.0.0.1.
@@ -238,7 +242,7 @@ def test_script_parses_in_the_shell(shell: list[str], script: Path) -> None:
 
 
 def test_shipped_defaults_name_the_deployed_nodes(script: Path, settings: Settings) -> None:
-    topology = build_sentinel_topology(settings)
+    topology = build_sentinel_topology(settings, naming_for(settings))
     text = script.read_text()
     sentinels = " ".join(f"{n.hostname}:{n.port}" for n in topology.sentinels)
     assert f'REDIS_HA_SENTINELS:-"{sentinels}"' in text

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from components import rendering, security
+from components.program import naming_for
 from components.settings import DEFAULT_ROLES, AppRole, load_settings
 from components.topology import build_sentinel_topology
 
@@ -72,7 +73,7 @@ def test_redis_users_are_system_users_then_roles(settings) -> None:
 
 
 def test_users_acl_has_hashes_only(settings, passwords) -> None:
-    content = rendering.render_users_acl(settings, passwords)
+    content = rendering.render_users_acl(security.redis_users(settings), passwords)
     for user, password in passwords.items():
         assert password not in content, user
     for user in security.redis_users(settings):
@@ -81,7 +82,7 @@ def test_users_acl_has_hashes_only(settings, passwords) -> None:
 
 def test_users_acl_has_only_user_lines(settings, passwords) -> None:
     # REDIS_NOTES 13: Redis 7.0/7.2 refuse comment lines in an aclfile.
-    lines = rendering.render_users_acl(settings, passwords).splitlines()
+    lines = rendering.render_users_acl(security.redis_users(settings), passwords).splitlines()
     assert lines, "empty users.acl"
     assert all(line.startswith("user ") for line in lines), lines
     assert not any(line.lstrip().startswith("#") for line in lines)
@@ -91,7 +92,7 @@ def test_users_acl_has_only_user_lines(settings, passwords) -> None:
 
 def test_users_acl_default_user_is_off(settings, passwords) -> None:
     # REDIS_NOTES 14: without a default line Redis recreates `default on nopass +@all`.
-    first = rendering.render_users_acl(settings, passwords).splitlines()[0]
+    first = rendering.render_users_acl(security.redis_users(settings), passwords).splitlines()[0]
     assert first == security.DEFAULT_OFF
     rules = first.split()[2:]
     assert "off" in rules
@@ -102,7 +103,10 @@ def test_users_acl_default_user_is_off(settings, passwords) -> None:
 
 
 def test_system_users_rules(settings, passwords) -> None:
-    lines = {line.split()[1]: line for line in rendering.render_users_acl(settings, passwords).splitlines()}
+    lines = {
+        line.split()[1]: line
+        for line in rendering.render_users_acl(security.redis_users(settings), passwords).splitlines()
+    }
     # Each system user gets exactly what REDIS_NOTES 8/9/16 list, and no keys.
     assert lines["replica"].endswith(" resetchannels -@all +psync +replconf +ping")
     for name in ("replica", "sentinel", "exporter"):
@@ -116,8 +120,8 @@ def test_system_users_rules(settings, passwords) -> None:
 
 
 def test_sentinel_conf_holds_only_the_sentinel_password(settings, passwords) -> None:
-    topology = build_sentinel_topology(settings)
-    conf = rendering.render_sentinel_conf(settings, topology, topology.sentinels[0], passwords)
+    topology = build_sentinel_topology(settings, naming_for(settings))
+    conf = rendering.render_sentinel_conf(settings, topology.sentinels[0], topology.master, passwords)
     lines_with_password = [line for line in conf.splitlines() if passwords["sentinel"] in line]
     assert [line.rsplit(" ", 1)[0] for line in lines_with_password] == [
         f"sentinel auth-pass {settings.master_name}",
@@ -133,9 +137,10 @@ def test_sentinel_conf_holds_only_the_sentinel_password(settings, passwords) -> 
 
 
 def test_redis_conf_holds_only_the_replica_password(settings, passwords) -> None:
-    topology = build_sentinel_topology(settings)
+    topology = build_sentinel_topology(settings, naming_for(settings))
     for node in topology.redis_nodes:
-        conf = rendering.render_redis_conf(settings, topology, node, passwords)
+        master = None if node.role == "master" else topology.master
+        conf = rendering.render_redis_conf(settings, node, passwords, master=master)
         assert f"masterauth {passwords['replica']}" in conf.splitlines()
         for user, password in passwords.items():
             if user != "replica":

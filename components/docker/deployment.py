@@ -1,0 +1,222 @@
+"""The dev backend: every node of a plan part as a Docker container (pulumi-docker).
+
+A part gets a private network; each node a container (and a volume when its group
+keeps data) with its rendered files uploaded into the writable /data; the exporter
+one container that scrapes every node of its group; a one-shot step (the cluster's
+creation) a container that runs once, which `pulumi up` waits for.
+
+Containers have fixed names, so a replacement must remove the old one first
+(`delete_before_replace`); the order the program needs is stated with `depends_on`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+
+from components.credentials import with_passwords
+from components.docker.layout import (
+    EXPORTER_PASSWORD_FILE,
+    HEALTHCHECK,
+    KIND_LABEL,
+    LABEL,
+    LAYOUT,
+    testinfra_host,
+)
+from components.plan import Exporter, Group, OneShot, Part
+from components.settings import Settings
+from components.topology import Node
+
+
+@dataclass(frozen=True)
+class PartArgs:
+    settings: Settings
+    part: Part
+    # user -> secret password (from components.credentials)
+    passwords: Mapping[str, pulumi.Output[str]]
+
+
+def _pick(files: pulumi.Output[dict[str, str]], name: str) -> pulumi.Output[str]:
+    return files.apply(lambda f: f[name])
+
+
+class _DockerPart(pulumi.ComponentResource):
+    """The containers of one plan part, on one Docker host."""
+
+    TYPE = ""
+    network_name: pulumi.Output[str]
+    """the private network every node of the part is attached to"""
+    deployment: pulumi.Output[dict[str, Any]]
+    """the stack-output description of the part (no secrets)"""
+
+    def __init__(self, name: str, args: PartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.TYPE, name, None, opts)
+        self._args, self._name = args, name
+        s, part = args.settings, args.part
+        self._network = docker.Network(
+            f"{name}-net",
+            name=f"{part.name}-net",
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(label=LABEL, value=s.name)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        started: dict[str, list[docker.Container]] = {}
+        for group in part.groups:
+            containers: list[docker.Container] = []
+            for node in group.nodes:
+                depends = [c for kind in group.after for c in started[kind]]
+                if group.first_node_first:
+                    depends += containers[:1]
+                containers.append(self._node(group, node, depends))
+            started[group.kind] = containers
+        if part.exporter is not None:
+            self._exporter(part.exporter, started[part.exporter.watches][:1])
+        create_step = ""
+        if part.job is not None:
+            create_step = f"{part.name}-create"
+            self._one_shot(part.job, create_step, [c for kind in part.job.after for c in started[kind]])
+
+        self.network_name = self._network.name
+        self.deployment = pulumi.Output.from_input(part.describe(s, lambda n: testinfra_host(n.name), create_step))
+        self.register_outputs({"network_name": self.network_name, "deployment": self.deployment})
+
+    def _container(self, name: str, kind: str, depends_on: list[docker.Container], **inputs: Any) -> docker.Container:
+        s = self._args.settings
+        return docker.Container(
+            name,
+            name=name,
+            labels=[
+                docker.ContainerLabelArgs(label=LABEL, value=s.name),
+                docker.ContainerLabelArgs(label=KIND_LABEL, value=kind),
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, delete_before_replace=True),
+            **inputs,
+        )
+
+    def _service(self, node: Node, health: list[str], depends_on: list[docker.Container], **inputs: Any) -> Any:
+        """A long-running container reachable by the node's hostname."""
+        s = self._args.settings
+        ports = []
+        if node.host_port is not None:
+            ports = [docker.ContainerPortArgs(internal=node.port, external=node.host_port, ip=s.host_bind_address)]
+        return self._container(
+            node.name,
+            node.kind,
+            depends_on,
+            hostname=node.name,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name, aliases=[node.hostname])],
+            ports=ports,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=health, interval="2s", timeout="2s", retries=15, start_period="2s"
+            ),
+            restart="unless-stopped",
+            # `pulumi up` returns only when every container reports healthy.
+            wait=True,
+            wait_timeout=60,
+            **inputs,
+        )
+
+    def _node(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
+        conf_dir = group.paths.conf_dir
+        # The rendered files hold passwords: one secret Output, picked apart per file.
+        files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
+        uploads = [
+            docker.ContainerUploadArgs(file=f"{conf_dir}/{file_name}", content=_pick(files, file_name))
+            for file_name in (group.config_file, *group.shared_files)
+        ]
+        uploads += [
+            docker.ContainerUploadArgs(
+                file=f"{conf_dir}/{HEALTHCHECK if file_name == group.probe.script else file_name}",
+                content=content,
+                executable=True,
+            )
+            for file_name, content in group.scripts_for(node).items()
+        ]
+        volumes = []
+        if group.data_volume:
+            volume = docker.Volume(
+                f"{node.name}-data",
+                name=f"{node.name}-data",
+                labels=[docker.VolumeLabelArgs(label=LABEL, value=self._args.settings.name)],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            volumes = [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=group.paths.data_dir)]
+        return self._service(
+            node,
+            ["CMD", "sh", f"{conf_dir}/{HEALTHCHECK}"],
+            depends_on,
+            image=group.image,
+            command=list(group.command),
+            uploads=uploads,
+            volumes=volumes,
+        )
+
+    def _exporter(self, exporter: Exporter, depends_on: list[docker.Container]) -> docker.Container:
+        node, first = exporter.node, exporter.targets[0]
+        # A password file, not the environment (`docker inspect` shows that); one entry
+        # per target so that /scrape?target= works for each.
+        password_file = self._args.passwords["exporter"].apply(
+            lambda password: json.dumps({f"redis://{n.hostname}:{n.port}": password for n in exporter.targets})
+        )
+        return self._service(
+            node,
+            ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{node.port}/health"],
+            depends_on,
+            image=exporter.image,
+            envs=[
+                f"REDIS_ADDR=redis://{first.hostname}:{first.port}",
+                "REDIS_USER=exporter",
+                f"REDIS_PASSWORD_FILE={EXPORTER_PASSWORD_FILE}",
+                f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS=:{node.port}",
+            ],
+            uploads=[docker.ContainerUploadArgs(file=EXPORTER_PASSWORD_FILE, content=password_file)],
+        )
+
+    def _one_shot(self, job: OneShot, name: str, depends_on: list[docker.Container]) -> docker.Container:
+        """Runs once after its groups are healthy and exits; `pulumi up` waits for it."""
+        script = f"{LAYOUT.job_secrets_dir}/{job.script_name}"
+        return self._container(
+            f"{self._name}-create",
+            "cluster-create",
+            depends_on,
+            image=job.image,
+            command=["sh", script],
+            uploads=[
+                docker.ContainerUploadArgs(file=script, content=job.script, executable=True),
+                docker.ContainerUploadArgs(
+                    file=job.password_file, content=pulumi.Output.secret(self._args.passwords["admin"])
+                ),
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],
+            # One run, no restarts; attach waits until it has exited.
+            restart="no",
+            must_run=False,
+            attach=True,
+            logs=True,
+        )
+
+
+class RedisHA(_DockerPart):
+    """A Redis master, its replicas, the Sentinels and the exporter on one Docker host."""
+
+    TYPE = "redis-ha:docker:RedisHA"
+
+
+class RedisCluster(_DockerPart):
+    """Redis Cluster shards (a master and its replicas each) on one Docker host."""
+
+    TYPE = "redis-ha:docker:RedisCluster"
+
+
+def deploy(settings: Settings, parts: tuple[Part, ...], passwords: Mapping[str, pulumi.Output[str]]) -> list[Any]:
+    """One component per part; returns their deployment descriptions."""
+    components: list[_DockerPart] = []
+    for part in parts:
+        component = RedisHA if part.kind == "sentinel" else RedisCluster
+        components.append(component(part.name, PartArgs(settings, part, passwords)))
+    return [c.deployment for c in components]

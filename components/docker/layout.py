@@ -1,0 +1,42 @@
+"""How the Docker backend lays out a deployment: paths inside the containers and
+container names. Pure; nothing here creates a resource."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.plan import Layout
+from components.rendering import Paths
+from components.settings import Settings
+
+# Every file goes into the writable /data (a volume for data nodes): Redis and Sentinel
+# rewrite their config through a temp file in the same directory.
+LAYOUT = Layout(
+    redis=Paths(conf_dir="/data", data_dir="/data"),
+    sentinel=Paths(conf_dir="/data", data_dir="/data"),
+    scripts_dir="/data",
+    job_secrets_dir="/etc/redis-ha",
+    role_decision=False,
+)
+# The probe script's name inside a container (one per container).
+HEALTHCHECK = "healthcheck.sh"
+EXPORTER_PASSWORD_FILE = "/etc/redis-ha/exporter-passwords.json"
+LABEL = "redis-ha.deployment"
+KIND_LABEL = "redis-ha.kind"
+
+
+@dataclass(frozen=True)
+class DockerNaming:
+    """Containers are numbered from 1 and reached by their name on the part's network."""
+
+    settings: Settings
+
+    def node_name(self, kind: str, index: int) -> str:
+        return f"{self.settings.name}-{kind}-{index}"
+
+    def hostname(self, kind: str, node_name: str) -> str:
+        return node_name
+
+
+def testinfra_host(node_name: str) -> str:
+    return f"docker://{node_name}"

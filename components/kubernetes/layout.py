@@ -1,0 +1,64 @@
+"""How the Kubernetes backend lays out a deployment: paths inside the pods and pod
+names under their headless Services. Pure; nothing here creates a resource."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.plan import Layout
+from components.rendering import Paths
+from components.settings import Settings
+
+CONF_DIR = "/etc/redis-ha"
+DATA_DIR = "/data"
+SCRIPTS_DIR = "/opt/redis-ha"
+# The cluster-creation Job sees only the admin password, from the cluster's Secret.
+AUTH_DIR = "/run/redis-ha/auth"
+LAYOUT = Layout(
+    redis=Paths(conf_dir=CONF_DIR, data_dir=DATA_DIR),
+    # Sentinel keeps no data of its own; its working directory is its config directory.
+    sentinel=Paths(conf_dir=CONF_DIR, data_dir=CONF_DIR),
+    scripts_dir=SCRIPTS_DIR,
+    job_secrets_dir=AUTH_DIR,
+    role_decision=True,
+)
+# Where the init containers see the Secrets they copy from.
+CONFIG_SOURCE_DIR = "/run/redis-ha/config"
+TLS_SOURCE_DIR = "/run/redis-ha/tls"
+# The exporter sidecar reads its password file and the CA certificate from Secrets.
+EXPORTER_AUTH_DIR = "/run/redis-ha/exporter"
+EXPORTER_PASSWORD_FILE = "passwords.json"
+EXPORTER_TLS_DIR = "/run/redis-ha/tls"
+TLS_FILES = ("ca.crt", "tls.crt", "tls.key")
+# Annotations that change, and so roll the pods, when their files change.
+CONFIG_CHECKSUM = "redis-ha/config-checksum"
+SCRIPTS_CHECKSUM = "redis-ha/scripts-checksum"
+# Pod Security Standard the namespace enforces; every pod here meets it.
+POD_SECURITY = "restricted"
+CLUSTER_DOMAIN = "svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class KubernetesNaming:
+    """StatefulSet pods are numbered from 0 and reached by their stable name under the
+    group's headless Service."""
+
+    settings: Settings
+
+    def node_name(self, kind: str, index: int) -> str:
+        return f"{self.settings.name}-{kind}-{index - 1}"
+
+    def hostname(self, kind: str, node_name: str) -> str:
+        return f"{node_name}.{headless_service(self.settings, kind)}.{self.settings.namespace}.{CLUSTER_DOMAIN}"
+
+
+def headless_service(settings: Settings, kind: str) -> str:
+    return f"{settings.name}-{kind}-headless"
+
+
+def service_host(settings: Settings, service: str) -> str:
+    return f"{service}.{settings.namespace}.{CLUSTER_DOMAIN}"
+
+
+def testinfra_host(settings: Settings, pod: str, container: str) -> str:
+    return f"kubectl://{pod}?namespace={settings.namespace}&container={container}"
