@@ -32,7 +32,7 @@ _ENV = jinja2.Environment(
 class Paths:
     """Where a node finds its files. Redis rewrites redis.conf and Sentinel rewrites
     sentinel.conf through a temp file in the same directory, so conf_dir must be a
-    writable directory, never a single-file mount (REDIS_NOTES 5)."""
+    writable directory, never a single-file mount (docs/redis-notes.md#sentinel-rewrites-its-config)."""
 
     conf_dir: str = "/data"
     data_dir: str = "/data"

@@ -22,11 +22,11 @@ class AclUser:
     description: str
 
 
-# REDIS_NOTES 9: all a replica needs from its master (and every node may become a
+# docs/redis-notes.md#replica-user: all a replica needs from its master (and every node may become a
 # replica after a failover, so every node carries it).
 REPLICA = AclUser("replica", "resetchannels -@all +psync +replconf +ping", "replication between Redis nodes")
 
-# REDIS_NOTES 8: the minimal set from the Sentinel documentation. SLAVEOF, CONFIG
+# docs/redis-notes.md#sentinel-user: the minimal set from the Sentinel documentation. SLAVEOF, CONFIG
 # REWRITE and CLIENT KILL inside MULTI/EXEC are the failover itself.
 SENTINEL = AclUser(
     "sentinel",
@@ -35,7 +35,7 @@ SENTINEL = AclUser(
     "Sentinel's monitoring and failover connections",
 )
 
-# REDIS_NOTES 16: redis_exporter's read-only set (its README), restricted to commands
+# docs/redis-notes.md#exporter-user-and-image: redis_exporter's read-only set (its README), restricted to commands
 # Redis 7.0 knows, with `+client` narrowed to what the exporter calls (the README's
 # `+client` would allow CLIENT PAUSE and CLIENT KILL).
 EXPORTER = AclUser(
@@ -50,7 +50,7 @@ EXPORTER = AclUser(
 
 ADMIN = AclUser("admin", "~* &* +@all", "operators; the only user with every command")
 
-# REDIS_NOTES 14: an aclfile without a `default` line recreates `default nopass +@all`.
+# docs/redis-notes.md#define-the-default-user: an aclfile without a `default` line recreates `default nopass +@all`.
 DEFAULT_OFF = "user default off resetpass resetkeys resetchannels -@all"
 
 # The Sentinel port has its own users (in sentinel.conf). Peers authenticate to each
@@ -87,7 +87,7 @@ def app_role_rules(role: AppRole) -> str:
     `-@dangerous` and the server-wide function/script writes always come last, so no
     granted category can bring back FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, FUNCTION
     FLUSH and friends: `~prefix:*` does not limit commands that take no key
-    (REDIS_NOTES 4). Since 7.0 a user has no channels unless granted.
+    (docs/redis-notes.md#roles-match-what-clients-use). Since 7.0 a user has no channels unless granted.
     """
     parts = ["resetkeys", "resetchannels", "-@all"]
     parts += [f"~{k}" for k in role.keys]

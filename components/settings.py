@@ -85,7 +85,7 @@ class AppRole:
 
 
 # Each default role reproduces one use case of the seed design; the key and channel
-# names are the ones those clients really use (REDIS_NOTES.md 4).
+# names are the ones those clients really use (docs/redis-notes.md#roles-match-what-clients-use).
 _APP_COMMANDS = ("+@connection", "+@read", "+@write", "+@keyspace", "+@transaction")
 DEFAULT_ROLES: tuple[AppRole, ...] = (
     AppRole(
@@ -212,7 +212,7 @@ class Settings:
     # later (median of 3): the timeout, then PFAIL -> FAIL by a majority, the replica's
     # election delay (500-1000 ms) and the client's reconnect.
     cluster_node_timeout: int = 5000
-    # 0: the Redis default, port + 10000 (REDIS_NOTES 17).
+    # 0: the Redis default, port + 10000 (docs/redis-notes.md#redis-cluster).
     cluster_bus_port: int = 0
     # First host port of the cluster nodes' range (published like redisHostPort).
     cluster_host_port: int = 17379
@@ -523,14 +523,14 @@ def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
         raise SettingsError(
             "minReplicasToWrite", s.min_replicas_to_write, f"0 to the number of replicas ({s.replicas})"
         )
-    # REDIS_NOTES 12: a master that restarts empty wipes its replicas on resync.
+    # docs/redis-notes.md#a-master-must-persist: a master that restarts empty wipes its replicas on resync.
     if not s.persistence_enabled:
         raise SettingsError(
             "appendonly" if has("appendonly") else "save",
             False,
             "a master with replicas must persist: appendonly true or at least one save point",
         )
-    # REDIS_NOTES 3: eviction on a broker instance silently drops queued tasks.
+    # docs/redis-notes.md#noeviction-with-a-broker-role: eviction on a broker instance silently drops queued tasks.
     if s.maxmemory_policy != "noeviction" and s.broker_roles:
         raise SettingsError(
             "maxmemoryPolicy",
@@ -582,7 +582,7 @@ def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
 
 
 def _check_cluster(s: Settings) -> None:
-    """The Redis Cluster part (REDIS_NOTES 17): clusterShards >= 3 (the reader) gives
+    """The Redis Cluster part (docs/redis-notes.md#redis-cluster): clusterShards >= 3 (the reader) gives
     the three masters a majority needs to fail over."""
     if s.min_replicas_to_write > s.cluster_replicas_per_shard:
         raise SettingsError(

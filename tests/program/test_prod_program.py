@@ -279,7 +279,7 @@ def test_every_volume_mount_names_a_declared_volume(any_run: ProgramRun) -> None
             for mount in c.get("volumeMounts", []):
                 assert mount["name"] in set(volumes) | claims, (name, c["name"], mount["name"])
                 # Redis and Sentinel rewrite their files through a temp file: never a
-                # single-file subPath mount (REDIS_NOTES 5).
+                # single-file subPath mount (docs/redis-notes.md#sentinel-rewrites-its-config).
                 assert "subPath" not in mount, (name, c["name"], mount)
         for volume in volumes.values():
             if "secret" in volume:

@@ -216,7 +216,7 @@ def test_write_on_master_appears_on_replica(deployment: LiveDeployment) -> None:
 
 
 def test_master_without_replica_refuses_writes(lone_master: LiveDeployment) -> None:
-    # REDIS_NOTES 11: min-replicas-to-write 1 stops a master that has no replica.
+    # docs/redis-notes.md#bounded-write-loss: min-replicas-to-write 1 stops a master that has no replica.
     cache = lone_master.client(lone_master.master, "cache")
     with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
         cache.set("cache:x", "1")
@@ -305,7 +305,7 @@ def test_sentinel_acl_default_off_and_no_plain_password(deployment: LiveDeployme
 
 
 def test_sentinel_rewrote_its_config(deployment: LiveDeployment) -> None:
-    # REDIS_NOTES 5: Sentinel saves state by rewriting its file; it needs a writable directory.
+    # docs/redis-notes.md#sentinel-rewrites-its-config: Sentinel saves state by rewriting its file; it needs a writable directory.
     def rewritten() -> list[str] | None:
         lines = deployment.sentinel.conf.read_text().splitlines()
         return lines if any(line.startswith("sentinel known-replica ") for line in lines) else None
@@ -428,7 +428,7 @@ def render_all(version: str) -> dict[str, str]:
 
 
 def test_locale_collate_only_on_7_2() -> None:
-    # REDIS_NOTES 18: a 7.2-only directive makes 7.0 refuse to start.
+    # docs/redis-notes.md#version-gated-directives: a 7.2-only directive makes 7.0 refuse to start.
     v70, v72 = render_all("7.0"), render_all("7.2")
     assert v70.keys() == v72.keys()
     for path, content in v70.items():

@@ -81,7 +81,7 @@ def test_users_acl_has_hashes_only(settings, passwords) -> None:
 
 
 def test_users_acl_has_only_user_lines(settings, passwords) -> None:
-    # REDIS_NOTES 13: Redis 7.0/7.2 refuse comment lines in an aclfile.
+    # docs/redis-notes.md#acl-file-format: Redis 7.0/7.2 refuse comment lines in an aclfile.
     lines = rendering.render_users_acl(security.redis_users(settings), passwords).splitlines()
     assert lines, "empty users.acl"
     assert all(line.startswith("user ") for line in lines), lines
@@ -91,7 +91,7 @@ def test_users_acl_has_only_user_lines(settings, passwords) -> None:
 
 
 def test_users_acl_default_user_is_off(settings, passwords) -> None:
-    # REDIS_NOTES 14: without a default line Redis recreates `default on nopass +@all`.
+    # docs/redis-notes.md#define-the-default-user: without a default line Redis recreates `default on nopass +@all`.
     first = rendering.render_users_acl(security.redis_users(settings), passwords).splitlines()[0]
     assert first == security.DEFAULT_OFF
     rules = first.split()[2:]
@@ -107,7 +107,7 @@ def test_system_users_rules(settings, passwords) -> None:
         line.split()[1]: line
         for line in rendering.render_users_acl(security.redis_users(settings), passwords).splitlines()
     }
-    # Each system user gets exactly what REDIS_NOTES 8/9/16 list, and no keys.
+    # Each system user gets exactly what docs/redis-notes.md#sentinel-user, docs/redis-notes.md#replica-user, docs/redis-notes.md#exporter-user-and-image list, and no keys.
     assert lines["replica"].endswith(" resetchannels -@all +psync +replconf +ping")
     for name in ("replica", "sentinel", "exporter"):
         assert " ~" not in lines[name]
@@ -133,7 +133,7 @@ def test_sentinel_conf_holds_only_the_sentinel_password(settings, passwords) -> 
     for user in security.SENTINEL_PORT_USERS:
         assert f"user {user.name} on {security.password_hash(passwords[user.name])} " in conf
     assert security.DEFAULT_OFF in conf.splitlines()
-    assert "sentinel myid" not in conf  # REDIS_NOTES 5: never a shared myid
+    assert "sentinel myid" not in conf  # docs/redis-notes.md#sentinel-rewrites-its-config: never a shared myid
 
 
 def test_redis_conf_holds_only_the_replica_password(settings, passwords) -> None:
@@ -145,7 +145,7 @@ def test_redis_conf_holds_only_the_replica_password(settings, passwords) -> None
         for user, password in passwords.items():
             if user != "replica":
                 assert password not in conf, user
-        # REDIS_NOTES 1, 15: no rename-command, no users outside the aclfile.
+        # docs/redis-notes.md#no-rename-command, docs/redis-notes.md#users-only-in-the-acl-file: no rename-command, no users outside the aclfile.
         directives = [line.split()[0] for line in conf.splitlines() if line.strip() and not line.startswith("#")]
         assert "rename-command" not in directives
         assert "requirepass" not in directives

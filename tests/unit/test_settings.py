@@ -50,7 +50,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("replicas-float", {**DOCKER, "replicas": 2.0}, "replicas"),
     ("sentinels-2", {**DOCKER, "sentinels": 2}, "sentinels"),
     ("sentinels-10", {**DOCKER, "sentinels": 10}, "sentinels"),
-    # Sentinel tuning (REDIS_NOTES 10)
+    # Sentinel tuning (docs/redis-notes.md#quorum-and-timeouts)
     ("quorum-1-of-3-not-majority", {**DOCKER, "quorum": 1}, "quorum"),
     ("quorum-4-of-3", {**DOCKER, "quorum": 4}, "quorum"),
     ("quorum-2-of-5-not-majority", {**DOCKER, "sentinels": 5, "quorum": 2}, "quorum"),
@@ -70,7 +70,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("parallel-syncs-above-replicas", {**DOCKER, "parallelSyncs": 3}, "parallelSyncs"),
     ("parallel-syncs-0", {**DOCKER, "parallelSyncs": 0}, "parallelSyncs"),
     ("master-name-space", {**DOCKER, "masterName": "my master"}, "masterName"),
-    # memory (REDIS_NOTES 3)
+    # memory (docs/redis-notes.md#noeviction-with-a-broker-role)
     ("maxmemory-words", {**DOCKER, "maxmemory": "2 gigs"}, "maxmemory"),
     ("maxmemory-negative", {**DOCKER, "maxmemory": "-1"}, "maxmemory"),
     ("maxmemory-terabytes", {**DOCKER, "maxmemory": "2tb"}, "maxmemory"),
@@ -84,7 +84,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
         {**DOCKER, "maxmemoryPolicy": "volatile-ttl", "roles": [role(name="queue", broker=True)]},
         "maxmemoryPolicy",
     ),
-    # persistence (REDIS_NOTES 11, 12)
+    # persistence (docs/redis-notes.md#bounded-write-loss, docs/redis-notes.md#a-master-must-persist)
     ("appendfsync-bogus", {**DOCKER, "appendfsync": "sometimes"}, "appendfsync"),
     ("appendonly-yes-not-bool", {**DOCKER, "appendonly": "yes"}, "appendonly"),
     ("no-persistence-at-all", {**DOCKER, "appendonly": False, "save": []}, "appendonly"),
@@ -115,7 +115,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("tls-on-docker", {**DOCKER, "tls": True}, "tls"),
     ("publish-ports-on-kubernetes", {**K8S, "publishPorts": True}, "publishPorts"),
     ("publish-ports-string-on-kubernetes", {**K8S, "publishPorts": "true"}, "publishPorts"),
-    # roles (REDIS_NOTES 4)
+    # roles (docs/redis-notes.md#roles-match-what-clients-use)
     ("roles-not-a-list", {**DOCKER, "roles": "cache"}, "roles"),
     ("roles-object-not-list", {**DOCKER, "roles": CACHE_ROLE}, "roles"),
     ("roles-empty", {**DOCKER, "roles": []}, "roles"),
@@ -161,7 +161,7 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("cluster-shards-2", {**K8S, "clusterShards": 2}, "clusterShards"),
     ("cluster-replicas-per-shard-5", {**K8S, "clusterReplicasPerShard": 5}, "clusterReplicasPerShard"),
     ("client-timeout-negative", {**DOCKER, "clientTimeout": -1}, "clientTimeout"),
-    # Redis Cluster (REDIS_NOTES 17)
+    # Redis Cluster (docs/redis-notes.md#redis-cluster)
     ("cluster-shards-2-on-docker", {**DOCKER, "topology": "cluster", "clusterShards": 2}, "clusterShards"),
     ("cluster-shards-word", {**DOCKER, "topology": "cluster", "clusterShards": "three"}, "clusterShards"),
     ("cluster-replicas-per-shard-negative", {**DOCKER, "clusterReplicasPerShard": -1}, "clusterReplicasPerShard"),

@@ -97,7 +97,7 @@ def wait_replicated(state: LiveState, timeout: float = 15) -> None:
 
 def wait_writable(outputs: Outputs, redis_nodes: list[Node], host: str, timeout: float = 60) -> Node:
     """Wait until the master `host` has the replicas `min-replicas-to-write` asks for:
-    until then a new master answers writes with NOREPLICAS (REDIS_NOTES 11)."""
+    until then a new master answers writes with NOREPLICAS (docs/redis-notes.md#bounded-write-loss)."""
     master = next(n for n in redis_nodes if n.hostname == host)
     needed = int(outputs.deployment["protectedSettings"].get("min-replicas-to-write", "0"))
 
