@@ -305,7 +305,8 @@ def test_sentinel_acl_default_off_and_no_plain_password(deployment: LiveDeployme
 
 
 def test_sentinel_rewrote_its_config(deployment: LiveDeployment) -> None:
-    # docs/redis-notes.md#sentinel-rewrites-its-config: Sentinel saves state by rewriting its file; it needs a writable directory.
+    # Sentinel saves state by rewriting its file; it needs a writable directory
+    # (docs/redis-notes.md#sentinel-rewrites-its-config).
     def rewritten() -> list[str] | None:
         lines = deployment.sentinel.conf.read_text().splitlines()
         return lines if any(line.startswith("sentinel known-replica ") for line in lines) else None

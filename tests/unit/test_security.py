@@ -107,7 +107,8 @@ def test_system_users_rules(settings, passwords) -> None:
         line.split()[1]: line
         for line in rendering.render_users_acl(security.redis_users(settings), passwords).splitlines()
     }
-    # Each system user gets exactly what docs/redis-notes.md#sentinel-user, docs/redis-notes.md#replica-user, docs/redis-notes.md#exporter-user-and-image list, and no keys.
+    # Each system user gets exactly what docs/redis-notes.md lists (#sentinel-user,
+    # #replica-user, #exporter-user-and-image), and no keys.
     assert lines["replica"].endswith(" resetchannels -@all +psync +replconf +ping")
     for name in ("replica", "sentinel", "exporter"):
         assert " ~" not in lines[name]
@@ -145,7 +146,8 @@ def test_redis_conf_holds_only_the_replica_password(settings, passwords) -> None
         for user, password in passwords.items():
             if user != "replica":
                 assert password not in conf, user
-        # docs/redis-notes.md#no-rename-command, docs/redis-notes.md#users-only-in-the-acl-file: no rename-command, no users outside the aclfile.
+        # No rename-command, no users outside the aclfile (docs/redis-notes.md#no-rename-command,
+        # #users-only-in-the-acl-file).
         directives = [line.split()[0] for line in conf.splitlines() if line.strip() and not line.startswith("#")]
         assert "rename-command" not in directives
         assert "requirepass" not in directives
