@@ -82,3 +82,26 @@ def test_docker_backend_refuses_monitoring() -> None:
 def test_monitoring_needs_the_exporter() -> None:
     with pytest.raises(Exception, match=r"redis-ha:monitoring: invalid value True.*exporter"):
         run_program({**stack_config("prod"), "monitoring": "true", "exporter": "false"}, stack="prod")
+
+
+@pytest.mark.parametrize(
+    ("topology", "exporters"),
+    [("cluster", ["redis-ha-cluster-exporter"]), ("both", ["redis-ha-cluster-exporter", "redis-ha-exporter"])],
+)
+def test_the_cluster_is_monitored_too(topology: str, exporters: list[str]) -> None:
+    """With the cluster deployed, its exporter is scraped as well; rules and dashboard
+    ship once per stack."""
+    run = run_program({**stack_config("prod"), "monitoring": "true", "topology": topology}, stack="prod")
+    assert len(run.of_type(PROMETHEUS_RULE)) == 1 and len(_dashboards(run)) == 1
+    targets = []
+    for monitor in run.of_type(SERVICE_MONITOR):
+        spec = monitor.inputs["spec"]
+        wanted = spec["selector"]["matchLabels"]
+        (endpoint,) = spec["endpoints"]
+        targets += [
+            s.inputs["metadata"]["name"]
+            for s in run.of_type(SERVICE)
+            if wanted.items() <= s.inputs["metadata"]["labels"].items()
+            and endpoint["port"] in {p["name"] for p in s.inputs["spec"]["ports"]}
+        ]
+    assert sorted(targets) == exporters
