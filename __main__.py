@@ -7,7 +7,7 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from components.program import OBJECT_KEYS, deploy
-from components.settings import NAMESPACE, SECRET_KEYS, SettingsError
+from components.settings import NAMESPACE, SettingsError, check_passwords, is_password_key, load_settings
 
 
 def configured_keys() -> list[str]:
@@ -19,17 +19,22 @@ def configured_keys() -> list[str]:
 
 config = pulumi.Config(NAMESPACE)
 raw = {}
-passwords = {}
+plain_passwords = {}
 for key in configured_keys():
-    if key in SECRET_KEYS:
-        passwords[key.removesuffix("Password")] = config.require_secret(key)
+    if is_password_key(key):
+        # The plain value, to be validated; get_config, unlike Config.get, does not warn
+        # about reading a secret. It is wrapped as a secret before anything uses it.
+        plain_passwords[key] = runtime_config.get_config(f"{NAMESPACE}:{key}") or ""
     elif key in OBJECT_KEYS:
         raw[key] = config.get_object(key)
     else:
         raw[key] = config.get(key)
 
 try:
-    outputs = deploy(raw, passwords)
+    # Which password keys exist depends on the roles; every password is checked before
+    # deploy registers the first resource.
+    passwords = check_passwords(load_settings(raw), plain_passwords)
+    outputs = deploy(raw, {user: pulumi.Output.secret(value) for user, value in passwords.items()})
 except SettingsError as error:
     # A clean one-line error, before any resource exists.
     raise pulumi.RunError(str(error)) from None

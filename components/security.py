@@ -79,6 +79,9 @@ _SERVER_WIDE_WRITES = (
     "-function|restore",
     "-script|flush",
 )
+# Appended after every application role's own rules (components/settings_roles.py
+# refuses role grants these would take away again).
+APP_ROLE_DENIALS = ("-@dangerous", *_SERVER_WIDE_WRITES)
 
 
 def app_role_rules(role: AppRole) -> str:
@@ -93,7 +96,7 @@ def app_role_rules(role: AppRole) -> str:
     parts += [f"~{k}" for k in role.keys]
     parts += [f"&{c}" for c in role.channels]
     parts += list(role.commands)
-    parts += ["-@dangerous", *_SERVER_WIDE_WRITES]
+    parts += APP_ROLE_DENIALS
     return " ".join(parts)
 
 

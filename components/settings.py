@@ -13,7 +13,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-NAMESPACE = "redis-ha"
+# The error and the roles live in modules of their own (settings_roles.py raises
+# SettingsError too); callers keep importing them from here.
+from components.settings_base import NAMESPACE as NAMESPACE
+from components.settings_base import SettingsError, read_bool
+from components.settings_roles import (
+    DEFAULT_ROLES,
+    SYSTEM_PASSWORD_USERS,
+    AppRole,
+    check_passwords,
+    is_password_key,
+    password_key,
+    read_roles,
+)
+from components.settings_roles import PASSWORD_ALLOWED as PASSWORD_ALLOWED
+from components.settings_roles import RESERVED_USERS as RESERVED_USERS
+from components.settings_roles import password_keys as password_keys
 
 BACKENDS = ("docker", "kubernetes")
 TOPOLOGIES = ("sentinel", "cluster", "both")
@@ -29,16 +44,10 @@ EVICTION_POLICIES = (
     "volatile-ttl",
 )
 APPENDFSYNC_POLICIES = ("always", "everysec", "no")
-# Users the toolkit owns; application roles may not take these names.
-RESERVED_USERS = ("default", "admin", "replica", "sentinel", "sentinel-client", "exporter")
+MIB = 1024**2
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 _MASTER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ROLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
-# Key and channel patterns: Redis glob syntax, no whitespace (an ACL line is
-# space-separated) and no ACL rule characters at the start.
-_PATTERN_RE = re.compile(r"^[^\s~&%+\-#<>][^\s]*$")
-_COMMAND_RULE_RE = re.compile(r"^[+-](@[a-z]+|[a-z][a-z-]*(\|[a-z][a-z-]*)?)$")
 _MEMORY_RE = re.compile(r"^(\d+)([a-z]*)$")
 # Units exactly as redis.conf parses them (memtoll in util.c): k=1000, kb=1024, ...
 _MEMORY_UNITS = {
@@ -53,14 +62,10 @@ _MEMORY_UNITS = {
 }
 
 
-class SettingsError(ValueError):
-    """A configuration value that cannot be deployed."""
-
-    def __init__(self, key: str, value: Any, allowed: str) -> None:
-        self.key = f"{NAMESPACE}:{key}"
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"{self.key}: invalid value {value!r}; allowed: {allowed}")
+def _with_headroom(maxmemory: int) -> int:
+    """Bytes: maxmemory plus room for what maxmemory does not count: replication and
+    client buffers, and the copy-on-write pages of the BGSAVE/AOF-rewrite fork."""
+    return maxmemory + max(maxmemory // 2, 128 * MIB) + 128 * MIB
 
 
 def parse_memory(key: str, value: Any) -> int:
@@ -69,87 +74,6 @@ def parse_memory(key: str, value: Any) -> int:
     if isinstance(value, bool) or match is None or match.group(2) not in _MEMORY_UNITS:
         raise SettingsError(key, value, "a Redis memory size: an integer with an optional unit b, k, kb, m, mb, g, gb")
     return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
-
-
-@dataclass(frozen=True)
-class AppRole:
-    """An application user: what keys, channels and commands it may touch."""
-
-    name: str
-    keys: tuple[str, ...]
-    channels: tuple[str, ...]
-    commands: tuple[str, ...]
-    # A role that stores queues (a Celery broker) loses tasks under eviction.
-    broker: bool = False
-    description: str = ""
-
-
-# Each default role reproduces one use case of the seed design; the key and channel
-# names are the ones those clients really use (docs/redis-notes.md#roles-match-what-clients-use).
-_APP_COMMANDS = ("+@connection", "+@read", "+@write", "+@keyspace", "+@transaction")
-DEFAULT_ROLES: tuple[AppRole, ...] = (
-    AppRole(
-        name="cache",
-        keys=("cache:*", "filing:*", "company:*", "lock:*"),
-        channels=(),
-        commands=(*_APP_COMMANDS, "+@scripting"),
-        description="cache-aside entries, invalidation by SCAN, stampede locks",
-    ),
-    AppRole(
-        name="sessions",
-        keys=("session:*",),
-        channels=(),
-        commands=_APP_COMMANDS,
-        description="session tokens with a TTL",
-    ),
-    AppRole(
-        name="ratelimit",
-        keys=("ratelimit:*",),
-        channels=(),
-        commands=(*_APP_COMMANDS, "+@scripting"),
-        description="sliding-window rate limiter run as a Lua script",
-    ),
-    # Measured with a real worker and producer (tests/verify/test_app_celery.py, kombu
-    # 5.7): every queue is also BRPOPed as "<queue>\x06\x16<priority>", hence `celery*`
-    # and `*.celery.pidbox*` (the worker's mailbox "<node>.celery.pidbox" and the reply
-    # queues); kombu 5.7 keeps `_kombu.binding_deadlines` / `_kombu.binding_permanent.*`
-    # next to `_kombu.binding.*` and its binding scripts call TIME. Fanout channels are
-    # "/<db>.<exchange>[/<routing key>]" and the ACL compares PSUBSCRIBE patterns
-    # literally, so the patterns kombu subscribes (database 0) are listed as it sends them.
-    AppRole(
-        name="celery",
-        keys=(
-            "celery*",
-            "_kombu.binding*",
-            "unacked",
-            "unacked_index",
-            "unacked_mutex",
-            "celery-task-meta-*",
-            "*.celery.pidbox*",
-            "high_priority*",
-            "medium_priority*",
-            "low_priority*",
-        ),
-        channels=("/0.celery.pidbox", "/0.celeryev/*", "/0.celeryev/worker.*", "celery-task-meta-*"),
-        commands=(*_APP_COMMANDS, "+@scripting", "+@pubsub", "+@list", "+@blocking", "+time"),
-        broker=True,
-        description="Celery broker (kombu) and result backend",
-    ),
-    AppRole(
-        name="pubsub",
-        keys=(),
-        channels=("filing:*",),
-        commands=("+@connection", "+@pubsub"),
-        description="real-time notifications on filing:* channels",
-    ),
-    AppRole(
-        name="analytics",
-        keys=("user:*", "recent:*", "processed:*", "rankings:*", "unique:*"),
-        channels=(),
-        commands=_APP_COMMANDS,
-        description="hashes, lists, sets, sorted sets and HyperLogLogs of the seed",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -177,6 +101,9 @@ class Settings:
     parallel_syncs: int = 1
     maxmemory: int = 2 * 1024**3
     maxmemory_policy: str = "noeviction"
+    # Bytes a Redis node's container/pod may use; 0: derived from maxmemory
+    # (minimum_memory_limit).
+    memory_limit: int = 0
     appendonly: bool = True
     appendfsync: str = "everysec"
     save: tuple[tuple[int, int], ...] = ((900, 1), (300, 10), (60, 10000))
@@ -216,6 +143,16 @@ class Settings:
     cluster_bus_port: int = 0
     # First host port of the cluster nodes' range (published like redisHostPort).
     cluster_host_port: int = 17379
+
+    @property
+    def minimum_memory_limit(self) -> int:
+        """Bytes: maxmemory plus the fork/buffer headroom."""
+        return _with_headroom(self.maxmemory)
+
+    @property
+    def redis_memory_limit(self) -> int:
+        """Bytes: the memory limit of a Redis node's container/pod."""
+        return self.memory_limit or self.minimum_memory_limit
 
     @property
     def persistence_enabled(self) -> bool:
@@ -299,14 +236,6 @@ def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
     return read
 
 
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise SettingsError(key, value, "true or false")
-
-
 def _regex(pattern: re.Pattern[str], allowed: str) -> Callable[[str, Any], str]:
     def read(key: str, value: Any) -> str:
         if not isinstance(value, str) or not pattern.match(value):
@@ -342,70 +271,43 @@ def _save(key: str, value: Any) -> tuple[tuple[int, int], ...]:
     return tuple(points)
 
 
-_ROLE_FIELDS = ("name", "keys", "channels", "commands", "broker", "description")
-
-
-def _str_list(key: str, value: Any, item_re: re.Pattern[str], allowed: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise SettingsError(key, value, f"a list of {allowed}")
-    for item in value:
-        if not item_re.match(item):
-            raise SettingsError(key, item, allowed)
-    return tuple(value)
-
-
-def _roles(key: str, value: Any) -> tuple[AppRole, ...]:
-    if not isinstance(value, list | tuple) or not value:
-        raise SettingsError(key, value, "a non-empty list of role objects {name, keys, channels, commands, broker}")
-    roles: list[AppRole] = []
-    for i, raw in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(raw, Mapping):
-            raise SettingsError(where, raw, "an object with name, keys, channels, commands, broker")
-        unknown = sorted(set(raw) - set(_ROLE_FIELDS))
-        if unknown:
-            raise SettingsError(
-                f"{where}.{unknown[0]}", raw[unknown[0]], "one of the fields " + ", ".join(_ROLE_FIELDS)
-            )
-        name = raw.get("name")
-        if not isinstance(name, str) or not _ROLE_NAME_RE.match(name):
-            raise SettingsError(
-                f"{where}.name", name, "a user name of lowercase letters, digits, '_' or '-', starting with a letter"
-            )
-        if name in RESERVED_USERS:
-            raise SettingsError(
-                f"{where}.name", name, "any name except the toolkit's own users " + ", ".join(RESERVED_USERS)
-            )
-        if name in (r.name for r in roles):
-            raise SettingsError(f"{where}.name", name, "a name no other role has")
-        keys = _str_list(f"{where}.keys", raw.get("keys"), _PATTERN_RE, "key patterns without spaces (e.g. cache:*)")
-        channels = _str_list(
-            f"{where}.channels", raw.get("channels"), _PATTERN_RE, "channel patterns without spaces (e.g. filing:*)"
-        )
-        commands = _str_list(
-            f"{where}.commands",
-            raw.get("commands"),
-            _COMMAND_RULE_RE,
-            "ACL command rules such as +@read, -@write, +get, +client|setname",
-        )
-        if not commands or not any(c.startswith("+") for c in commands):
-            raise SettingsError(f"{where}.commands", list(commands), "at least one granting rule such as +@read")
-        if not keys and not channels:
-            raise SettingsError(f"{where}.keys", [], "at least one key pattern or channel pattern for the role")
-        broker = _bool(f"{where}.broker", raw.get("broker", False))
-        description = raw.get("description", "")
-        if not isinstance(description, str):
-            raise SettingsError(f"{where}.description", description, "a string")
-        roles.append(AppRole(name, keys, channels, commands, broker, description))
-    return tuple(roles)
-
-
 def _k8s_quantity(key: str, value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"\d+(Ki|Mi|Gi|Ti)", value):
         raise SettingsError(key, value, "a Kubernetes storage quantity such as 1Gi or 512Mi")
     return value
+
+
+_K8S_BINARY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+
+
+def _memory_limit(key: str, value: Any) -> int:
+    """A Redis size, or a Kubernetes quantity (`3Gi`) as a pod's limits are written."""
+    match = re.fullmatch(r"\s*(\d+)(Ki|Mi|Gi|Ti)\s*", value) if isinstance(value, str) else None
+    if match is not None:
+        return int(match.group(1)) * _K8S_BINARY_UNITS[match.group(2)]
+    try:
+        return parse_memory(key, value)
+    except SettingsError:
+        raise SettingsError(
+            key,
+            value,
+            "0 (derived from maxmemory) or a memory size: a Redis size (512mb, 2gb, bytes) "
+            "or a Kubernetes quantity (512Mi, 3Gi)",
+        ) from None
+
+
+# Sentinel monitors the master by its hostname (container name, pod DNS name): pod IPs
+# are unknown at deploy time, and `sentinel resolve-hostnames no` next to a hostname in
+# `sentinel monitor` stops Sentinel at start-up.
+_ANNOUNCE_HOSTNAMES_ALLOWED = (
+    "true (nodes are addressed by hostname; Sentinel and replicas must resolve and announce hostnames)"
+)
+
+
+def _announce_hostnames(key: str, value: Any) -> bool:
+    if value is True or (isinstance(value, str) and value.lower() == "true"):
+        return True
+    raise SettingsError(key, value, _ANNOUNCE_HOSTNAMES_ALLOWED)
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -422,7 +324,7 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
         "exporter_image",
         _regex(_IMAGE_RE, "an image reference such as oliver006/redis_exporter:v1.62.0-alpine"),
     ),
-    "exporter": ("exporter", _bool),
+    "exporter": ("exporter", read_bool),
     "replicas": ("replicas", _int_range(1, 8)),
     "sentinels": ("sentinels", _int_range(3, 9)),
     "quorum": ("quorum", _int_range(1, 9)),
@@ -432,7 +334,8 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "parallelSyncs": ("parallel_syncs", _int_range(1, 8)),
     "maxmemory": ("maxmemory", parse_memory),
     "maxmemoryPolicy": ("maxmemory_policy", _choice(EVICTION_POLICIES)),
-    "appendonly": ("appendonly", _bool),
+    "memoryLimit": ("memory_limit", _memory_limit),
+    "appendonly": ("appendonly", read_bool),
     "appendfsync": ("appendfsync", _choice(APPENDFSYNC_POLICIES)),
     "save": ("save", _save),
     "minReplicasToWrite": ("min_replicas_to_write", _int_range(0, 8)),
@@ -440,17 +343,17 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "port": ("port", _int_range(1, 55535)),
     "sentinelPort": ("sentinel_port", _int_range(1, 65535)),
     "exporterPort": ("exporter_port", _int_range(1, 65535)),
-    "announceHostnames": ("announce_hostnames", _bool),
-    "tls": ("tls", _bool),
-    "monitoring": ("monitoring", _bool),
-    "publishPorts": ("publish_ports", _bool),
+    "announceHostnames": ("announce_hostnames", _announce_hostnames),
+    "tls": ("tls", read_bool),
+    "monitoring": ("monitoring", read_bool),
+    "publishPorts": ("publish_ports", read_bool),
     "hostBindAddress": ("host_bind_address", _ipv4),
     "redisHostPort": ("redis_host_port", _int_range(1024, 65535)),
     "sentinelHostPort": ("sentinel_host_port", _int_range(1024, 65535)),
     "exporterHostPort": ("exporter_host_port", _int_range(1024, 65535)),
     "clientTimeout": ("client_timeout", _int_range(0, 86400)),
     "tcpKeepalive": ("tcp_keepalive", _int_range(0, 86400)),
-    "roles": ("roles", _roles),
+    "roles": ("roles", read_roles),
     "namespace": ("namespace", _regex(_DNS_LABEL, "a Kubernetes namespace name (DNS label)")),
     "storageClass": (
         "storage_class",
@@ -466,25 +369,29 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "clusterHostPort": ("cluster_host_port", _int_range(1024, 65535)),
 }
 
-# Secret keys are read by __main__.py with require_secret/get_secret; they are
-# known keys here so that they are not reported as unknown.
-SECRET_KEYS = tuple(f"{user}Password" for user in ("admin", "replica", "sentinel", "exporter"))
+# The config keys of the toolkit's users' passwords; an application role's key follows
+# its name (password_keys).
+SECRET_KEYS = tuple(password_key(user) for user in SYSTEM_PASSWORD_USERS)
 
 
 def known_keys() -> tuple[str, ...]:
+    """The keys every stack may set; application roles add their password keys."""
     return tuple(_READERS) + SECRET_KEYS
 
 
 def load_settings(raw: Mapping[str, Any]) -> Settings:
-    """Validate raw config values (keys without the `redis-ha:` prefix)."""
-    unknown = sorted(set(raw) - set(known_keys()))
+    """Validate raw config values (keys without the `redis-ha:` prefix).
+
+    Password keys may be present: each must belong to a user and its value pass
+    check_passwords. Passwords are never part of the Settings."""
+    unknown = sorted(k for k in set(raw) - set(known_keys()) if not is_password_key(k))
     if unknown:
         raise SettingsError(unknown[0], raw[unknown[0]], "a known key: " + ", ".join(sorted(known_keys())))
     if "backend" not in raw:
         raise SettingsError("backend", None, "one of " + ", ".join(BACKENDS) + " (required)")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in SECRET_KEYS:
+        if is_password_key(key):
             continue
         attr, reader = _READERS[key]
         values[attr] = reader(key, value)
@@ -497,13 +404,95 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
         values.setdefault("publish_ports", False)
     settings = Settings(**values)
     _check_cross_field(settings, raw)
+    # Which password keys exist depends on the roles, known only now.
+    check_passwords(settings, {k: v for k, v in raw.items() if is_password_key(k)})
     return settings
+
+
+def image_tag(image: str) -> str:
+    """The tag of an image reference: what follows the last ':' of its last path
+    component, digest removed; '' when it has none (`redis@sha256:...`,
+    `localhost:5000/redis`)."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[1] if ":" in name else ""
+
+
+# A leading Redis version: `7`, `7.0`, `7.2.4-bookworm`; a longer number (a date, a
+# build number) is not one.
+_TAG_VERSION_RE = re.compile(r"(\d{1,2})(?:\.(\d+))?(?!\d)")
+
+
+def _check_image(s: Settings) -> None:
+    """The rendered redis.conf targets redisVersion: 7.2-only directives such as
+    locale-collate stop a 7.0 server. A tag without a version (latest, a custom build)
+    is the user's to vouch for."""
+    version = _TAG_VERSION_RE.match(image_tag(s.redis_image))
+    if version is None:
+        return
+    major, minor = version.groups()
+    wanted_major = s.redis_version.split(".")[0]
+    if (minor is None and major == wanted_major) or f"{major}.{minor}" == s.redis_version:
+        return
+    raise SettingsError(
+        "redisImage",
+        s.redis_image,
+        f"an image of redisVersion {s.redis_version}: a tag starting with {s.redis_version} "
+        f"(e.g. redis:{s.redis_version}-alpine), the major-only tag {wanted_major}, or a tag without a version "
+        "(latest, a custom build); or set redisVersion to the image's version",
+    )
+
+
+def _largest_maxmemory(limit: int) -> int:
+    """The largest maxmemory that fits `limit` with its headroom (0 if none)."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _with_headroom(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _check_memory(s: Settings, raw: Mapping[str, Any]) -> None:
+    shown = raw.get("maxmemory", s.maxmemory)
+    # Redis itself warns that a maxmemory below 1mb leaves it unusable.
+    if s.maxmemory < MIB:
+        raise SettingsError(
+            "maxmemory",
+            shown,
+            f"at least 1mb ({MIB} bytes); 0 (no limit) lets Redis grow until the OOM killer ends it",
+        )
+    if s.memory_limit and s.backend == "docker":
+        raise SettingsError(
+            "memoryLimit", raw.get("memoryLimit"), "0 on the docker backend (dev containers run without a memory limit)"
+        )
+    if not s.memory_limit:
+        return
+    needed = s.minimum_memory_limit
+    fits = _largest_maxmemory(s.memory_limit)
+    if s.maxmemory > s.memory_limit and fits >= MIB:
+        raise SettingsError(
+            "maxmemory",
+            shown,
+            f"at most {fits} bytes ({fits // MIB}mb), so that maxmemory + fork/buffer headroom fits "
+            f"memoryLimit ({s.memory_limit} bytes)",
+        )
+    if s.memory_limit < needed:
+        raise SettingsError(
+            "memoryLimit",
+            raw.get("memoryLimit", s.memory_limit),
+            f"at least maxmemory + fork/buffer headroom = {needed} bytes ({-(-needed // MIB)}mb) "
+            f"(maxmemory {s.maxmemory} + headroom {needed - s.maxmemory}), or 0 to derive it from maxmemory",
+        )
 
 
 def _check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
     def has(key: str) -> bool:
         return key in raw
 
+    _check_image(s)
+    _check_memory(s, raw)
     majority = s.sentinels // 2 + 1
     if s.quorum > s.sentinels:
         raise SettingsError("quorum", s.quorum, f"at most the number of Sentinels ({s.sentinels})")

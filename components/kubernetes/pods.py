@@ -105,9 +105,8 @@ def mebibytes(n_bytes: int) -> str:
 
 
 def redis_memory_limit(settings: Settings) -> int:
-    """Bytes: maxmemory plus room for what maxmemory does not count: replication and
-    client buffers, and the copy-on-write pages of the BGSAVE/AOF-rewrite fork."""
-    return settings.maxmemory + max(settings.maxmemory // 2, 128 * MIB) + 128 * MIB
+    """Bytes: memoryLimit, or maxmemory plus the headroom settings derive."""
+    return settings.redis_memory_limit
 
 
 def redis_resources(settings: Settings) -> k8s.core.v1.ResourceRequirementsArgs:

@@ -168,6 +168,50 @@ def test_bad_config_fails_before_any_resource_exists(override: dict, key: str) -
     assert run.resources == []
 
 
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"adminPassword": "Too-Short-pw"}, "redis-ha:adminPassword"),
+        ({"replicaPassword": "a replica secret with spaces"}, "redis-ha:replicaPassword"),
+        ({"sentinelClientPassword": 'Sentinel"Client"Secret'}, "redis-ha:sentinelClientPassword"),
+        ({"cachePassword": "Cache#Role#Secret#123"}, "redis-ha:cachePassword"),
+        ({"masterPassword": "Valid-Looking-Secret-42"}, "redis-ha:masterPassword"),
+        # valid passwords before the bad one are no reason to start
+        (
+            {"adminPassword": "Good-Admin-Secret-1", "celeryPassword": "celery\\secret\\value"},
+            "redis-ha:celeryPassword",
+        ),
+    ],
+)
+def test_bad_password_fails_before_any_resource_naming_only_its_key(override: dict, key: str) -> None:
+    run = ProgramRun()
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program({**stack_config("dev"), **override}, stack="dev", run=run)
+    assert run.resources == []
+    message = str(caught.value)
+    assert message.startswith(f"{key}: invalid value <secret>; allowed: ")
+    assert not [v for v in override.values() if v in message]
+
+
+def test_configured_sentinel_client_and_role_passwords_are_used() -> None:
+    configured = {"sentinelClientPassword": "Sentinel-Client-Secret-7", "cachePassword": "Cache-Role-Secret~42+="}
+    run = run_program({**stack_config("dev"), **configured}, stack="dev")
+    assert run.outputs["passwords"]["sentinel-client"] == configured["sentinelClientPassword"]
+    assert run.outputs["passwords"]["cache"] == configured["cachePassword"]
+    # generated for everyone else only
+    assert len(run.passwords) == 9 and not [n for n in run.passwords if n.endswith(("-sentinel-client", "-cache"))]
+
+    def digest(password: str) -> str:
+        return "#" + hashlib.sha256(password.encode()).hexdigest()
+
+    for c in _containers(run, "redis"):
+        acl = next(u["content"] for u in c.inputs["uploads"] if u["file"] == "/data/users.acl")
+        assert f"user cache on {digest(configured['cachePassword'])} " in acl, c.name
+    for c in _containers(run, "sentinel"):
+        conf = next(u["content"] for u in c.inputs["uploads"] if u["file"] == "/data/sentinel.conf")
+        assert f"user sentinel-client on {digest(configured['sentinelClientPassword'])} " in conf, c.name
+
+
 @pytest.fixture
 def mocks() -> ProgramRun:
     return use_mocks()

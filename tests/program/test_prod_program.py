@@ -547,6 +547,24 @@ def test_secret_material_appears_only_inside_secret_inputs(any_run: ProgramRun) 
             assert not [v for v in values if v in literal], (resource.name, c["name"])
 
 
+def test_bad_role_password_registers_nothing() -> None:
+    run = ProgramRun()
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program({**stack_config("prod"), "analyticsPassword": "analytics secret 1!"}, stack="prod", run=run)
+    assert run.resources == []
+    assert str(caught.value).startswith("redis-ha:analyticsPassword: invalid value <secret>; allowed: ")
+    assert "analytics secret 1!" not in str(caught.value)
+
+
+def test_configured_role_password_reaches_the_acl_secrets_only() -> None:
+    password = "Analytics-Role-Secret-1"
+    run = run_program({**stack_config("prod"), "analyticsPassword": password}, stack="prod")
+    assert run.outputs["passwords"]["analytics"] == password
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    holders = [r.name for r in run.resources if digest in " ".join(plain_strings(r.inputs))]
+    assert holders and all(r.type == SECRET for r in run.resources if r.name in holders), holders
+
+
 def test_pods_roll_when_their_secret_config_changes(any_run: ProgramRun) -> None:
     for resource in any_run.of_type(STATEFULSET):
         annotations = resource.wire["spec"]["template"]["metadata"]["annotations"]

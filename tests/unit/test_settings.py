@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
+import redis
 
-from components.settings import DEFAULT_ROLES, AppRole, SettingsError, load_settings
+from components import security
+from components.settings import (
+    DEFAULT_ROLES,
+    SECRET_KEYS,
+    AppRole,
+    SettingsError,
+    check_passwords,
+    image_tag,
+    load_settings,
+    parse_memory,
+    password_key,
+    password_keys,
+)
+from components.settings_roles import CATEGORY_COMMANDS, refused_grant
 
 DOCKER = {"backend": "docker"}
 K8S = {"backend": "kubernetes"}
@@ -286,7 +304,15 @@ def test_defaults_with_only_the_backend() -> None:
         (0, 0),
     ],
 )
-def test_maxmemory_is_parsed_like_redis(value: Any, expected: int) -> None:
+def test_memory_sizes_are_parsed_like_redis(value: Any, expected: int) -> None:
+    # maxmemory itself must be at least 1mb (MEMORY_REFUSED below).
+    assert parse_memory("maxmemory", value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1mb", 1024**2), ("1048576", 1024**2), ("64mb", 64 * 1024**2), ("2g", 2_000_000_000)]
+)
+def test_maxmemory_loads_from_1mb(value: str, expected: int) -> None:
     assert load_settings({**DOCKER, "maxmemory": value}).maxmemory == expected
 
 
@@ -346,7 +372,7 @@ def test_docker_host_ports_may_overlap_when_not_published() -> None:
 
 
 def test_secret_keys_are_known_but_not_kept() -> None:
-    s = load_settings({**DOCKER, "adminPassword": "s3cret", "exporterPassword": "x"})
+    s = load_settings({**DOCKER, "adminPassword": "s3cret-s3cret-s3cret", "exporterPassword": "x" * 16})
     assert "s3cret" not in repr(s)
 
 
@@ -496,3 +522,497 @@ def test_default_celery_role_grants_what_kombu_needs_beyond_keys() -> None:
     for rule in ("+time", "+@transaction", "+@scripting", "+@blocking", "+@pubsub"):
         assert rule in celery.commands
     assert not any(p in ("*", "~*") for p in celery.keys) and "+@all" not in celery.commands
+
+
+# --- refused with the reason --------------------------------------------------------
+
+GOOD_PASSWORD = "Correct-Horse-Battery-9"
+
+
+def grant(rule: str) -> dict[str, Any]:
+    """A docker stack whose one role asks for `rule` next to +@read."""
+    return {**DOCKER, "roles": [role(commands=["+@read", rule])]}
+
+
+def images(image: str, version: str = "7.2") -> dict[str, Any]:
+    return {**DOCKER, "redisVersion": version, "redisImage": image}
+
+
+def bad_password(key: str, value: Any, **extra: Any) -> dict[str, Any]:
+    return {**DOCKER, **extra, key: value}
+
+
+DENIED = "is denied to every application role (server administration / data destruction)"
+LOST = "denied to every application role (server administration / data destruction); grant only the subcommands"
+PASSWORD_RULE = "16 to 512 characters: letters A-Z and a-z, digits and - _ . ~ + ="
+NOT_A_USER = "the password key of a user: adminPassword,"
+HEADROOM = "at least maxmemory + fork/buffer headroom = "
+MY_APP = {"roles": [role(name="my_app")]}
+
+# (id, raw config, key the error must name, fragment of its message)
+REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
+    # Sentinel monitors hostnames; resolve-hostnames no would stop it.
+    ("announce-hostnames-false", {**DOCKER, "announceHostnames": False}, "announceHostnames", "addressed by hostname"),
+    (
+        "announce-hostnames-false-string",
+        {**K8S, "announceHostnames": "false"},
+        "announceHostnames",
+        "announce hostnames",
+    ),
+    (
+        "announce-hostnames-false-on-a-cluster",
+        {**DOCKER, "topology": "cluster", "announceHostnames": "False"},
+        "announceHostnames",
+        "allowed: true (",
+    ),
+    ("announce-hostnames-yes", {**DOCKER, "announceHostnames": "yes"}, "announceHostnames", "allowed: true ("),
+    # the image's tag against redisVersion
+    ("image-7.0-with-version-7.2", images("redis:7.0-alpine"), "redisImage", "an image of redisVersion 7.2"),
+    ("image-7.0.15-with-version-7.2", images("redis:7.0.15"), "redisImage", "a tag starting with 7.2"),
+    ("image-7.2.4-with-version-7.0", images("redis:7.2.4-bookworm", "7.0"), "redisImage", "redisVersion 7.0"),
+    ("image-7.2-with-version-7.0", images("redis:7.2", "7.0"), "redisImage", "e.g. redis:7.0-alpine"),
+    ("image-7.20-is-not-7.2", images("redis:7.20-alpine"), "redisImage", "a tag starting with 7.2"),
+    ("image-major-6", images("redis:6"), "redisImage", "the major-only tag 7"),
+    ("image-6.2-alpine", images("redis:6.2-alpine"), "redisImage", "set redisVersion to the image's version"),
+    ("image-major-8-alpine", images("redis:8-alpine"), "redisImage", "the major-only tag 7"),
+    ("image-8.0", images("redis:8.0", "7.0"), "redisImage", "redisVersion 7.0"),
+    ("image-registry-port-6.2", images("localhost:5000/redis:6.2"), "redisImage", "redisVersion 7.2"),
+    ("image-tag-and-digest", images("redis:7.0@sha256:" + "a" * 64), "redisImage", "redisVersion 7.2"),
+    # the e2e test image is Debian's 7.0 (tests/e2e/conftest.py sets redisVersion 7.0)
+    ("image-e2e-test-image-with-7.2", images("redis-ha-test/redis:7.0"), "redisImage", "redisVersion 7.2"),
+    # maxmemory and the memory limit
+    ("maxmemory-0", {**DOCKER, "maxmemory": 0}, "maxmemory", "at least 1mb"),
+    ("maxmemory-0-string", {**K8S, "maxmemory": "0"}, "maxmemory", "0 (no limit) lets Redis grow"),
+    ("maxmemory-0mb", {**K8S, "maxmemory": "0mb"}, "maxmemory", "at least 1mb (1048576 bytes)"),
+    ("maxmemory-1023kb", {**DOCKER, "maxmemory": "1023kb"}, "maxmemory", "at least 1mb"),
+    ("maxmemory-1m-is-decimal", {**DOCKER, "maxmemory": "1m"}, "maxmemory", "at least 1mb"),
+    (
+        "memory-limit-below-the-headroom",
+        {**K8S, "maxmemory": "2gb", "memoryLimit": "3Gi"},
+        "memoryLimit",
+        HEADROOM + "3355443200 bytes (3200mb)",
+    ),
+    (
+        "memory-limit-equals-maxmemory",
+        {**K8S, "maxmemory": "1gb", "memoryLimit": "1gb"},
+        "memoryLimit",
+        HEADROOM + "1744830464 bytes (1664mb) (maxmemory 1073741824 + headroom 671088640)",
+    ),
+    (
+        "memory-limit-small-maxmemory-keeps-256mb-headroom",
+        {**K8S, "maxmemory": "64mb", "memoryLimit": "256Mi"},
+        "memoryLimit",
+        HEADROOM + "335544320 bytes (320mb)",
+    ),
+    (
+        "maxmemory-above-the-memory-limit",
+        {**K8S, "maxmemory": "2gb", "memoryLimit": "1Gi"},
+        "maxmemory",
+        "at most 626349397 bytes (597mb), so that maxmemory + fork/buffer headroom fits memoryLimit",
+    ),
+    ("memory-limit-too-small-for-any-maxmemory", {**K8S, "memoryLimit": "100Mi"}, "memoryLimit", HEADROOM),
+    ("memory-limit-words", {**K8S, "memoryLimit": "lots"}, "memoryLimit", "a Kubernetes quantity (512Mi, 3Gi)"),
+    ("memory-limit-negative", {**K8S, "memoryLimit": "-1Gi"}, "memoryLimit", "0 (derived from maxmemory)"),
+    ("memory-limit-lowercase-gi", {**K8S, "memoryLimit": "3gi"}, "memoryLimit", "a Redis size"),
+    ("memory-limit-bool", {**K8S, "memoryLimit": True}, "memoryLimit", "a memory size"),
+    ("memory-limit-on-docker", {**DOCKER, "memoryLimit": "4Gi"}, "memoryLimit", "0 on the docker backend"),
+    # passwords: never shown, only named
+    ("password-15-characters", bad_password("adminPassword", "Fifteen-chars-1"), "adminPassword", PASSWORD_RULE),
+    ("password-513-characters", bad_password("replicaPassword", "Ab1" * 171), "replicaPassword", PASSWORD_RULE),
+    ("password-empty", bad_password("sentinelPassword", ""), "sentinelPassword", PASSWORD_RULE),
+    ("password-space", bad_password("adminPassword", "correct horse battery"), "adminPassword", "no spaces"),
+    ("password-double-quote", bad_password("adminPassword", 'Correct"Horse"Battery'), "adminPassword", "quotes"),
+    ("password-single-quote", bad_password("adminPassword", "Correct'Horse'Battery"), "adminPassword", "quotes"),
+    ("password-backslash", bad_password("replicaPassword", "Correct\\Horse\\Battery"), "replicaPassword", "backslash"),
+    ("password-hash", bad_password("exporterPassword", "Correct#Horse#Battery"), "exporterPassword", "'#'"),
+    ("password-tab", bad_password("adminPassword", "Correct\tHorse\tBattery"), "adminPassword", PASSWORD_RULE),
+    ("password-newline", bad_password("adminPassword", "CorrectHorseBattery9\n"), "adminPassword", PASSWORD_RULE),
+    ("password-at-sign", bad_password("adminPassword", "Correct@Horse@Battery"), "adminPassword", PASSWORD_RULE),
+    ("password-colon", bad_password("adminPassword", "Correct:Horse:Battery"), "adminPassword", PASSWORD_RULE),
+    ("password-slash", bad_password("adminPassword", "Correct/Horse/Battery"), "adminPassword", PASSWORD_RULE),
+    ("password-percent", bad_password("adminPassword", "Correct%20Horse%20Bat"), "adminPassword", PASSWORD_RULE),
+    ("password-dollar", bad_password("adminPassword", "Correct$Horse$Battery"), "adminPassword", PASSWORD_RULE),
+    ("password-non-ascii", bad_password("adminPassword", "Corr\u00e9ct-Horse-Battery"), "adminPassword", PASSWORD_RULE),
+    ("password-not-a-string", bad_password("adminPassword", 12345678901234567890), "adminPassword", PASSWORD_RULE),
+    (
+        "sentinel-client-password-short",
+        bad_password("sentinelClientPassword", "short-client"),
+        "sentinelClientPassword",
+        PASSWORD_RULE,
+    ),
+    ("role-password-space", bad_password("cachePassword", "cache role secret 1"), "cachePassword", "no spaces"),
+    (
+        "custom-role-password-quote",
+        bad_password("myAppPassword", 'My"App"Secret"Value', **MY_APP),
+        "myAppPassword",
+        PASSWORD_RULE,
+    ),
+    ("password-of-no-user", bad_password("masterPassword", GOOD_PASSWORD), "masterPassword", NOT_A_USER),
+    ("password-of-the-default-user", bad_password("defaultPassword", GOOD_PASSWORD), "defaultPassword", NOT_A_USER),
+    (
+        "password-of-a-role-not-deployed",
+        bad_password("celeryPassword", GOOD_PASSWORD, roles=[CACHE_ROLE]),
+        "celeryPassword",
+        "the password key of a user: adminPassword, cachePassword, exporterPassword,",
+    ),
+    (
+        "password-key-dashed",
+        bad_password("sentinel-clientPassword", GOOD_PASSWORD),
+        "sentinel-clientPassword",
+        NOT_A_USER,
+    ),
+    (
+        "password-key-lowercase",
+        bad_password("sentinelclientPassword", GOOD_PASSWORD),
+        "sentinelclientPassword",
+        NOT_A_USER,
+    ),
+    ("password-key-snake-case", bad_password("my_appPassword", GOOD_PASSWORD, **MY_APP), "my_appPassword", NOT_A_USER),
+    # two users, one password key
+    (
+        "role-takes-the-sentinel-client-password-key",
+        {**DOCKER, "roles": [role(name="sentinel_client")]},
+        "roles[0].name",
+        "a name whose password key (sentinelClientPassword) is not already that of sentinel-client",
+    ),
+    ("role-takes-the-admin-password-key", {**DOCKER, "roles": [role(name="admin_")]}, "roles[0].name", "adminPassword"),
+    (
+        "roles-share-a-password-key",
+        {**DOCKER, "roles": [role(name="my-app"), role(name="my_app", keys=["other:*"])]},
+        "roles[1].name",
+        "(myAppPassword) is not already that of my-app",
+    ),
+    # grants the appended denials would take away (components/security.py)
+    ("grant-all", grant("+@all"), "roles[0].commands", "+@all includes commands denied to every application role"),
+    ("grant-dangerous", grant("+@dangerous"), "roles[0].commands", f"+@dangerous {DENIED}"),
+    ("grant-admin", grant("+@admin"), "roles[0].commands", f"+@admin {DENIED}; grant a narrower category"),
+    ("grant-flushall", grant("+flushall"), "roles[0].commands", f"+flushall {DENIED}"),
+    ("grant-flushdb", grant("+flushdb"), "roles[0].commands", f"+flushdb {DENIED}"),
+    ("grant-config", grant("+config"), "roles[0].commands", "+config includes config|get, config|resetstat"),
+    ("grant-config-get", grant("+config|get"), "roles[0].commands", f"+config|get {DENIED}"),
+    ("grant-config-set", grant("+config|set"), "roles[0].commands", f"+config|set {DENIED}"),
+    ("grant-debug", grant("+debug"), "roles[0].commands", f"+debug {DENIED}"),
+    ("grant-debug-subcommand", grant("+debug|object"), "roles[0].commands", f"+debug|object {DENIED}"),
+    ("grant-shutdown", grant("+shutdown"), "roles[0].commands", f"+shutdown {DENIED}"),
+    ("grant-acl", grant("+acl"), "roles[0].commands", "+acl includes acl|deluser, acl|dryrun"),
+    ("grant-acl-setuser", grant("+acl|setuser"), "roles[0].commands", f"+acl|setuser {DENIED}"),
+    ("grant-module", grant("+module"), "roles[0].commands", "+module includes module|list, module|load"),
+    ("grant-replicaof", grant("+replicaof"), "roles[0].commands", f"+replicaof {DENIED}"),
+    ("grant-slaveof", grant("+slaveof"), "roles[0].commands", f"+slaveof {DENIED}"),
+    ("grant-failover", grant("+failover"), "roles[0].commands", f"+failover {DENIED}"),
+    ("grant-script-flush", grant("+script|flush"), "roles[0].commands", f"+script|flush {DENIED}"),
+    ("grant-script", grant("+script"), "roles[0].commands", f"+script includes script|flush, {LOST}"),
+    ("grant-function-flush", grant("+function|flush"), "roles[0].commands", f"+function|flush {DENIED}"),
+    ("grant-function-restore", grant("+function|restore"), "roles[0].commands", f"+function|restore {DENIED}"),
+    ("grant-function", grant("+function"), "roles[0].commands", "+function includes function|delete, function|flush"),
+    ("grant-keys", grant("+keys"), "roles[0].commands", f"+keys {DENIED}"),
+    ("grant-info", grant("+info"), "roles[0].commands", f"+info {DENIED}"),
+    ("grant-monitor", grant("+monitor"), "roles[0].commands", f"+monitor {DENIED}"),
+    ("grant-swapdb", grant("+swapdb"), "roles[0].commands", f"+swapdb {DENIED}"),
+    ("grant-migrate", grant("+migrate"), "roles[0].commands", f"+migrate {DENIED}"),
+    ("grant-restore", grant("+restore"), "roles[0].commands", f"+restore {DENIED}"),
+    ("grant-sort", grant("+sort"), "roles[0].commands", f"+sort {DENIED}"),
+    ("grant-bgsave", grant("+bgsave"), "roles[0].commands", f"+bgsave {DENIED}"),
+    ("grant-client", grant("+client"), "roles[0].commands", "+client includes client|kill, client|list"),
+    ("grant-client-kill", grant("+client|kill"), "roles[0].commands", f"+client|kill {DENIED}"),
+    ("grant-cluster-reset", grant("+cluster|reset"), "roles[0].commands", f"+cluster|reset {DENIED}"),
+    ("grant-latency", grant("+latency"), "roles[0].commands", "+latency includes latency|doctor"),
+    ("grant-slowlog-get", grant("+slowlog|get"), "roles[0].commands", "or use the admin user"),
+    (
+        "grant-in-the-second-role",
+        {**DOCKER, "roles": [role(), role(name="ops", keys=["ops:*"], commands=["+@read", "+@admin"])]},
+        "roles[1].commands",
+        f"+@admin {DENIED}",
+    ),
+    (
+        "grant-after-a-denial-of-its-own",
+        {**DOCKER, "roles": [role(commands=["-@all", "+@read", "+flushall", "-flushall"])]},
+        "roles[0].commands",
+        f"+flushall {DENIED}",
+    ),
+]
+
+
+def test_refused_table_is_unique() -> None:
+    ids = [case[0] for case in REFUSED]
+    assert len(ids) == len(set(ids))
+    assert not set(ids) & {case[0] for case in BAD_CONFIGS}
+
+
+@pytest.mark.parametrize(("raw", "key", "fragment"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
+def test_refused_naming_the_key_and_why(raw: dict[str, Any], key: str, fragment: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(raw)
+    message = str(caught.value)
+    assert caught.value.key == f"redis-ha:{key}"
+    assert message.startswith(f"redis-ha:{key}: invalid value ")
+    assert fragment in message, message
+    if key.endswith("Password"):
+        secret = raw[key]
+        assert message.startswith(f"redis-ha:{key}: invalid value <secret>; allowed: ")
+        assert caught.value.value is not secret and repr(caught.value.value) == "<secret>"
+        if isinstance(secret, str) and len(secret) >= 5:
+            assert secret not in message and secret not in repr(caught.value.args)
+
+
+# --- ... and their valid neighbours ---------------------------------------------------
+
+# (id, raw config) that must load
+ACCEPTED: list[tuple[str, dict[str, Any]]] = [
+    ("announce-hostnames-true", {**DOCKER, "announceHostnames": True}),
+    ("announce-hostnames-true-string", {**K8S, "announceHostnames": "True"}),
+    ("image-7.2-alpine", images("redis:7.2-alpine")),
+    ("image-7.2", images("redis:7.2")),
+    ("image-7.2.4-bookworm", images("redis:7.2.4-bookworm")),
+    ("image-7.0.15-with-7.0", images("redis:7.0.15", "7.0")),
+    ("image-major-7", images("redis:7")),
+    ("image-major-7-alpine-with-7.0", images("redis:7-alpine", "7.0")),
+    ("image-latest", images("redis:latest")),
+    ("image-alpine", images("redis:alpine", "7.0")),
+    ("image-without-tag", images("redis")),
+    ("image-local-tag", images("example/redis:local")),
+    ("image-e2e-test-image", images("redis-ha-test/redis:7.0", "7.0")),
+    ("image-registry-port-without-tag", images("localhost:5000/redis")),
+    ("image-registry-port-7.2", images("localhost:5000/team/redis:7.2-alpine")),
+    ("image-digest-only", images("redis@sha256:" + "b" * 64)),
+    ("image-7.2-and-digest", images("redis:7.2@sha256:" + "c" * 64)),
+    ("image-date-tag", images("registry.example.com/redis:20240101", "7.0")),
+    ("image-v-prefixed-tag", images("example/redis:v6.2")),
+    ("maxmemory-1mb", {**DOCKER, "maxmemory": "1mb"}),
+    ("memory-limit-0-derives", {**K8S, "memoryLimit": 0}),
+    ("memory-limit-exactly-the-minimum", {**K8S, "maxmemory": "2gb", "memoryLimit": "3200Mi"}),
+    ("memory-limit-in-bytes", {**K8S, "maxmemory": "1gb", "memoryLimit": "1744830464"}),
+    ("memory-limit-redis-units", {**K8S, "memoryLimit": "4gb"}),
+    ("password-16-characters", bad_password("adminPassword", "Sixteen-chars-12")),
+    ("password-512-characters", bad_password("adminPassword", "aB3" * 170 + "xy")),
+    ("password-every-allowed-punctuation", bad_password("replicaPassword", "Aa0-_.~+=Zz9-_.~+=")),
+    ("passwords-of-the-toolkit-users", {**DOCKER, **{k: GOOD_PASSWORD for k in SECRET_KEYS}}),
+    ("password-of-a-default-role", bad_password("celeryPassword", GOOD_PASSWORD)),
+    ("password-of-a-custom-role", bad_password("myAppPassword", GOOD_PASSWORD, **MY_APP)),
+    ("role-name-sharing-a-prefix", {**DOCKER, "roles": [role(name="admins"), role(name="sentinel_clients")]}),
+    ("grant-categories-of-the-model", grant("+@write")),
+    ("grant-keyspace", grant("+@keyspace")),
+    ("grant-scripting", grant("+@scripting")),
+    ("grant-script-load", grant("+script|load")),
+    ("grant-function-list-and-fcall", {**DOCKER, "roles": [role(commands=["+function|list", "+fcall"])]}),
+    ("grant-client-setname", grant("+client|setname")),
+    ("grant-cluster-info", grant("+cluster|info")),
+    ("grant-time", grant("+time")),
+    ("denials-of-the-role-itself", {**DOCKER, "roles": [role(commands=["+@read", "-@dangerous", "-flushall"])]}),
+    ("denial-of-a-container", {**DOCKER, "roles": [role(commands=["+@read", "-config", "-client"])]}),
+]
+
+
+@pytest.mark.parametrize("raw", [c[1] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED])
+def test_valid_neighbours_load(raw: dict[str, Any]) -> None:
+    s = load_settings(raw)
+    assert s.announce_hostnames is True
+    assert s.maxmemory >= 1024**2
+    assert s.redis_memory_limit >= s.minimum_memory_limit
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [
+        ("redis:7.2-alpine", "7.2-alpine"),
+        ("redis", ""),
+        ("docker.io/library/redis:7.0.15", "7.0.15"),
+        ("localhost:5000/redis", ""),
+        ("localhost:5000/redis:7.2", "7.2"),
+        ("redis@sha256:" + "d" * 64, ""),
+        ("redis:7.0@sha256:" + "d" * 64, "7.0"),
+        ("redis-ha-test/redis:7.0", "7.0"),
+    ],
+)
+def test_image_tag(image: str, tag: str) -> None:
+    assert image_tag(image) == tag
+
+
+def test_redis_memory_limit_is_configured_or_derived() -> None:
+    mib = 1024**2
+    # maxmemory + max(maxmemory / 2, 128 MiB) + 128 MiB
+    assert load_settings(DOCKER).redis_memory_limit == (2048 + 1024 + 128) * mib
+    assert load_settings({**K8S, "maxmemory": "256mb"}).redis_memory_limit == 512 * mib
+    assert load_settings({**K8S, "maxmemory": "64mb"}).redis_memory_limit == 320 * mib
+    configured = load_settings({**K8S, "maxmemory": "1gb", "memoryLimit": "3Gi"})
+    assert (configured.memory_limit, configured.redis_memory_limit) == (3 * 1024 * mib, 3 * 1024 * mib)
+    assert configured.minimum_memory_limit == 1664 * mib
+    assert load_settings({**K8S, "memoryLimit": "4g"}).memory_limit == 4_000_000_000
+
+
+@pytest.mark.parametrize("maxmemory", ["1mb", "64mb", "255mb", "256mb", "257mb", "2gb"])
+def test_the_derived_limit_is_what_the_pods_get(maxmemory: str) -> None:
+    from components.kubernetes import pods
+
+    s = load_settings({**K8S, "maxmemory": maxmemory})
+    assert pods.redis_memory_limit(s) == s.redis_memory_limit
+
+
+# --- password keys -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "key"),
+    [
+        ("admin", "adminPassword"),
+        ("sentinel-client", "sentinelClientPassword"),
+        ("my_app", "myAppPassword"),
+        ("my-app", "myAppPassword"),
+        ("billing_v2-worker", "billingV2WorkerPassword"),
+        ("cache", "cachePassword"),
+    ],
+)
+def test_password_key_is_camel_case(user: str, key: str) -> None:
+    assert password_key(user) == key
+
+
+@pytest.mark.parametrize("roles", [None, [role(name="my_app"), role(name="jobs-2", keys=["jobs:*"])]])
+def test_every_user_has_a_password_key(roles: list[dict[str, Any]] | None) -> None:
+    s = load_settings({**DOCKER, "roles": roles} if roles else DOCKER)
+    keys = password_keys(s)
+    assert sorted(keys.values()) == sorted(security.user_names(s))
+    assert set(SECRET_KEYS) <= set(keys)
+    assert "sentinelClientPassword" in keys
+
+
+def test_check_passwords_maps_keys_to_users() -> None:
+    s = load_settings({**DOCKER, "roles": [role(name="my_app")]})
+    values = {"sentinelClientPassword": "Client-Secret-1234", "myAppPassword": "My-App-Secret-5678"}
+    assert check_passwords(s, values) == {"sentinel-client": "Client-Secret-1234", "my_app": "My-App-Secret-5678"}
+    assert check_passwords(s, {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"adminPassword": "Too-Short-pw"}, "adminPassword"),
+        ({"adminPassword": GOOD_PASSWORD, "cachePassword": "cache secret with spaces"}, "cachePassword"),
+        ({"adminPassword": GOOD_PASSWORD, "nobodyPassword": "Nobody-Secret-12345"}, "nobodyPassword"),
+    ],
+)
+def test_check_passwords_names_the_key_never_the_value(values: dict[str, str], key: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        check_passwords(load_settings(DOCKER), values)
+    assert caught.value.key == f"redis-ha:{key}"
+    text = f"{caught.value} {caught.value!r} {caught.value.args} {caught.value.value!r}"
+    assert not [v for v in values.values() if v in text]
+    assert "invalid value <secret>;" in str(caught.value)
+
+
+# --- the refused grants follow components/security.py ------------------------------
+
+
+def test_refused_grants_cover_every_denial_of_security_py() -> None:
+    for rule in security.APP_ROLE_DENIALS:
+        assert rule.startswith("-"), rule
+        name = rule[1:]
+        if name.startswith("@"):
+            # a category's commands must be known for its command grants to be refused
+            assert name[1:] in CATEGORY_COMMANDS, rule
+        assert refused_grant(f"+{name}", security.APP_ROLE_DENIALS) is not None, rule
+
+
+def test_a_new_denial_refuses_its_grant() -> None:
+    assert refused_grant("+hello", security.APP_ROLE_DENIALS) is None
+    assert refused_grant("+hello", (*security.APP_ROLE_DENIALS, "-hello")) is not None
+    assert refused_grant("+object", ("-object|freq",)) is not None
+    assert refused_grant("+object|encoding", ("-object|freq",)) is None
+    assert refused_grant("-flushall", security.APP_ROLE_DENIALS) is None
+
+
+def test_every_default_role_keeps_what_it_grants() -> None:
+    for default in DEFAULT_ROLES:
+        assert [r for r in default.commands if refused_grant(r, security.APP_ROLE_DENIALS)] == [], default.name
+
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    directory = tmp_path_factory.mktemp("acl")
+    socket_path = directory / "redis.sock"
+    process = subprocess.Popen(
+        [REDIS_SERVER, "--port", "0", "--unixsocket", str(socket_path), "--save", "", "--appendonly", "no"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(unix_socket_path=str(socket_path), decode_responses=True, socket_timeout=5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except (redis.ConnectionError, FileNotFoundError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield client
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_dangerous_table_is_the_servers(redis_server: redis.Redis) -> None:
+    dangerous = set(redis_server.execute_command("ACL", "CAT", "dangerous"))
+    assert CATEGORY_COMMANDS["dangerous"] == dangerous
+    assert set(redis_server.execute_command("ACL", "CAT", "admin")) <= dangerous
+
+
+def _commands_and_arities(client: redis.Redis) -> dict[str, int]:
+    """name (`get`, `config|get`) -> arity, from the server's COMMAND reply."""
+    # A connection of its own: redis-py's reply callback for COMMAND drops subcommands.
+    connection = redis.UnixDomainSocketConnection(
+        path=client.connection_pool.connection_kwargs["path"], decode_responses=True
+    )
+    try:
+        connection.send_command("COMMAND")
+        reply = connection.read_response()
+    finally:
+        connection.disconnect()
+    arities: dict[str, int] = {}
+
+    def walk(entry: list[Any]) -> None:
+        arities[entry[0]] = entry[1]
+        for sub in entry[9] if len(entry) > 9 else []:
+            walk(sub)
+
+    for entry in reply:
+        walk(entry)
+    return arities
+
+
+def test_refused_grants_are_exactly_what_the_acl_takes_away(redis_server: redis.Redis) -> None:
+    """For every command and subcommand of the running server: a role granting it is
+    refused exactly when the ACL, with security.py's denials after the grant, does not
+    let the user run all of it (ACL DRYRUN)."""
+    arities = _commands_and_arities(redis_server)
+
+    def allowed(name: str) -> bool:
+        words = name.split("|")
+        padding = ["x"] * max(abs(arities[name]) - len(words), 0)
+        reply = redis_server.execute_command("ACL", "DRYRUN", "probe", *words, *padding)
+        return reply == "OK"
+
+    mismatches = []
+    for name in sorted(arities):
+        rules = ["reset", "on", "nopass", "~*", "&*", f"+{name}", *security.APP_ROLE_DENIALS]
+        redis_server.execute_command("ACL", "SETUSER", "probe", *rules)
+        parts = [n for n in arities if n == name or n.startswith(f"{name}|")]
+        parts = [n for n in parts if "|" in n] or parts  # a container is its subcommands
+        loses = not all(allowed(n) for n in parts)
+        refused = refused_grant(f"+{name}", security.APP_ROLE_DENIALS) is not None
+        if loses != refused:
+            mismatches.append((name, loses, refused))
+    assert mismatches == []
+    categories = redis_server.execute_command("ACL", "CAT")
+    for category in categories:
+        rules = ["reset", "on", "nopass", "~*", "&*", f"+@{category}", *security.APP_ROLE_DENIALS]
+        redis_server.execute_command("ACL", "SETUSER", "probe", *rules)
+        members = redis_server.execute_command("ACL", "CAT", category)
+        entirely_denied = members and not any(allowed(n) for n in members if n in arities)
+        refused = refused_grant(f"+@{category}", security.APP_ROLE_DENIALS) is not None
+        assert refused == (bool(entirely_denied) or category == "all"), category

@@ -1,0 +1,331 @@
+"""The users of a deployment: the toolkit's own, the application roles and the config
+keys of their passwords.
+
+`redis-ha:roles` is read here: every role is checked for what its ACL line can hold and
+for grants that the denials components/security.py appends to every application role
+would silently take away again. Plain Python; components/settings.py re-exports the
+public names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from components.settings_base import REDACTED, SettingsError, read_bool
+
+if TYPE_CHECKING:
+    from components.settings import Settings
+
+# Users the toolkit owns; application roles may not take these names.
+RESERVED_USERS = ("default", "admin", "replica", "sentinel", "sentinel-client", "exporter")
+# The toolkit's users that log in (`default` is always off), so each has a password.
+SYSTEM_PASSWORD_USERS = tuple(u for u in RESERVED_USERS if u != "default")
+PASSWORD_SUFFIX = "Password"
+
+_ROLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+# Key and channel patterns: Redis glob syntax, no whitespace (an ACL line is
+# space-separated) and no ACL rule characters at the start.
+_PATTERN_RE = re.compile(r"^[^\s~&%+\-#<>][^\s]*$")
+_COMMAND_RULE_RE = re.compile(r"^[+-](@[a-z]+|[a-z][a-z-]*(\|[a-z][a-z-]*)?)$")
+
+
+def password_key(user: str) -> str:
+    """The config key of a user's password, camelCase like every Pulumi config key:
+    `admin` -> `adminPassword`, `sentinel-client` -> `sentinelClientPassword`,
+    `my_app` -> `myAppPassword`."""
+    first, *rest = re.split(r"[-_]", user)
+    return first + "".join(part[:1].upper() + part[1:] for part in rest) + PASSWORD_SUFFIX
+
+
+def password_owners(role_names: Iterable[str]) -> dict[str, str]:
+    """Password key -> user, for the toolkit's users and the given roles in order.
+
+    Distinct role names can share a key (`my-app` and `my_app`, `sentinel_client` and
+    `sentinel-client`); such a role would take over another user's password, so the
+    second one is refused, naming its `roles[i].name`."""
+    owners = {password_key(u): u for u in SYSTEM_PASSWORD_USERS}
+    for i, name in enumerate(role_names):
+        key = password_key(name)
+        if key in owners:
+            raise SettingsError(
+                f"roles[{i}].name", name, f"a name whose password key ({key}) is not already that of {owners[key]}"
+            )
+        owners[key] = name
+    return owners
+
+
+def is_password_key(key: str) -> bool:
+    return key.endswith(PASSWORD_SUFFIX)
+
+
+# A configured password lands in redis.conf / sentinel.conf lines (masterauth, sentinel
+# auth-pass, sentinel-pass), which Redis splits like a shell (sdssplitargs: whitespace
+# separates, quotes and backslashes quote and escape), in `>password` rules of anyone
+# who sets it by hand (space-separated) and in the applications' redis:// URLs, where
+# '@', ':', '/', '%', '#' and '?' are structure. What is literal in all of them, and
+# survives CONFIG REWRITE's quoting and the healthcheck's unquoting: letters, digits
+# and - _ . ~ + =.
+_PASSWORD_RE = re.compile(r"[A-Za-z0-9_.~+=-]{16,512}")
+PASSWORD_ALLOWED = (
+    "16 to 512 characters: letters A-Z and a-z, digits and - _ . ~ + = "
+    "(no spaces, quotes, backslashes, '#' or other punctuation)"
+)
+
+
+def password_keys(settings: Settings) -> dict[str, str]:
+    """Password config key -> user, for every user of the deployment."""
+    return password_owners(r.name for r in settings.roles)
+
+
+def check_passwords(settings: Settings, values: Mapping[str, str]) -> dict[str, str]:
+    """Validate configured passwords (config key -> plain value) and map them to their
+    users. An error names the key and never the value."""
+    owners = password_keys(settings)
+    passwords: dict[str, str] = {}
+    for key in sorted(values):
+        if key not in owners:
+            raise SettingsError(key, REDACTED, "the password key of a user: " + ", ".join(sorted(owners)))
+        value = values[key]
+        if not isinstance(value, str) or not _PASSWORD_RE.fullmatch(value):
+            raise SettingsError(key, REDACTED, PASSWORD_ALLOWED)
+        passwords[owners[key]] = value
+    return passwords
+
+
+@dataclass(frozen=True)
+class AppRole:
+    """An application user: what keys, channels and commands it may touch."""
+
+    name: str
+    keys: tuple[str, ...]
+    channels: tuple[str, ...]
+    commands: tuple[str, ...]
+    # A role that stores queues (a Celery broker) loses tasks under eviction.
+    broker: bool = False
+    description: str = ""
+
+
+# Each default role reproduces one use case of the seed design; the key and channel
+# names are the ones those clients really use (docs/redis-notes.md#roles-match-what-clients-use).
+_APP_COMMANDS = ("+@connection", "+@read", "+@write", "+@keyspace", "+@transaction")
+DEFAULT_ROLES: tuple[AppRole, ...] = (
+    AppRole(
+        name="cache",
+        keys=("cache:*", "filing:*", "company:*", "lock:*"),
+        channels=(),
+        commands=(*_APP_COMMANDS, "+@scripting"),
+        description="cache-aside entries, invalidation by SCAN, stampede locks",
+    ),
+    AppRole(
+        name="sessions",
+        keys=("session:*",),
+        channels=(),
+        commands=_APP_COMMANDS,
+        description="session tokens with a TTL",
+    ),
+    AppRole(
+        name="ratelimit",
+        keys=("ratelimit:*",),
+        channels=(),
+        commands=(*_APP_COMMANDS, "+@scripting"),
+        description="sliding-window rate limiter run as a Lua script",
+    ),
+    # Measured with a real worker and producer (tests/verify/test_app_celery.py, kombu
+    # 5.7): every queue is also BRPOPed as "<queue>\x06\x16<priority>", hence `celery*`
+    # and `*.celery.pidbox*` (the worker's mailbox "<node>.celery.pidbox" and the reply
+    # queues); kombu 5.7 keeps `_kombu.binding_deadlines` / `_kombu.binding_permanent.*`
+    # next to `_kombu.binding.*` and its binding scripts call TIME. Fanout channels are
+    # "/<db>.<exchange>[/<routing key>]" and the ACL compares PSUBSCRIBE patterns
+    # literally, so the patterns kombu subscribes (database 0) are listed as it sends them.
+    AppRole(
+        name="celery",
+        keys=(
+            "celery*",
+            "_kombu.binding*",
+            "unacked",
+            "unacked_index",
+            "unacked_mutex",
+            "celery-task-meta-*",
+            "*.celery.pidbox*",
+            "high_priority*",
+            "medium_priority*",
+            "low_priority*",
+        ),
+        channels=("/0.celery.pidbox", "/0.celeryev/*", "/0.celeryev/worker.*", "celery-task-meta-*"),
+        commands=(*_APP_COMMANDS, "+@scripting", "+@pubsub", "+@list", "+@blocking", "+time"),
+        broker=True,
+        description="Celery broker (kombu) and result backend",
+    ),
+    AppRole(
+        name="pubsub",
+        keys=(),
+        channels=("filing:*",),
+        commands=("+@connection", "+@pubsub"),
+        description="real-time notifications on filing:* channels",
+    ),
+    AppRole(
+        name="analytics",
+        keys=("user:*", "recent:*", "processed:*", "rankings:*", "unique:*"),
+        channels=(),
+        commands=_APP_COMMANDS,
+        description="hashes, lists, sets, sorted sets and HyperLogLogs of the seed",
+    ),
+)
+
+
+# --- grants the denials would take away ----------------------------------------------
+
+# What a `-@<category>` denial removes: `ACL CAT dangerous` of Redis 7.0.15, kept for 7.2
+# too, whose new commands (CLIENT NO-TOUCH, CLIENT SETINFO, WAITAOF, CLUSTER MYSHARDID)
+# are not @dangerous. tests/unit/test_settings.py compares it with the installed
+# redis-server and checks every refusal against ACL DRYRUN.
+_DANGEROUS = {
+    "": "bgrewriteaof bgsave debug failover flushall flushdb info keys lastsave migrate monitor pfdebug pfselftest "
+    "psync replconf replicaof restore restore-asking role save shutdown slaveof sort sort_ro swapdb sync",
+    "acl": "deluser dryrun getuser list load log save setuser users",
+    "client": "kill list no-evict pause unblock unpause",
+    "cluster": "addslots addslotsrange bumpepoch count-failure-reports delslots delslotsrange failover flushslots "
+    "forget meet replicas replicate reset saveconfig set-config-epoch setslot slaves",
+    "config": "get resetstat rewrite set",
+    "latency": "doctor graph histogram history latest reset",
+    "module": "list load loadex unload",
+    "slowlog": "get len reset",
+}
+CATEGORY_COMMANDS: dict[str, frozenset[str]] = {
+    "dangerous": frozenset(
+        f"{command}|{sub}" if command else sub for command, subs in _DANGEROUS.items() for sub in subs.split()
+    ),
+}
+# Categories wholly inside another: Redis gives every command flagged ADMIN both @admin
+# and @dangerous, so a `-@dangerous` denial takes all of @admin away.
+CATEGORIES_WITHIN: dict[str, tuple[str, ...]] = {"dangerous": ("admin",)}
+
+_DENIED_REASON = "denied to every application role (server administration / data destruction)"
+
+
+def denied_by(denials: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """(categories, commands and `command|subcommand`s) that the `-` rules `denials`
+    take away entirely."""
+    categories: set[str] = set()
+    commands: set[str] = set()
+    for rule in denials:
+        if not rule.startswith("-"):
+            continue
+        name = rule[1:]
+        if name.startswith("@"):
+            categories.add(name[1:])
+            categories.update(CATEGORIES_WITHIN.get(name[1:], ()))
+            commands.update(CATEGORY_COMMANDS.get(name[1:], ()))
+        else:
+            commands.add(name)
+    return frozenset(categories), frozenset(commands)
+
+
+def app_role_denials() -> tuple[str, ...]:
+    """The rules components/security.py appends to every application role's own."""
+    # At call time: security.py imports components.settings, which imports this module.
+    from components.security import APP_ROLE_DENIALS
+
+    return APP_ROLE_DENIALS
+
+
+def refused_grant(rule: str, denials: Iterable[str]) -> str | None:
+    """Why the ACL would not give an application role what the granting `rule` asks
+    for once `denials` follow it; None if it would.
+
+    A category the denials remove entirely is refused, and so is +@all; other
+    categories (+@write, +@keyspace) are the documented model: they grant what they
+    hold minus the denials. A command is refused when the denials take it, or any of
+    its subcommands, away."""
+    if not rule.startswith("+"):
+        return None
+    categories, commands = denied_by(denials)
+    name = rule[1:]
+    if name == "@all":
+        return f"{rule} includes commands {_DENIED_REASON}; grant the categories or commands the role needs"
+    if name.startswith("@"):
+        if name[1:] in categories:
+            return f"{rule} is {_DENIED_REASON}; grant a narrower category or command"
+        return None
+    parent = name.split("|", 1)[0]
+    if name in commands or parent in commands:
+        return f"{rule} is {_DENIED_REASON}; grant a narrower command"
+    lost = sorted(c for c in commands if c.startswith(f"{name}|"))
+    if lost:
+        return f"{rule} includes {', '.join(lost)}, {_DENIED_REASON}; grant only the subcommands the role needs"
+    return None
+
+
+# --- reading redis-ha:roles ----------------------------------------------------------
+
+_ROLE_FIELDS = ("name", "keys", "channels", "commands", "broker", "description")
+
+
+def _str_list(key: str, value: Any, item_re: re.Pattern[str], allowed: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(key, value, f"a list of {allowed}")
+    for item in value:
+        if not item_re.match(item):
+            raise SettingsError(key, item, allowed)
+    return tuple(value)
+
+
+def _commands(key: str, value: Any) -> tuple[str, ...]:
+    commands = _str_list(
+        key, value, _COMMAND_RULE_RE, "ACL command rules such as +@read, -@write, +get, +client|setname"
+    )
+    if not commands or not any(c.startswith("+") for c in commands):
+        raise SettingsError(key, list(commands), "at least one granting rule such as +@read")
+    denials = app_role_denials()
+    for rule in commands:
+        reason = refused_grant(rule, denials)
+        if reason is not None:
+            raise SettingsError(key, rule, f"{reason}, or use the admin user")
+    return commands
+
+
+def _role(where: str, raw: Any, earlier: list[AppRole]) -> AppRole:
+    if not isinstance(raw, Mapping):
+        raise SettingsError(where, raw, "an object with name, keys, channels, commands, broker")
+    unknown = sorted(set(raw) - set(_ROLE_FIELDS))
+    if unknown:
+        raise SettingsError(f"{where}.{unknown[0]}", raw[unknown[0]], "one of the fields " + ", ".join(_ROLE_FIELDS))
+    name = raw.get("name")
+    if not isinstance(name, str) or not _ROLE_NAME_RE.match(name):
+        raise SettingsError(
+            f"{where}.name", name, "a user name of lowercase letters, digits, '_' or '-', starting with a letter"
+        )
+    if name in RESERVED_USERS:
+        raise SettingsError(
+            f"{where}.name", name, "any name except the toolkit's own users " + ", ".join(RESERVED_USERS)
+        )
+    if name in (r.name for r in earlier):
+        raise SettingsError(f"{where}.name", name, "a name no other role has")
+    keys = _str_list(f"{where}.keys", raw.get("keys"), _PATTERN_RE, "key patterns without spaces (e.g. cache:*)")
+    channels = _str_list(
+        f"{where}.channels", raw.get("channels"), _PATTERN_RE, "channel patterns without spaces (e.g. filing:*)"
+    )
+    commands = _commands(f"{where}.commands", raw.get("commands"))
+    if not keys and not channels:
+        raise SettingsError(f"{where}.keys", [], "at least one key pattern or channel pattern for the role")
+    broker = read_bool(f"{where}.broker", raw.get("broker", False))
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SettingsError(f"{where}.description", description, "a string")
+    return AppRole(name, keys, channels, commands, broker, description)
+
+
+def read_roles(key: str, value: Any) -> tuple[AppRole, ...]:
+    """The `redis-ha:roles` reader."""
+    if not isinstance(value, list | tuple) or not value:
+        raise SettingsError(key, value, "a non-empty list of role objects {name, keys, channels, commands, broker}")
+    roles: list[AppRole] = []
+    for i, raw in enumerate(value):
+        roles.append(_role(f"{key}[{i}]", raw, roles))
+    password_owners(r.name for r in roles)
+    return tuple(roles)
