@@ -1,38 +1,9 @@
 """redis-ha: a Redis 7 high-availability topology, deployed and then verified.
 
-The only module that reads `pulumi.Config`; everything below takes plain values.
+What `pulumi up` runs; the program itself is redis_ha/stack.py, the only module that
+reads `pulumi.Config`.
 """
 
-import pulumi
-import pulumi.runtime.config as runtime_config
+from redis_ha.stack import run
 
-from components.program import OBJECT_KEYS, deploy
-from components.settings import NAMESPACE, SECRET_KEYS, SettingsError
-
-
-def configured_keys() -> list[str]:
-    """Every `redis-ha:*` key set for this stack, so unknown keys can be reported."""
-    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
-    prefix = f"{NAMESPACE}:"
-    return sorted(k[len(prefix) :] for k in keys if k.startswith(prefix))
-
-
-config = pulumi.Config(NAMESPACE)
-raw = {}
-passwords = {}
-for key in configured_keys():
-    if key in SECRET_KEYS:
-        passwords[key.removesuffix("Password")] = config.require_secret(key)
-    elif key in OBJECT_KEYS:
-        raw[key] = config.get_object(key)
-    else:
-        raw[key] = config.get(key)
-
-try:
-    outputs = deploy(raw, passwords)
-except SettingsError as error:
-    # A clean one-line error, before any resource exists.
-    raise pulumi.RunError(str(error)) from None
-
-for name, value in outputs.items():
-    pulumi.export(name, value)
+run()
