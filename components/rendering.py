@@ -12,11 +12,11 @@ from pathlib import Path
 
 import jinja2
 
-from components import security
+from components import package_data, security
 from components.settings import Settings
 from components.topology import ClusterTopology, Node, SentinelTopology
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES: Path = package_data.templates_dir()
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),

@@ -20,7 +20,7 @@ start_dockerd
 log "lint"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-"$VENV/bin/mypy" components __main__.py
+"$VENV/bin/mypy" components redis_ha __main__.py
 
 log "tests"
 "$VENV/bin/python" -m pytest tests/unit tests/program tests/e2e "$@"

@@ -22,10 +22,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components import package_data
 from components.kubernetes import pods
 from components.settings import Settings
 
-MONITORING_DIR = Path(__file__).resolve().parents[2] / "monitoring"
+MONITORING_DIR: Path = package_data.monitoring_dir()
 RULES_FILE = MONITORING_DIR / "prometheus-rules.yml"
 DASHBOARD_FILE = MONITORING_DIR / "grafana-dashboard.json"
 DASHBOARD_KEY = "redis-ha.json"

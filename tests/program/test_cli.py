@@ -24,7 +24,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from components import cli, deployed_files, mocked_program
+from redis_ha import cli, deployed_files, mocked_program
 from tests.e2e.conftest import Deployment, deploy
 from tests.support.program import ProgramRun, run_program, stack_config
 from tests.verify.access import Node, Outputs
@@ -44,13 +44,15 @@ def path_without_pulumi() -> str:
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 900, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     """`redis-ha ARGS` as a user runs it (the module behind the console entry point),
-    on a PATH without the Pulumi CLI."""
+    on a PATH without the Pulumi CLI, by default in this repository."""
     environment = {**os.environ, "PATH": path_without_pulumi(), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "components.cli", *args],
-        cwd=ROOT,
+        [sys.executable, "-m", "redis_ha.cli", *args],
+        cwd=cwd,
         env=environment,
         capture_output=True,
         text=True,
@@ -126,7 +128,7 @@ def test_render_writes_exactly_what_the_program_deploys(
     stack: str, tmp_path: Path, capture_runs: list[ProgramRun], capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "review"
-    assert cli.main(["render", "--stack", stack, "--out", str(out)]) == 0
+    assert cli.main(["render", "--stack", stack, "--out", str(out), "--project-dir", str(ROOT)]) == 0
     (cli_run,) = capture_runs
     rendered = tree(out)
 
@@ -155,7 +157,7 @@ def test_render_contains_no_password_nor_password_hash(
     stack: str, tmp_path: Path, capture_runs: list[ProgramRun]
 ) -> None:
     out = tmp_path / "review"
-    assert cli.main(["render", "--stack", stack, "--out", str(out)]) == 0
+    assert cli.main(["render", "--stack", stack, "--out", str(out), "--project-dir", str(ROOT)]) == 0
     (run,) = capture_runs
     passwords = {**run.passwords, **run.outputs["passwords"]}
     assert len(passwords) >= 5
@@ -206,6 +208,87 @@ def test_render_works_without_the_pulumi_cli(tmp_path: Path) -> None:
     assert not re.search(r"#[0-9a-f]{64}", "\n".join(tree(out).values()))
 
 
+# --- the project directory ---------------------------------------------------------
+
+
+def test_render_reads_the_stack_files_of_the_project_directory(tmp_path: Path) -> None:
+    """The current directory by default, --project-dir otherwise: not the repository
+    redis_ha happens to be imported from."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    result = run_cli("render", "--stack", "dev", "--out", str(tmp_path / "here"), cwd=project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_cli(
+        "render", "--stack", "dev", "--out", str(tmp_path / "there"), "--project-dir", str(project), cwd=elsewhere
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert tree(tmp_path / "here").keys() == tree(tmp_path / "there").keys()
+    assert "redis-ha-redis-1/redis.conf" in tree(tmp_path / "here")
+
+    # A stack the project directory does not have: named with the directory looked in.
+    result = run_cli("render", "--stack", "prod", "--out", str(tmp_path / "none"), cwd=project)
+    assert result.returncode == 2 and f"no Pulumi.prod.yaml in {project}" in result.stderr
+    result = run_cli("render", "--stack", "dev", "--out", str(tmp_path / "none"), cwd=elsewhere)
+    assert result.returncode == 2 and f"no Pulumi.dev.yaml in {elsewhere}" in result.stderr
+
+
+def test_pulumi_commands_need_a_pulumi_project_in_the_project_directory(tmp_path: Path) -> None:
+    # A stand-in `pulumi` on the PATH: the command stops before running anything.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text("#!/bin/sh\necho 'the stand-in pulumi ran' >&2\nexit 99\n")
+    (bin_dir / "pulumi").chmod(0o755)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {"PATH": f"{bin_dir}{os.pathsep}{path_without_pulumi()}", "PULUMI_CONFIG_PASSPHRASE": "x"}
+    for args in (["up", "--stack", "dev"], ["verify", "--stack", "dev"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "redis_ha.cli", *args, "--project-dir", str(empty)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2, result.stderr
+        assert f"no Pulumi.yaml in {empty}: run in the project directory or pass --project-dir DIR" in result.stderr
+        assert "stand-in" not in result.stderr
+
+
+# --- the verification suite's module -------------------------------------------------
+
+
+def test_the_verify_cli_is_the_installed_suite() -> None:
+    # The editable install maps redis_ha_verify onto tests/verify.
+    module = cli.verify_cli_module()
+    assert module.__name__ == "redis_ha_verify.cli"
+    assert Path(module.__file__).resolve() == ROOT / "tests" / "verify" / "cli.py"
+
+
+def test_the_verify_cli_falls_back_to_the_repository_and_reports_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "VERIFY_CLI_MODULES", ("redis_ha_no_such_suite.cli", "tests.verify.cli"))
+    assert cli.verify_cli_module().__name__ == "tests.verify.cli"
+    monkeypatch.setattr(cli, "VERIFY_CLI_MODULES", ("redis_ha_no_such_suite.cli",))
+    with pytest.raises(cli.CliError, match="the verification suite is not installed"):
+        cli.verify_cli_module()
+    # A suite whose dependency is missing: that is the error, not "try the next name".
+    suite = tmp_path / "redis_ha_broken_suite"
+    suite.mkdir()
+    (suite / "__init__.py").write_text("")
+    (suite / "cli.py").write_text("import redis_ha_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "VERIFY_CLI_MODULES", ("redis_ha_broken_suite.cli", "tests.verify.cli"))
+    with pytest.raises(cli.CliError, match="packages are missing .*redis_ha_no_such_dependency"):
+        cli.verify_cli_module()
+
+
 # --- without the Pulumi CLI --------------------------------------------------------
 
 
@@ -218,7 +301,7 @@ def test_missing_pulumi_cli_is_one_line_and_exit_2(args: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
     env["PATH"] = path_without_pulumi()
     result = subprocess.run(
-        [sys.executable, "-m", "components.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "redis_ha.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2
     assert result.stdout == ""

@@ -27,14 +27,14 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from components import cli as redis_ha_cli
+from redis_ha import cli as redis_ha_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml")) + sorted(WORKFLOWS_DIR.glob("*.yaml"))
 ENTRY_POINTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 # Top-level directories of this repository: a token under one of them is a project path.
-PROJECT_DIRS = ("scripts/", "tests/", "components/", "monitoring/", "templates/", ".ci/", "bench/")
+PROJECT_DIRS = ("scripts/", "tests/", "components/", "redis_ha/", "monitoring/", "templates/", ".ci/", "bench/")
 
 
 def load_yaml(path: Path) -> Any:
@@ -203,7 +203,7 @@ def command_problems(script: str) -> list[str]:
         if program in ("python", "python3") and command[1:2] == ["-m"] and len(command) > 2:
             module = command[2]
             if (
-                module.split(".")[0] in ("components", "tests")
+                module.split(".")[0] in ("components", "redis_ha", "tests")
                 and not (ROOT / (module.replace(".", "/") + ".py")).is_file()
             ):
                 problems.append(f"python -m {module}: no such project module")
@@ -280,7 +280,8 @@ def test_the_command_check_catches_missing_commands() -> None:
     PULUMI_CONFIG_PASSPHRASE=x bash scripts/deploy.sh dev && redis-ha verify --outputs "$F" -- -k quorum
     redis-ha render --stack prod --out review
     redis-ha-verify --outputs "${{ runner.temp }}/outputs.json" --destructive
-    .venv/bin/mypy components __main__.py
+    .venv/bin/mypy components redis_ha __main__.py
+    python -m redis_ha.cli render --stack dev --out review
     """
     assert command_problems(good) == []
 
@@ -309,7 +310,8 @@ def test_pull_requests_are_linted_tested_and_previewed_with_a_comment() -> None:
     workflow = load_yaml(WORKFLOWS_DIR / "pull-request.yml")
     assert "pull_request" in workflow["on"]
     runs = "\n".join(s.get("run", "") for _, s in run_steps(workflow))
-    for command in ("ruff check .", "ruff format --check .", "mypy components __main__.py", "bash tests/run.sh"):
+    lint = ("ruff check .", "ruff format --check .", "mypy components redis_ha __main__.py")
+    for command in (*lint, "bash tests/run.sh"):
         assert command in runs, command
     previews = pulumi_steps(workflow)
     assert len(previews) == 1

@@ -37,8 +37,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.verify import faults
-from tests.verify.access import Node, Outputs, Redactor
+from . import faults
+from .access import Node, Outputs, Redactor
 
 APP_DIR = Path(__file__).resolve().parent / "celery_app"
 CLIENT_IMAGE = os.environ.get("REDIS_HA_CLIENT_IMAGE", "redis-ha-test/python-client:3.11")

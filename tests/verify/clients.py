@@ -16,7 +16,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from tests.verify.access import Outputs
+from .access import Outputs
 
 
 def _endpoint(spec: dict[str, Any]) -> tuple[str, int] | None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from redis.cluster import ClusterNode, RedisCluster
 
-from tests.verify.access import Node, Outputs
+from .access import Node, Outputs
 
 SLOTS = 16384
 

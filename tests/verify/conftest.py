@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.verify import faults  # noqa: E402
-from tests.verify.access import Node, Outputs, Redactor  # noqa: E402
-from tests.verify.topology_state import LiveState, wait_healthy  # noqa: E402
+# Relative imports: the suite is tests.verify in the repository and redis_ha_verify
+# once installed (pytest imports it under whichever name its __init__.py files give).
+from . import faults
+from .access import Node, Outputs, Redactor
+from .topology_state import LiveState, wait_healthy
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

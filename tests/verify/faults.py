@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.verify.access import Node
+from .access import Node
 
 
 def _scheme(node: Node) -> str:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.verify.access import Outputs
-from tests.verify.celery_runtime import SEED_ROUTES, CeleryRuntime, Worker, assert_all_done, celery_runtime
+from .access import Outputs
+from .celery_runtime import SEED_ROUTES, CeleryRuntime, Worker, assert_all_done, celery_runtime
 
 
 @pytest.fixture(scope="module")

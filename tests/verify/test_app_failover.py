@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.verify import faults, use_cases
-from tests.verify.access import Node, Outputs
-from tests.verify.celery_runtime import CeleryRuntime, Worker, assert_all_done, celery_runtime
-from tests.verify.clients import app_client
-from tests.verify.topology_state import (
+from . import faults, use_cases
+from .access import Node, Outputs
+from .celery_runtime import CeleryRuntime, Worker, assert_all_done, celery_runtime
+from .clients import app_client
+from .topology_state import (
     LiveState,
     failover_deadline,
     wait_healthy,

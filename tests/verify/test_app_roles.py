@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from tests.verify import use_cases
-from tests.verify.access import Outputs, sample_key
-from tests.verify.clients import app_client, master_client
+from . import use_cases
+from .access import Outputs, sample_key
+from .clients import app_client, master_client
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from urllib.parse import urlparse
 import pytest
 import redis
 
-from tests.verify import faults
-from tests.verify.access import Node, Outputs, eventually, sample_key
-from tests.verify.cluster_access import (
+from . import faults
+from .access import Node, Outputs, eventually, sample_key
+from .cluster_access import (
     SLOTS,
     ClusterState,
     cluster_client,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.verify.access import Node, Outputs
+from .access import Node, Outputs
 
 
 def _metric(text: str, name: str) -> float:

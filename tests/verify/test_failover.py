@@ -15,10 +15,10 @@ import uuid
 import pytest
 import redis
 
-from tests.verify import faults
-from tests.verify.access import Node, Outputs, eventually
-from tests.verify.clients import master_client
-from tests.verify.topology_state import (
+from . import faults
+from .access import Node, Outputs, eventually
+from .clients import master_client
+from .topology_state import (
     LiveState,
     failover_deadline,
     role,

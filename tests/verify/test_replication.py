@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.verify.access import Node, Outputs, eventually
+from .access import Node, Outputs, eventually
 
 
 def test_master_reports_master_role(master: Node) -> None:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.verify.access import Node, Outputs, sample_key
+from .access import Node, Outputs, sample_key
 
 # What no application role may run, with a representative invocation each.
 FORBIDDEN = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.verify.access import Node, Outputs, eventually, parse_flat
+from .access import Node, Outputs, eventually, parse_flat
 
 
 def test_sentinel_names_the_same_master(sentinel_node: Node, master: Node, outputs: Outputs) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from tests.verify.access import Node, Outputs, eventually
+from .access import Node, Outputs, eventually
 
 
 @dataclass(frozen=True)

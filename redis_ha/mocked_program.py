@@ -1,4 +1,5 @@
-"""Run the real Pulumi program (`__main__.py`) under Pulumi's mocks.
+"""Run the real Pulumi program (`redis_ha.stack.run`, what `__main__.py` calls) under
+Pulumi's mocks.
 
 The SDK's mock monitor stands in for the engine: every resource the program registers
 is recorded with its type, name, parent, dependencies and inputs exactly as the engine
@@ -8,12 +9,16 @@ No engine, no provider and no network is involved.
 Two users: the tests (tests/support/program.py re-exports this module, because no
 Pulumi engine can be installed on the test machines) and `redis-ha render`, which
 shows a reviewer the very files the program hands to the providers.
+
+The stack files (Pulumi.<stack>.yaml) are read from a project directory: the current
+working directory unless one is given, so that an installed redis-ha works on the
+stack files of any directory, not only in this repository.
 """
 
 from __future__ import annotations
 
 import json
-import runpy
+import os
 import secrets
 import string
 from collections.abc import Mapping
@@ -28,8 +33,8 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 
-ROOT = Path(__file__).resolve().parents[1]
-MAIN = ROOT / "__main__.py"
+from redis_ha import stack as program_stack
+
 PROJECT = "redis-ha"
 # The marker Pulumi's wire format puts on a secret value.
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -117,9 +122,20 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-def stack_config(stack: str) -> dict[str, Any]:
-    """The `redis-ha:*` values of Pulumi.<stack>.yaml, without the namespace."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+def project_directory(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Where the stack files are: `directory`, else the current working directory."""
+    return Path(directory) if directory is not None else Path.cwd()
+
+
+def stack_file(stack: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    """Pulumi.<stack>.yaml of the project directory (`directory`, else the current one)."""
+    return project_directory(directory) / f"Pulumi.{stack}.yaml"
+
+
+def stack_config(stack: str, project_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The `redis-ha:*` values of Pulumi.<stack>.yaml, without the namespace, from
+    `project_dir` (default: the current working directory)."""
+    data = yaml.safe_load(stack_file(stack, project_dir).read_text())
     return {k.split(":", 1)[1]: v for k, v in data["config"].items() if k.startswith(f"{PROJECT}:")}
 
 
@@ -133,7 +149,8 @@ def use_mocks(stack: str = "dev") -> ProgramRun:
 
 
 def run_program(config: Mapping[str, Any], stack: str = "dev", run: ProgramRun | None = None) -> ProgramRun:
-    """Run __main__.py with `config` (keys without namespace) as the stack config.
+    """Run the program (redis_ha.stack.run) with `config` (keys without namespace) as
+    the stack config.
 
     Pass `run` to keep what was recorded when the program raises."""
     run = run if run is not None else ProgramRun()
@@ -145,7 +162,7 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", run: ProgramRun |
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        runpy.run_path(str(MAIN), run_name="__main__")
+        program_stack.run()
         stack_outputs = pulumi_settings.get_root_resource().outputs  # type: ignore[union-attr]
 
         def collect(name: str, output: Any) -> pulumi.Output[Any]:

@@ -1,7 +1,7 @@
 """The files a stack deploys, per node, as the program hands them to the providers;
 with every secret redacted, for review (`redis-ha render`).
 
-Read from a run of the real program under mocks (components/mocked_program.py), never
+Read from a run of the real program under mocks (redis_ha/mocked_program.py), never
 re-rendered: what a reviewer reads is byte for byte what `pulumi up` would upload,
 except for the secrets.
 
@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from components.mocked_program import ProgramRun, Registered
+from redis_ha.mocked_program import ProgramRun, Registered
 
 CONTAINER = "docker:index/container:Container"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"

@@ -7,9 +7,12 @@
     redis-ha render --stack prod --out review/    every file the stack deploys, secrets redacted
     redis-ha destroy --stack dev                  remove everything the stack deployed
 
+The stack files (Pulumi.yaml, Pulumi.<stack>.yaml) are those of the project directory:
+the current working directory, or --project-dir DIR.
+
 up, preview, destroy and `verify --stack` drive the Pulumi CLI through the Automation
-API, in this repository, on the state backend of PULUMI_BACKEND_URL (or --backend), by
-default a local one in ~/.pulumi-redis-ha; a self-managed backend encrypts the stack's
+API, in the project directory, on the state backend of PULUMI_BACKEND_URL (or --backend),
+by default a local one in ~/.pulumi-redis-ha; a self-managed backend encrypts the stack's
 secrets with PULUMI_CONFIG_PASSPHRASE. render and `verify --outputs` need no Pulumi CLI.
 
 Exit status: 0 done, 1 the operation or a verified property failed, 2 it could not
@@ -32,7 +35,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
 PROG = "redis-ha"
 INSTALL_HINT = "https://www.pulumi.com/docs/install/"
 DEFAULT_BACKEND = "file://~/.pulumi-redis-ha"
@@ -41,6 +43,10 @@ DEFAULT_BACKEND = "file://~/.pulumi-redis-ha"
 _SERVICE_SCHEMES = ("https://", "http://")
 _STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 PULUMI_COMMANDS = ("up", "preview", "destroy")
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
+# The verification suite: installed as redis_ha_verify; in a repository without an
+# install, the same modules as tests.verify.
+VERIFY_CLI_MODULES = ("redis_ha_verify.cli", "tests.verify.cli")
 
 
 class CliError(Exception):
@@ -64,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     def stack_command(name: str, help_text: str, required: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--stack", "-s", type=_stack_name, required=required, help="stack name (dev, prod, ...)")
+        sub.add_argument(
+            "--project-dir",
+            type=Path,
+            help="directory with Pulumi.yaml and the Pulumi.<stack>.yaml files (default: the current directory)",
+        )
         return sub
 
     def backend_option(sub: argparse.ArgumentParser) -> None:
@@ -125,20 +136,29 @@ def check_passphrase(url: str, env: Mapping[str, str]) -> None:
         )
 
 
+def project_dir(args: argparse.Namespace) -> Path:
+    """--project-dir, else the current working directory (as mocked_program.project_directory)."""
+    directory = getattr(args, "project_dir", None)
+    return (Path(directory) if directory is not None else Path.cwd()).resolve()
+
+
 def _workspace_stack(args: argparse.Namespace, create: bool) -> Any:
-    """The stack in this repository through the Automation API."""
+    """The stack of the project directory through the Automation API."""
     require_pulumi_cli()
+    work_dir = project_dir(args)
+    if not any((work_dir / name).is_file() for name in PROJECT_FILES):
+        raise CliError(f"no Pulumi.yaml in {work_dir}: run in the project directory or pass --project-dir DIR")
     url = backend_url(args.backend, os.environ)
     check_passphrase(url, os.environ)
     if url.startswith("file://"):
         Path(url[len("file://") :]).mkdir(mode=0o700, parents=True, exist_ok=True)
     from pulumi import automation as auto
 
-    options = auto.LocalWorkspaceOptions(work_dir=str(ROOT), env_vars={"PULUMI_BACKEND_URL": url})
+    options = auto.LocalWorkspaceOptions(work_dir=str(work_dir), env_vars={"PULUMI_BACKEND_URL": url})
     try:
         if create:
-            return auto.create_or_select_stack(stack_name=args.stack, work_dir=str(ROOT), opts=options)
-        return auto.select_stack(stack_name=args.stack, work_dir=str(ROOT), opts=options)
+            return auto.create_or_select_stack(stack_name=args.stack, work_dir=str(work_dir), opts=options)
+        return auto.select_stack(stack_name=args.stack, work_dir=str(work_dir), opts=options)
     except auto.StackNotFoundError:
         raise CliError(f"stack {args.stack!r} does not exist on {url} (create it with `redis-ha up`)") from None
 
@@ -178,12 +198,25 @@ def _pulumi_command(args: argparse.Namespace) -> int:
 # --- verify ------------------------------------------------------------------------
 
 
+def verify_cli_module() -> Any:
+    """The verification suite's CLI: the installed redis_ha_verify.cli, else (in this
+    repository, nothing installed) tests.verify.cli. Imported by name: the suite is
+    not part of the type-checked program."""
+    hint = "install the [verify] extra (in the repository: pip install -e '.[verify]')"
+    for name in VERIFY_CLI_MODULES:
+        try:
+            return importlib.import_module(name)
+        except ImportError as error:
+            missing = getattr(error, "name", None)
+            if isinstance(error, ModuleNotFoundError) and missing and (name + ".").startswith(missing + "."):
+                continue  # the suite itself is not there under this name: try the next
+            # A dependency of the suite is missing (pytest, testinfra, ...).
+            raise CliError(f"the verification suite's packages are missing ({error}): {hint}") from None
+    raise CliError(f"the verification suite is not installed: {hint}")
+
+
 def _run_verify(outputs: Path, args: argparse.Namespace) -> int:
-    try:
-        # Imported by name: the suite is not part of the type-checked program.
-        verify_cli = importlib.import_module("tests.verify.cli")
-    except ImportError as error:
-        raise CliError(f"the verification suite's packages are missing ({error}): pip install -e '.[verify]'") from None
+    verify_cli = verify_cli_module()
     argv = ["--outputs", str(outputs)]
     if getattr(args, "destructive", False):
         argv.append("--destructive")
@@ -233,29 +266,44 @@ def _stand_in_password() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(32))
 
 
-def review_config(stack: str) -> dict[str, Any]:
-    """The stack's `redis-ha:*` config from Pulumi.<stack>.yaml; encrypted values
-    (`secure:`) become stand-in passwords, which render redacts like any other."""
-    from components.mocked_program import stack_config
+def review_config(stack: str, project_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The stack's `redis-ha:*` config from Pulumi.<stack>.yaml of `project_dir`
+    (default: the current working directory); encrypted values (`secure:`) become
+    stand-in passwords, which render redacts like any other."""
+    from redis_ha.mocked_program import project_directory, stack_config, stack_file
 
-    if not (ROOT / f"Pulumi.{stack}.yaml").is_file():
-        raise CliError(f"no Pulumi.{stack}.yaml in {ROOT}")
-    config = stack_config(stack)
+    if not stack_file(stack, project_dir).is_file():
+        raise CliError(f"no Pulumi.{stack}.yaml in {project_directory(project_dir).resolve()}")
+    config = stack_config(stack, project_dir)
     return {
         key: _stand_in_password() if isinstance(value, Mapping) and "secure" in value else value
         for key, value in config.items()
     }
 
 
+def _password_owners(config: Mapping[str, Any]) -> dict[str, str]:
+    """Password config key -> user for this config's roles (the toolkit's users when the
+    roles do not load: the program reports that error itself)."""
+    from components.settings import SettingsError, load_settings, password_keys
+
+    try:
+        settings = load_settings({k: v for k, v in config.items() if not k.endswith("Password")})
+    except SettingsError:
+        settings = load_settings({"backend": "docker"})
+    return password_keys(settings)
+
+
 def _render(args: argparse.Namespace) -> int:
-    from components import deployed_files
-    from components.mocked_program import ProgramRun, run_program
+    from redis_ha import deployed_files
+    from redis_ha.mocked_program import ProgramRun, run_program
 
     out: Path = args.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CliError(f"{out} exists and is not an empty directory")
-    config = review_config(args.stack)
-    stand_ins = {key.removesuffix("Password"): value for key, value in config.items() if key.endswith("Password")}
+    config = review_config(args.stack, project_dir(args))
+    # Redaction labels name the user: `sentinelClientPassword` -> sentinel-client.
+    owners = _password_owners(config)
+    stand_ins = {owners.get(key, key): value for key, value in config.items() if key.endswith("Password")}
     run = ProgramRun()
     try:
         run_program(config, stack=args.stack, run=run)

@@ -1,0 +1,47 @@
+"""The Pulumi program of redis-ha: `run()` deploys the stack Pulumi is running.
+
+The only module that reads `pulumi.Config`; everything below takes plain values.
+Called by the project's `__main__.py` (what `pulumi up` runs) and, under mocks, by
+redis_ha/mocked_program.py (`redis-ha render`, the tests).
+"""
+
+import pulumi
+import pulumi.runtime.config as runtime_config
+
+from components.program import OBJECT_KEYS, deploy
+from components.settings import NAMESPACE, SettingsError, check_passwords, is_password_key, load_settings
+
+
+def configured_keys() -> list[str]:
+    """Every `redis-ha:*` key set for this stack, so unknown keys can be reported."""
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{NAMESPACE}:"
+    return sorted(k[len(prefix) :] for k in keys if k.startswith(prefix))
+
+
+def run() -> None:
+    """Read the stack's `redis-ha:*` config, deploy, export the outputs."""
+    config = pulumi.Config(NAMESPACE)
+    raw = {}
+    plain_passwords = {}
+    for key in configured_keys():
+        if is_password_key(key):
+            # The plain value, to be validated; get_config, unlike Config.get, does not
+            # warn about reading a secret. It is wrapped as a secret before anything uses it.
+            plain_passwords[key] = runtime_config.get_config(f"{NAMESPACE}:{key}") or ""
+        elif key in OBJECT_KEYS:
+            raw[key] = config.get_object(key)
+        else:
+            raw[key] = config.get(key)
+
+    try:
+        # Which password keys exist depends on the roles; every password is checked
+        # before deploy registers the first resource.
+        passwords = check_passwords(load_settings(raw), plain_passwords)
+        outputs = deploy(raw, {user: pulumi.Output.secret(value) for user, value in passwords.items()})
+    except SettingsError as error:
+        # A clean one-line error, before any resource exists.
+        raise pulumi.RunError(str(error)) from None
+
+    for name, value in outputs.items():
+        pulumi.export(name, value)
