@@ -19,12 +19,12 @@ from components.settings import (
     AppRole,
     SettingsError,
     check_passwords,
-    image_tag,
     load_settings,
     parse_memory,
     password_key,
     password_keys,
 )
+from components.settings_checks import image_tag
 from components.settings_roles import CATEGORY_COMMANDS, refused_grant
 
 DOCKER = {"backend": "docker"}
