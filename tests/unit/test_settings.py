@@ -1013,6 +1013,9 @@ def test_refused_grants_are_exactly_what_the_acl_takes_away(redis_server: redis.
         rules = ["reset", "on", "nopass", "~*", "&*", f"+@{category}", *security.APP_ROLE_DENIALS]
         redis_server.execute_command("ACL", "SETUSER", "probe", *rules)
         members = redis_server.execute_command("ACL", "CAT", category)
-        entirely_denied = members and not any(allowed(n) for n in members if n in arities)
+        # A container command (`acl`) is judged by its subcommands, as above: DRYRUN of a
+        # container with a made-up subcommand is an error, and ACL CAT's order is random.
+        leaves = [n for n in members if n in arities and not any(k.startswith(f"{n}|") for k in arities)]
+        entirely_denied = members and not any(allowed(n) for n in leaves)
         refused = refused_grant(f"+@{category}", security.APP_ROLE_DENIALS) is not None
         assert refused == (bool(entirely_denied) or category == "all"), category
