@@ -181,7 +181,7 @@ class _DockerPart(pulumi.ComponentResource):
         """Runs once after its groups are healthy and exits; `pulumi up` waits for it."""
         script = f"{LAYOUT.job_secrets_dir}/{job.script_name}"
         return self._container(
-            f"{self._name}-create",
+            name,
             "cluster-create",
             depends_on,
             image=job.image,
