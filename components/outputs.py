@@ -39,11 +39,14 @@ def describe_deployment(
     topology: SentinelTopology,
     testinfra_host: Callable[[Node], str],
     conf_dir: str,
+    start_script: str,
 ) -> dict[str, Any]:
     """A JSON-serialisable description of what was deployed (no secrets)."""
 
     return {
         **_common(settings, conf_dir),
+        # Inside every Redis node: `sh <startScript> master|switchover` (redis-ha switchover).
+        "startScript": start_script,
         "masterName": settings.master_name,
         "quorum": settings.quorum,
         "downAfterMilliseconds": settings.down_after_milliseconds,

@@ -39,6 +39,9 @@ from components.topology import (
 ADMIN_PASSWORD_FILE = rendering.ADMIN_PASSWORD_FILE
 SENTINEL_CLIENT_PASSWORD_FILE = rendering.SENTINEL_CLIENT_PASSWORD_FILE
 START_SCRIPT = "redis-start.sh"
+SENTINEL_START_SCRIPT = "sentinel-start.sh"
+# Sentinel keeps a config file of a few kilobytes.
+SENTINEL_STATE_SIZE = "64Mi"
 CREATE_SCRIPT = "cluster-create.sh"
 
 
@@ -50,8 +53,6 @@ class Layout:
     sentinel: Paths  # Sentinels keep no dataset; their config directory is their working directory
     scripts_dir: str  # plain scripts (no secret)
     job_secrets_dir: str  # where a one-shot step finds the admin password
-    # Redis nodes start through redis-start.sh (ask the Sentinels for the master first)
-    role_decision: bool
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,11 @@ class Group:
     probe: Probe
     paths: Paths
     data_volume: bool  # a persistent volume at paths.data_dir
+    data_size: str  # its size where the backend sizes volumes (Kubernetes)
     after: tuple[str, ...]  # kinds of groups that must be up before this one starts
-    # The first node starts before the others (they name it in `replicaof`).
-    first_node_first: bool
+    # Nodes start, and are replaced, one at a time in node order, each only once the
+    # previous one is ready (a replica in sync, a Sentinel that knows its master).
+    one_at_a_time: bool
     client_service: bool  # applications connect to this group (Sentinels, cluster seeds)
     # Planned stop: a hand-over command and the time it may take.
     prestop: tuple[str, ...] | None
@@ -152,7 +155,8 @@ class Part:
         """The stack-output description of this part (no secrets)."""
         paths = self.groups[0].paths
         if isinstance(self.topology, SentinelTopology):
-            return outputs.describe_deployment(settings, self.topology, testinfra_host, paths.conf_dir)
+            start_script = self.group(REDIS).command[-1]
+            return outputs.describe_deployment(settings, self.topology, testinfra_host, paths.conf_dir, start_script)
         return outputs.describe_cluster(
             settings, self.topology, testinfra_host, paths.conf_dir, paths.data_dir, create_step
         )
@@ -171,49 +175,54 @@ def _probe_name(kind: str) -> str:
 
 def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
     redis_paths, sentinel_paths = layout.redis, layout.sentinel
-    role_decision = layout.role_decision
-    shared = ["users.acl"]
-    if role_decision:
-        # redis-start.sh asks the Sentinels as sentinel-client and hands over as admin.
-        shared += [ADMIN_PASSWORD_FILE, SENTINEL_CLIENT_PASSWORD_FILE]
+    # redis-start.sh asks the Sentinels as sentinel-client and hands over as admin.
+    shared = ("users.acl", ADMIN_PASSWORD_FILE, SENTINEL_CLIENT_PASSWORD_FILE)
     start = f"{layout.scripts_dir}/{START_SCRIPT}"
 
     def redis_files(node: Node, pw: Mapping[str, str]) -> dict[str, str]:
         master = None if node.role == "master" else topo.master
-        files = {
+        return {
             "redis.conf": rendering.render_redis_conf(s, node, pw, redis_paths, master=master),
             "users.acl": rendering.render_users_acl(security.redis_users(s), pw),
+            ADMIN_PASSWORD_FILE: pw["admin"],
+            SENTINEL_CLIENT_PASSWORD_FILE: pw["sentinel-client"],
         }
-        if role_decision:
-            files[ADMIN_PASSWORD_FILE] = pw["admin"]
-            files[SENTINEL_CLIENT_PASSWORD_FILE] = pw["sentinel-client"]
-        return files
 
     def redis_scripts(node: Node) -> dict[str, str]:
-        scripts = {_probe_name(REDIS): rendering.render_healthcheck(node, redis_paths, s.tls)}
-        if role_decision:
-            scripts[START_SCRIPT] = rendering.render_start_script(s, topo, redis_paths)
-        return scripts
+        return {
+            _probe_name(REDIS): rendering.render_healthcheck(node, redis_paths, s.tls),
+            START_SCRIPT: rendering.render_start_script(s, topo, redis_paths),
+        }
+
+    def sentinel_scripts(node: Node) -> dict[str, str]:
+        return {
+            _probe_name(SENTINEL): rendering.render_healthcheck(node, sentinel_paths, s.tls, s.master_name),
+            SENTINEL_START_SCRIPT: rendering.render_sentinel_start_script(s, topo, sentinel_paths),
+        }
 
     redis = Group(
         kind=REDIS,
         process=REDIS,
         nodes=topo.redis_nodes,
         image=s.redis_image,
-        command=("sh", start) if role_decision else ("redis-server", f"{redis_paths.conf_dir}/redis.conf"),
+        # Decides the role (asks the Sentinels), runs redis-server, hands over on SIGTERM.
+        command=("sh", start),
         ports=((REDIS, s.port),),
         config_file="redis.conf",
-        shared_files=tuple(shared),
+        shared_files=shared,
         probe=Probe(_probe_name(REDIS), slow_start=True),
         paths=redis_paths,
         data_volume=True,
+        data_size=s.storage_size,
         after=(),
-        first_node_first=not role_decision,
+        # In node order: on a first deploy the deploy-time master (node 1) comes first;
+        # on an update no two Redis nodes are down at once and a master hands over.
+        one_at_a_time=True,
         client_service=False,
-        prestop=("sh", start, "prestop") if role_decision else None,
-        # preStop waits for the hand-over, then Redis writes its AOF/RDB on SIGTERM.
-        stop_grace_seconds=rendering.failover_wait_seconds(s) + 30 if role_decision else 30,
-        runtime_env=("POD_NAME", "POD_IP") if role_decision else (),
+        prestop=("sh", start, "prestop"),
+        # The hand-over, then Redis saves and waits for its replicas on SIGTERM.
+        stop_grace_seconds=rendering.failover_wait_seconds(s) + 30,
+        runtime_env=("POD_NAME", "POD_IP"),
         spread="required",
         # One Redis node at a time: a drained master hands over first.
         disruption=("maxUnavailable", 1),
@@ -225,18 +234,20 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         process=SENTINEL,
         nodes=topo.sentinels,
         image=s.redis_image,
-        # `redis-server <conf> --sentinel` (not redis-sentinel) so the official image's
-        # entrypoint drops root and chowns its directory for the config rewrite.
-        command=("redis-server", f"{sentinel_paths.conf_dir}/sentinel.conf", "--sentinel"),
+        # Seeds its state from the rendered file, then `redis-server <state> --sentinel`.
+        command=("sh", f"{layout.scripts_dir}/{SENTINEL_START_SCRIPT}"),
         ports=((SENTINEL, s.sentinel_port),),
         config_file="sentinel.conf",
         shared_files=(),
         probe=Probe(_probe_name(SENTINEL), slow_start=False),
         paths=sentinel_paths,
-        data_volume=False,
+        # The rewritten config (current master, epochs, peers) outlives the container.
+        data_volume=True,
+        data_size=SENTINEL_STATE_SIZE,
         # Sentinel refuses to start while the monitored hostname does not resolve.
         after=(REDIS,),
-        first_node_first=False,
+        # Never more than one Sentinel down for a change: quorum holds throughout.
+        one_at_a_time=True,
         client_service=True,
         prestop=None,
         stop_grace_seconds=30,
@@ -247,7 +258,7 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         _render_files=lambda node, pw: {
             "sentinel.conf": rendering.render_sentinel_conf(s, node, topo.master, pw, sentinel_paths)
         },
-        _render_scripts=lambda node: {_probe_name(SENTINEL): rendering.render_healthcheck(node, sentinel_paths, s.tls)},
+        _render_scripts=sentinel_scripts,
     )
     exporter = None
     if topo.exporter is not None:
@@ -267,12 +278,15 @@ def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
         command=("redis-server", f"{paths.conf_dir}/redis.conf"),
         ports=((REDIS, s.port), ("cluster-bus", s.bus_port)),
         config_file="redis.conf",
-        shared_files=("users.acl",),
+        # The probe reads CLUSTER INFO as admin.
+        shared_files=("users.acl", ADMIN_PASSWORD_FILE),
         probe=Probe(_probe_name(CLUSTER), slow_start=True),
         paths=paths,
         data_volume=True,
+        data_size=s.storage_size,
         after=(),
-        first_node_first=False,
+        # A replaced node is back in the cluster (ready) before the next one goes.
+        one_at_a_time=True,
         client_service=True,
         prestop=None,
         stop_grace_seconds=30,
@@ -284,6 +298,7 @@ def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
         _render_files=lambda node, pw: {
             "redis.conf": rendering.render_redis_conf(s, node, pw, paths, shard=shards[node.name]),
             "users.acl": rendering.render_users_acl(security.cluster_redis_users(s), pw),
+            ADMIN_PASSWORD_FILE: pw["admin"],
         },
         _render_scripts=lambda node: {_probe_name(CLUSTER): rendering.render_healthcheck(node, paths)},
     )

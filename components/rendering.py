@@ -94,23 +94,33 @@ def render_sentinel_conf(
     )
 
 
-def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS, tls: bool = False) -> str:
-    """A script that PINGs the node as its own system user; holds no secret.
+# A replica is ready only when it heard from its master this recently (seconds).
+REPLICA_READY_MAX_SILENCE = 10
+
+
+def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS, tls: bool = False, master_name: str = "") -> str:
+    """The node's probe: `live` (answers, -LOADING included) or `ready` (a replica's
+    link up and in sync, a cluster node's cluster_state ok, a Sentinel that knows its
+    master). Holds no secret: the password is read from a file at run time.
 
     With `tls` it connects over TLS, trusting `<conf_dir>/ca.crt`."""
     if node.kind == "sentinel":
-        conf_file, directive, user = "sentinel.conf", "sentinel sentinel-pass", "sentinel"
+        conf = f"{paths.conf_dir}/sentinel.conf"
+        user = "sentinel"
+        command = f"sed -n 's/^sentinel sentinel-pass //p' {conf} | head -n 1 | tr -d '\"'"
     else:
-        conf_file, directive, user = "redis.conf", "masterauth", "replica"
+        user = "admin"
+        command = f"tr -d '\\r\\n' < {paths.conf_dir}/{ADMIN_PASSWORD_FILE}"
     return _render(
         "healthcheck.sh.j2",
         node=node,
         paths=paths,
-        conf_file=conf_file,
-        password_directive=directive,
+        password_command=command,
         user=user,
         port=node.port,
         tls=tls,
+        master_name=master_name,
+        max_lag=REPLICA_READY_MAX_SILENCE,
     )
 
 
@@ -141,6 +151,25 @@ def render_start_script(settings: Settings, topology: SentinelTopology, paths: P
         sentinel_client_password_file=SENTINEL_CLIENT_PASSWORD_FILE,
         admin_password_file=ADMIN_PASSWORD_FILE,
         failover_wait=failover_wait_seconds(settings),
+        tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
+    )
+
+
+def render_sentinel_start_script(settings: Settings, topology: SentinelTopology, paths: Paths = DOCKER_PATHS) -> str:
+    """The Sentinel container's command: keeps the Sentinel's rewritten config (its
+    state) in `<data_dir>/sentinel.conf` and seeds it from the rendered
+    `<conf_dir>/sentinel.conf` only when there is none; settings always come from the
+    rendered file. Holds no secret: the password is read from the rendered file."""
+    first = topology.sentinels[0]
+    return _render(
+        "sentinel-start.sh.j2",
+        settings=settings,
+        seed=f"{paths.conf_dir}/sentinel.conf",
+        state=f"{paths.data_dir}/sentinel.conf",
+        sentinel_addresses=[f"{n.hostname}:{n.port}" for n in topology.sentinels],
+        redis_addresses=[f"{n.hostname}:{n.port}" for n in topology.redis_nodes],
+        # "<hostname>" + this suffix is the Sentinel's own announced name (empty on Docker).
+        hostname_suffix=first.hostname.removeprefix(first.name),
         tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
     )
 

@@ -5,6 +5,7 @@
     redis-ha verify --stack dev                   the verification suite, outputs from the stack
     redis-ha verify --outputs outputs.json        ... or from a file
     redis-ha render --stack prod --out review/    every file the stack deploys, secrets redacted
+    redis-ha switchover --stack dev               planned zero-loss change of master
     redis-ha destroy --stack dev                  remove everything the stack deployed
 
 The stack files (Pulumi.yaml, Pulumi.<stack>.yaml) are those of the project directory:
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--outputs", type=Path, help="stack outputs JSON (pulumi stack output --json --show-secrets)")
     verify.add_argument("--destructive", action="store_true", help="also run failover drills that stop nodes")
     verify.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+
+    switch = stack_command(
+        "switchover", "hand mastership to a replica without losing an acknowledged write", required=False
+    )
+    backend_option(switch)
+    switch.add_argument("--outputs", type=Path, help="stack outputs JSON instead of --stack")
 
     render = stack_command("render", "write every file the stack deploys into a directory, secrets redacted")
     render.add_argument("--out", type=Path, required=True, help="output directory (created; must be empty)")
@@ -258,6 +265,28 @@ def _verify(args: argparse.Namespace) -> int:
     return _verify_stack(_workspace_stack(args, create=False), args)
 
 
+def _switchover(args: argparse.Namespace) -> int:
+    from redis_ha import switchover
+
+    if (args.outputs is None) == (args.stack is None):
+        raise CliError("give exactly one of --outputs FILE or --stack STACK")
+    if args.outputs is not None:
+        if not args.outputs.is_file():
+            raise CliError(f"{args.outputs}: no such file")
+        values = json.loads(args.outputs.read_text())
+    else:
+        from pulumi import automation as auto
+
+        try:
+            values = {name: out.value for name, out in _workspace_stack(args, create=False).outputs().items()}
+        except auto.CommandError as error:
+            lines = [line for line in str(error).splitlines() if line.strip()]
+            raise CliError(f"cannot read the stack outputs ({lines[-1] if lines else 'no message'})") from None
+    if "redisHa" not in values:
+        raise CliError("the stack has no redisHa output (no Sentinel deployment, or not deployed)")
+    return switchover.main(values)
+
+
 # --- render ------------------------------------------------------------------------
 
 
@@ -327,6 +356,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "destroy": _pulumi_command,
     "verify": _verify,
     "render": _render,
+    "switchover": _switchover,
 }
 
 

@@ -7,6 +7,14 @@ creation) a container that runs once, which `pulumi up` waits for.
 
 Containers have fixed names, so a replacement must remove the old one first
 (`delete_before_replace`); the order the program needs is stated with `depends_on`.
+
+Day 2 (docs/redis-notes.md#day-2-on-docker): the engine replaces every container whose
+inputs changed, independent ones in parallel, and a container it removes gets
+`destroy_grace_seconds` to stop. So the nodes of a group form a chain (each depends on
+the previous one): a change rolls through them one at a time, each replacement waits
+until the new container is healthy (ready: a replica in sync), and a stopped master
+hands over first (redis-start.sh traps SIGTERM). Roles come from the Sentinels, not
+from the deploy-time files, and Sentinel state lives on the Sentinel's own volume.
 """
 
 from __future__ import annotations
@@ -70,8 +78,8 @@ class _DockerPart(pulumi.ComponentResource):
             containers: list[docker.Container] = []
             for node in group.nodes:
                 depends = [c for kind in group.after for c in started[kind]]
-                if group.first_node_first:
-                    depends += containers[:1]
+                if group.one_at_a_time:
+                    depends += containers[-1:]
                 containers.append(self._node(group, node, depends))
             started[group.kind] = containers
         if part.exporter is not None:
@@ -98,8 +106,12 @@ class _DockerPart(pulumi.ComponentResource):
             **inputs,
         )
 
-    def _service(self, node: Node, health: list[str], depends_on: list[docker.Container], **inputs: Any) -> Any:
-        """A long-running container reachable by the node's hostname."""
+    def _service(
+        self, node: Node, health: list[str], depends_on: list[docker.Container], stop_grace: int, **inputs: Any
+    ) -> Any:
+        """A long-running container reachable by the node's hostname; stopped with
+        SIGTERM and `stop_grace` seconds before SIGKILL, by `docker stop`, a daemon
+        restart (stop_timeout) and the engine removing it (destroy_grace_seconds)."""
         s = self._args.settings
         ports = []
         if node.host_port is not None:
@@ -118,11 +130,13 @@ class _DockerPart(pulumi.ComponentResource):
             # `pulumi up` returns only when every container reports healthy.
             wait=True,
             wait_timeout=60,
+            stop_timeout=stop_grace,
+            destroy_grace_seconds=stop_grace,
             **inputs,
         )
 
     def _node(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
-        conf_dir = group.paths.conf_dir
+        conf_dir, scripts_dir = group.paths.conf_dir, LAYOUT.scripts_dir
         # The rendered files hold passwords: one secret Output, picked apart per file.
         files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
         uploads = [
@@ -131,7 +145,7 @@ class _DockerPart(pulumi.ComponentResource):
         ]
         uploads += [
             docker.ContainerUploadArgs(
-                file=f"{conf_dir}/{HEALTHCHECK if file_name == group.probe.script else file_name}",
+                file=f"{scripts_dir}/{HEALTHCHECK if file_name == group.probe.script else file_name}",
                 content=content,
                 executable=True,
             )
@@ -148,8 +162,9 @@ class _DockerPart(pulumi.ComponentResource):
             volumes = [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=group.paths.data_dir)]
         return self._service(
             node,
-            ["CMD", "sh", f"{conf_dir}/{HEALTHCHECK}"],
+            ["CMD", "sh", f"{scripts_dir}/{HEALTHCHECK}", "ready"],
             depends_on,
+            group.stop_grace_seconds,
             image=group.image,
             command=list(group.command),
             uploads=uploads,
@@ -167,6 +182,7 @@ class _DockerPart(pulumi.ComponentResource):
             node,
             ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{node.port}/health"],
             depends_on,
+            10,
             image=exporter.image,
             envs=[
                 f"REDIS_ADDR=redis://{first.hostname}:{first.port}",

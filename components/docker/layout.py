@@ -9,14 +9,15 @@ from components.plan import Layout
 from components.rendering import Paths
 from components.settings import Settings
 
-# Every file goes into the writable /data (a volume for data nodes): Redis and Sentinel
-# rewrite their config through a temp file in the same directory.
+# Redis: every file goes into the writable /data volume (Redis rewrites its config
+# through a temp file in the same directory; redis-start.sh rewrites `replicaof`).
+# Sentinel: the rendered file is uploaded outside its volume, which keeps the state
+# Sentinel rewrites (/data/sentinel.conf); an upload there would overwrite it.
 LAYOUT = Layout(
     redis=Paths(conf_dir="/data", data_dir="/data"),
-    sentinel=Paths(conf_dir="/data", data_dir="/data"),
+    sentinel=Paths(conf_dir="/etc/redis-ha", data_dir="/data"),
     scripts_dir="/data",
     job_secrets_dir="/etc/redis-ha",
-    role_decision=False,
 )
 # The probe script's name inside a container (one per container).
 HEALTHCHECK = "healthcheck.sh"

@@ -16,11 +16,10 @@ SCRIPTS_DIR = "/opt/redis-ha"
 AUTH_DIR = "/run/redis-ha/auth"
 LAYOUT = Layout(
     redis=Paths(conf_dir=CONF_DIR, data_dir=DATA_DIR),
-    # Sentinel keeps no data of its own; its working directory is its config directory.
-    sentinel=Paths(conf_dir=CONF_DIR, data_dir=CONF_DIR),
+    # Sentinel's state (the config it rewrites) lives on its own PersistentVolumeClaim.
+    sentinel=Paths(conf_dir=CONF_DIR, data_dir=DATA_DIR),
     scripts_dir=SCRIPTS_DIR,
     job_secrets_dir=AUTH_DIR,
-    role_decision=True,
 )
 # Where the init containers see the Secrets they copy from.
 CONFIG_SOURCE_DIR = "/run/redis-ha/config"

@@ -68,9 +68,12 @@ def container_security_context() -> k8s.core.v1.SecurityContextArgs:
     )
 
 
-def exec_probe(script: str, period: int, timeout: int, failures: int, initial_delay: int = 0) -> k8s.core.v1.ProbeArgs:
+def exec_probe(
+    script: str, mode: str, period: int, timeout: int, failures: int, initial_delay: int = 0
+) -> k8s.core.v1.ProbeArgs:
+    """`sh <script> <mode>`: the node probes take `live` or `ready`."""
     return k8s.core.v1.ProbeArgs(
-        exec_=k8s.core.v1.ExecActionArgs(command=["sh", script]),
+        exec_=k8s.core.v1.ExecActionArgs(command=["sh", script, mode]),
         initial_delay_seconds=initial_delay,
         period_seconds=period,
         timeout_seconds=timeout,

@@ -4,7 +4,8 @@ step. Pure functions returning typed pulumi-kubernetes args; no resource is crea
 Each pod gets its own rendered config file, stored as `<pod>.<file>` in its group's
 Secret; an init container copies the pod's files into a writable memory-backed
 emptyDir, because Redis and Sentinel rewrite their config through a temp file in the
-same directory. Data lives on the pod's PersistentVolumeClaim.
+same directory. Data lives on the pod's PersistentVolumeClaim, and so does a
+Sentinel's state (the config it rewrites, seeded from its rendered file once).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _main_container(settings: Settings, group: Group) -> k8s.core.v1.ContainerAr
     liveness_delay = 10
     if group.probe.slow_start:
         # Loading a large AOF can take minutes; liveness starts only once started.
-        startup = pods.exec_probe(probe, period=5, timeout=3, failures=120)
+        startup = pods.exec_probe(probe, "live", period=5, timeout=3, failures=120)
         liveness_delay = 0
     lifecycle = None
     if group.prestop is not None:
@@ -118,12 +119,14 @@ def _main_container(settings: Settings, group: Group) -> k8s.core.v1.ContainerAr
         ports=[_PORT(name=name, container_port=port, protocol="TCP") for name, port in group.ports],
         volume_mounts=mounts,
         startup_probe=startup,
-        readiness_probe=pods.exec_probe(probe, period=5, timeout=3, failures=3),
-        liveness_probe=pods.exec_probe(probe, period=10, timeout=5, failures=6, initial_delay=liveness_delay),
+        # Ready: in sync with the master (a rolling update waits for it); alive: answers,
+        # -LOADING included (docs/redis-notes.md#probes-that-fit-ha).
+        readiness_probe=pods.exec_probe(probe, "ready", period=5, timeout=3, failures=3),
+        liveness_probe=pods.exec_probe(probe, "live", period=10, timeout=5, failures=6, initial_delay=liveness_delay),
         lifecycle=lifecycle,
         resources=(
             pods.redis_resources(settings)
-            if group.data_volume
+            if group.process == "redis"
             else pods.small_resources(cpu_limit="250m", memory="128Mi")
         ),
         security_context=pods.container_security_context(),
@@ -180,7 +183,7 @@ def statefulset_spec(
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     access_modes=["ReadWriteOnce"],
                     storage_class_name=s.storage_class or None,
-                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": s.storage_size}),
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": group.data_size}),
                 ),
             )
         ]

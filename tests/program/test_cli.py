@@ -146,7 +146,7 @@ def test_render_writes_exactly_what_the_program_deploys(
     # and on Kubernetes the start script.
     names = {Path(p).name for p in rendered}
     assert {"redis.conf", "users.acl", "sentinel.conf"} <= names
-    assert ("redis-start.sh" in names) == (stack == "prod")
+    assert "redis-start.sh" in names and "sentinel-start.sh" in names
     assert any(n.endswith("healthcheck.sh") for n in names)
     listing = capsys.readouterr().out
     assert f"{len(rendered)} files of stack {stack}" in listing

@@ -214,7 +214,7 @@ def test_docker_resource_counts(dev_cluster: ProgramRun, dev_both: ProgramRun) -
     assert len(dev_cluster.of_type(CONTAINER)) == 8
     # both: the Sentinel group's 7 containers, 3 volumes and network beside the cluster's
     assert len(dev_both.of_type(CONTAINER)) == 15
-    assert len(dev_both.of_type(VOLUME)) == 9
+    assert len(dev_both.of_type(VOLUME)) == 12  # 6 cluster nodes, 3 Redis nodes, 3 Sentinel states
     assert len(dev_both.of_type(NETWORK)) == 2
 
 
@@ -242,6 +242,7 @@ def test_docker_cluster_nodes_run_the_cluster_branch_of_redis_conf(dev_cluster: 
         i = c.inputs
         assert i["command"] == ["redis-server", "/data/redis.conf"]
         assert sorted(u["file"] for u in i["uploads"]) == [
+            "/data/admin.password",  # the readiness probe reads CLUSTER INFO as admin
             "/data/healthcheck.sh",
             "/data/redis.conf",
             "/data/users.acl",

@@ -29,7 +29,8 @@ def _containers(run: ProgramRun, kind: str) -> list:
 
 def test_resource_counts(dev: ProgramRun) -> None:
     assert len(dev.of_type(NETWORK)) == 1
-    assert len(dev.of_type(VOLUME)) == 3
+    # Redis data, and each Sentinel's state
+    assert len(dev.of_type(VOLUME)) == 6
     assert len(_containers(dev, "redis")) == 3
     assert len(_containers(dev, "sentinel")) == 3
     assert len(_containers(dev, "exporter")) == 1
@@ -54,10 +55,14 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
     volumes = {v.inputs["name"] for v in dev.of_type(VOLUME)}
     for c in _containers(dev, "redis"):
         i = c.inputs
-        assert i["command"] == ["redis-server", "/data/redis.conf"]
+        # The role comes from the Sentinels at every start (deploy-time role only on a fresh deployment).
+        assert i["command"] == ["sh", "/data/redis-start.sh"]
         assert sorted(u["file"] for u in i["uploads"]) == [
+            "/data/admin.password",
             "/data/healthcheck.sh",
+            "/data/redis-start.sh",
             "/data/redis.conf",
+            "/data/sentinel-client.password",
             "/data/users.acl",
         ]
         assert [v["containerPath"] for v in i["volumes"]] == ["/data"]
@@ -71,9 +76,12 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
 def test_sentinels_monitor_the_master_by_hostname(dev: ProgramRun) -> None:
     for c in _containers(dev, "sentinel"):
         i = c.inputs
-        assert i["command"] == ["redis-server", "/data/sentinel.conf", "--sentinel"]
-        assert "volumes" not in i or i["volumes"] == []
-        conf = next(u["content"] for u in i["uploads"] if u["file"] == "/data/sentinel.conf")
+        assert i["command"] == ["sh", "/data/sentinel-start.sh"]
+        # The state Sentinel rewrites is on its own volume; the rendered file only seeds it.
+        assert i["volumes"] == [{"volumeName": f"{i['name']}-data", "containerPath": "/data"}]
+        conf = next(u["content"] for u in i["uploads"] if u["file"] == "/etc/redis-ha/sentinel.conf")
+        assert not [u for u in i["uploads"] if u["file"] == "/data/sentinel.conf"]
+        assert "dir /data\n" in conf
         assert "sentinel monitor redis-ha redis-ha-redis-1 6379 2" in conf
         assert "sentinel resolve-hostnames yes" in conf
         assert f"sentinel announce-ip {i['name']}" in conf
@@ -84,6 +92,25 @@ def test_sentinels_start_after_every_redis_node(dev: ProgramRun) -> None:
     redis_urns = {c.urn for c in _containers(dev, "redis")}
     for c in _containers(dev, "sentinel"):
         assert redis_urns <= set(c.dependencies), c.name
+
+
+def test_nodes_of_a_group_form_a_chain_so_changes_roll_one_at_a_time(dev: ProgramRun) -> None:
+    for kind in ("redis", "sentinel"):
+        containers = sorted(_containers(dev, kind), key=lambda c: c.name)
+        assert [c.name for c in containers] == [f"redis-ha-{kind}-{i}" for i in (1, 2, 3)]
+        for previous, current in zip(containers, containers[1:], strict=False):
+            assert previous.urn in current.dependencies, current.name
+        others = {c.urn for c in containers[1:]}
+        assert not others & set(containers[0].dependencies)
+
+
+def test_containers_stop_gracefully_and_redis_has_time_to_hand_over(dev: ProgramRun) -> None:
+    for c in _containers(dev, "redis"):
+        # failoverTimeout 10 s in the dev stack: the hand-over waits up to 15 s, then SHUTDOWN saves.
+        assert c.inputs["destroyGraceSeconds"] == c.inputs["stopTimeout"] == 45, c.name
+        assert "--sentinel" not in c.inputs["command"]
+    for c in dev.of_type(CONTAINER):
+        assert c.inputs["destroyGraceSeconds"] >= 10, c.name
 
 
 def test_every_container_has_a_healthcheck_and_waits_for_it(dev: ProgramRun) -> None:
@@ -122,7 +149,7 @@ def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> Non
     # and the config files that hold passwords were registered as secrets
     for c in _containers(dev, "redis") + _containers(dev, "sentinel"):
         for upload in c.wire["uploads"]:
-            if not upload["file"].endswith("healthcheck.sh"):
+            if not upload["file"].endswith(".sh"):
                 assert upload["content"].get("4dabf18193072939515e22adb298388d") == SECRET_SIG, upload["file"]
 
 
@@ -208,7 +235,7 @@ def test_configured_sentinel_client_and_role_passwords_are_used() -> None:
         acl = next(u["content"] for u in c.inputs["uploads"] if u["file"] == "/data/users.acl")
         assert f"user cache on {digest(configured['cachePassword'])} " in acl, c.name
     for c in _containers(run, "sentinel"):
-        conf = next(u["content"] for u in c.inputs["uploads"] if u["file"] == "/data/sentinel.conf")
+        conf = next(u["content"] for u in c.inputs["uploads"] if u["file"] == "/etc/redis-ha/sentinel.conf")
         assert f"user sentinel-client on {digest(configured['sentinelClientPassword'])} " in conf, c.name
 
 

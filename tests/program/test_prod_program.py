@@ -349,8 +349,12 @@ def test_scripts_configmap_carries_the_rendered_scripts(any_run: ProgramRun) -> 
     topology = build_sentinel_topology(settings, naming_for(settings))
     scripts = named(any_run, CONFIGMAP)["redis-ha-scripts"]["data"]
     assert scripts["redis-start.sh"] == rendering.render_start_script(settings, topology, K8S_LAYOUT.redis)
-    assert "conf=/etc/redis-ha/redis.conf" in scripts["redis-healthcheck.sh"]
-    assert "conf=/etc/redis-ha/sentinel.conf" in scripts["sentinel-healthcheck.sh"]
+    assert "< /etc/redis-ha/admin.password" in scripts["redis-healthcheck.sh"]
+    assert "/etc/redis-ha/sentinel.conf" in scripts["sentinel-healthcheck.sh"]
+    assert scripts["sentinel-start.sh"] == rendering.render_sentinel_start_script(
+        settings, topology, K8S_LAYOUT.sentinel
+    )
+    assert "state=${REDIS_HA_SENTINEL_STATE:-/data/sentinel.conf}" in scripts["sentinel-start.sh"]
     assert ("--tls --cacert /etc/redis-ha/ca.crt" in scripts["redis-healthcheck.sh"]) == tls
 
 
@@ -371,15 +375,24 @@ def test_probes_exec_the_rendered_healthchecks(any_run: ProgramRun) -> None:
     for name, statefulset in named(any_run, STATEFULSET).items():
         kind = name.removeprefix("redis-ha-")
         c = container(statefulset, kind)
-        expected = ["sh", f"/opt/redis-ha/{kind}-healthcheck.sh"]
-        for probe in ("readinessProbe", "livenessProbe"):
-            assert c[probe]["exec"]["command"] == expected, (name, probe)
+        script = f"/opt/redis-ha/{kind}-healthcheck.sh"
+        # Ready: in sync (a replica), cluster_state ok, a Sentinel that knows its master;
+        # alive: answers at all, -LOADING included.
+        for probe, mode in (("readinessProbe", "ready"), ("livenessProbe", "live")):
+            assert c[probe]["exec"]["command"] == ["sh", script, mode], (name, probe)
+        if "startupProbe" in c:
+            assert c["startupProbe"]["exec"]["command"] == ["sh", script, "live"], name
 
 
 def test_sentinels_run_from_their_writable_config(any_run: ProgramRun) -> None:
     statefulset = named(any_run, STATEFULSET)["redis-ha-sentinel"]
     sentinel = container(statefulset, "sentinel")
-    assert sentinel["command"] == ["redis-server", "/etc/redis-ha/sentinel.conf", "--sentinel"]
+    assert sentinel["command"] == ["sh", "/opt/redis-ha/sentinel-start.sh"]
+    # Its state (the config it rewrites) on a claim of its own; the rendered file seeds it.
+    assert {"name": "data", "mountPath": "/data"} in sentinel["volumeMounts"]
+    claims = statefulset["spec"]["volumeClaimTemplates"]
+    assert [c["metadata"]["name"] for c in claims] == ["data"]
+    assert claims[0]["spec"]["resources"]["requests"] == {"storage": "64Mi"}
     redis_urn = next(r.urn for r in any_run.of_type(STATEFULSET) if r.name == "redis-ha-redis")
     sentinel_resource = next(r for r in any_run.of_type(STATEFULSET) if r.name == "redis-ha-sentinel")
     # Sentinel refuses to start while the monitored hostname does not resolve.

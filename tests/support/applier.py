@@ -3,9 +3,35 @@
 This stands in for the Pulumi engine and the pulumi-docker provider only because
 neither the Pulumi CLI nor its engine can be installed on these machines. It honours
 every input the program uses (image, command, uploads, volumes, networks and aliases,
-ports, env, healthcheck, restart, wait, labels, hostname, and for one-shot containers
-mustRun, attach and logs) and raises on any input it does not understand, so it cannot
-silently diverge from what the program asks for.
+ports, env, healthcheck, restart, wait, labels, hostname, stopTimeout,
+destroyGraceSeconds, and for one-shot containers mustRun, attach and logs) and raises
+on any input it does not understand, so it cannot silently diverge from what the
+program asks for.
+
+What the engine and the provider do, and this applier does the same (sources):
+
+- Independent resources are created, replaced and deleted in parallel; a resource
+  waits only for what it depends on (`depends_on` or an input taken from another
+  resource's output). The Python SDK registers a resource only once the URNs of its
+  `depends_on` resources have resolved, which the engine does when their step is done
+  (pulumi/pulumi sdk/python/lib/pulumi/runtime/resource.py, `_resolve_depends_on_urns`;
+  the engine's step executor runs every ready step concurrently, `--parallel` defaulting
+  to unbounded). Here: containers run on a thread pool, each as soon as its
+  dependencies' steps have finished; nothing else orders them.
+- A `depends_on` edge alone never makes the engine replace or delete the dependent when
+  its dependency is replaced: only inputs that take the replaced resource's outputs do
+  (pulumi/pulumi pkg/resource/deploy/step_generator.go, `calculateDependentReplacements`).
+- Every container input is ForceNew in the provider's schema (pulumi-docker bridges
+  kreuzwerker/terraform-provider-docker): a changed input, uploads included, replaces
+  the container. Containers here have fixed names, so the program asks for
+  `deleteBeforeReplace`: the old container is removed before the new one is created.
+- Removing a container (kreuzwerker/terraform-provider-docker
+  internal/provider/resource_docker_container_funcs.go, `resourceDockerContainerDelete`):
+  unless `attach`, ContainerStop with `destroy_grace_seconds` as the timeout (0 when
+  unset: SIGTERM and SIGKILL at once), then ContainerRemove with force and
+  `remove_volumes` (default true: anonymous volumes only; named volumes stay).
+- `wait: true`: the create step returns only once the container reports healthy;
+  a dependent starts after that.
 
 One-shot containers (`attach: true`, `mustRun: false`) are started and waited for
 until they exit; their logs are kept in `Applied.logs`. pulumi-docker does not fail on
@@ -13,11 +39,13 @@ a non-zero exit code; this applier does, so that a failed step fails the test.
 
 `update` applies a second run of the program over the first, with the minimal diff
 the engine would make for what the program uses: resources that did not exist are
-created, containers whose inputs changed are replaced (removed, then created: every
-container has a fixed name, so `deleteBeforeReplace`), unchanged ones are left alone.
+created, containers whose inputs changed are replaced, unchanged ones are left alone.
 A replaced one-shot container therefore runs again. Changed networks or volumes and
 removed resources raise UnsupportedInput. (The second run must keep the first run's
 generated passwords, as the engine keeps random resources: tests/support/updates.py.)
+
+`destroy` is the tests' cleanup, not `pulumi destroy`: it force-removes everything an
+apply created, whatever state it is in.
 """
 
 from __future__ import annotations
@@ -25,7 +53,10 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +89,8 @@ _CONTAINER_INPUTS = {
     "mustRun",
     "attach",
     "logs",
+    "stopTimeout",
+    "destroyGraceSeconds",
 }
 # How long a one-shot container may run before the applier gives up on it.
 ONE_SHOT_TIMEOUT = 600
@@ -115,31 +148,67 @@ class Applied:
     logs: dict[str, str] = field(default_factory=dict)
 
 
-def _order(containers: list[Registered]) -> list[Registered]:
-    """Creation order that respects depends_on between containers."""
-    by_urn = {c.urn: c for c in containers}
-    ordered: list[Registered] = []
+def _dependencies(containers: list[Registered]) -> dict[str, set[str]]:
+    """urn -> the urns of the containers it waits for; raises on a cycle."""
+    urns = {c.urn for c in containers}
+    deps = {c.urn: {d for d in c.dependencies if d in urns} for c in containers}
     done: set[str] = set()
 
-    def visit(c: Registered, path: tuple[str, ...]) -> None:
-        if c.urn in done:
+    def visit(urn: str, path: tuple[str, ...]) -> None:
+        if urn in done:
             return
-        if c.urn in path:
-            raise UnsupportedInput(f"dependency cycle through {c.name}")
-        for dep in c.dependencies:
-            if dep in by_urn:
-                visit(by_urn[dep], (*path, c.urn))
-        done.add(c.urn)
-        ordered.append(c)
+        if urn in path:
+            raise UnsupportedInput(f"dependency cycle through {urn}")
+        for dep in deps[urn]:
+            visit(dep, (*path, urn))
+        done.add(urn)
 
-    for c in containers:
-        visit(c, ())
-    return ordered
+    for urn in deps:
+        visit(urn, ())
+    return deps
+
+
+def run_in_parallel(containers: list[Registered], step: Callable[[Registered], str | None]) -> list[str]:
+    """Run `step` for every container as soon as the steps of its dependencies are done,
+    concurrently otherwise, as the engine does. The first failure stops new steps from
+    starting (running ones finish) and is raised. Returns the steps' results in the
+    order they finished."""
+    deps = _dependencies(containers)
+    by_urn = {c.urn: c for c in containers}
+    finished: set[str] = set()
+    results: list[str] = []
+    lock = threading.Lock()
+    running: dict[Future[str | None], str] = {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+        while True:
+            if failure is None:
+                for urn, waits_for in deps.items():
+                    if urn not in finished and urn not in running.values() and waits_for <= finished:
+                        running[pool.submit(step, by_urn[urn])] = urn
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                urn = running.pop(future)
+                try:
+                    result = future.result()
+                except BaseException as error:  # noqa: BLE001 - re-raised below
+                    failure = failure or error
+                    continue
+                with lock:
+                    finished.add(urn)
+                    if result:
+                        results.append(result)
+    if failure is not None:
+        raise failure
+    return results
 
 
 class DockerApplier:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self.client = client or docker.from_env()
+        self._lock = threading.Lock()
 
     def apply(self, run: ProgramRun, applied: Applied | None = None) -> Applied:
         """Create everything; on any failure the caller still gets `applied` filled
@@ -153,13 +222,13 @@ class DockerApplier:
             self.create_network(r, applied)
         for r in run.of_type(VOLUME):
             self.create_volume(r, applied)
-        for r in _order(run.of_type(CONTAINER)):
-            self.create_container(r, applied)
+        run_in_parallel(run.of_type(CONTAINER), lambda r: self.create_container(r, applied))
         return applied
 
     def update(self, run: ProgramRun, applied: Applied, previous: ProgramRun) -> list[str]:
         """Apply `run` over what `previous` created (see the module docstring);
-        returns what was done, e.g. `created redis-ha-cluster-7`, `replaced ...`."""
+        returns what was done, e.g. `created redis-ha-cluster-7`, `replaced ...`, in
+        the order the steps finished."""
         handled = {NETWORK, VOLUME, CONTAINER}
         for r in run.resources:
             if r.type.startswith("docker:") and r.type not in handled:
@@ -178,15 +247,29 @@ class DockerApplier:
                     actions.append(f"created {r.inputs['name']}")
                 elif old.inputs != r.inputs:
                     raise UnsupportedInput(f"{r.name}: changing a {token} is not implemented by the test applier")
-        for r in _order(run.of_type(CONTAINER)):
+
+        def step(r: Registered) -> str | None:
             old = before.get((CONTAINER, r.name))
             if old is not None and old.inputs == r.inputs:
-                continue
+                return None
             if old is not None:
-                self.client.api.remove_container(old.inputs["name"], force=True, v=True)
+                self.remove_container(old)
             self.create_container(r, applied)
-            actions.append(f"{'replaced' if old is not None else 'created'} {r.inputs['name']}")
+            return f"{'replaced' if old is not None else 'created'} {r.inputs['name']}"
+
+        actions += run_in_parallel(run.of_type(CONTAINER), step)
         return actions
+
+    def remove_container(self, r: Registered) -> None:
+        """The provider's delete: stop with destroy_grace_seconds (0 when unset) unless
+        attached, then force-remove with its anonymous volumes."""
+        name = r.inputs["name"]
+        try:
+            if not r.inputs.get("attach"):
+                self.client.api.stop(name, timeout=int(r.inputs.get("destroyGraceSeconds") or 0))
+            self.client.api.remove_container(name, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
 
     def create_network(self, r: Registered, applied: Applied) -> None:
         _check(r.name, r.inputs, _NETWORK_INPUTS)
@@ -200,7 +283,7 @@ class DockerApplier:
         self.client.volumes.create(r.inputs["name"], labels=_labels(r.inputs.get("labels")))
         applied.volumes.append(r.inputs["name"])
 
-    def create_container(self, r: Registered, applied: Applied) -> None:
+    def create_container(self, r: Registered, applied: Applied) -> str:
         i = r.inputs
         _check(r.name, i, _CONTAINER_INPUTS)
         one_shot = bool(i.get("attach"))
@@ -257,9 +340,11 @@ class DockerApplier:
             healthcheck=healthcheck,
             host_config=host_config,
             networking_config=networking_config,
+            stop_timeout=int(i["stopTimeout"]) if "stopTimeout" in i else None,
         )
-        if i["name"] not in applied.containers:
-            applied.containers.append(i["name"])
+        with self._lock:
+            if i["name"] not in applied.containers:
+                applied.containers.append(i["name"])
         # Uploads go in after create and before start, like the provider does.
         for u in i.get("uploads", []):
             _check(f"{r.name}.uploads", u, _UPLOAD_INPUTS)
@@ -271,6 +356,7 @@ class DockerApplier:
             self.wait_healthy(i["name"], float(i.get("waitTimeout", 60)))
         if one_shot:
             self.wait_exited(i["name"], bool(i.get("logs")), applied)
+        return f"created {i['name']}"
 
     def wait_exited(self, name: str, keep_logs: bool, applied: Applied) -> None:
         status = self.client.api.wait(name, timeout=ONE_SHOT_TIMEOUT)

@@ -160,9 +160,7 @@ class LiveNode:
 
 def local_layout(paths: rendering.Paths) -> plan.Layout:
     """Every file of a node in one local directory, as the live tests run them."""
-    return plan.Layout(
-        redis=paths, sentinel=paths, scripts_dir=paths.conf_dir, job_secrets_dir=paths.conf_dir, role_decision=False
-    )
+    return plan.Layout(redis=paths, sentinel=paths, scripts_dir=paths.conf_dir, job_secrets_dir=paths.conf_dir)
 
 
 def node_files(

@@ -17,7 +17,7 @@ from components import rendering
 from components.program import naming_for
 from components.settings import load_settings
 from components.topology import build_sentinel_topology
-from tests.unit.conftest import LiveDeployment, LiveNode, connect, node_files, raw_command, wait_until
+from tests.unit.conftest import LiveDeployment, LiveNode, connect, free_port, node_files, raw_command, wait_until
 
 MASTER_CONFIG = {
     "maxmemory": lambda s: str(s.maxmemory),
@@ -368,15 +368,16 @@ def test_sentinel_restarts_from_its_rewritten_config(fresh_deployment: LiveDeplo
 # --- healthcheck -----------------------------------------------------------------------
 
 
-def run_healthcheck(live: LiveNode, paths: rendering.Paths) -> subprocess.CompletedProcess[str]:
+def run_healthcheck(live: LiveNode, paths: rendering.Paths, mode: str = "ready") -> subprocess.CompletedProcess[str]:
     script = Path(paths.conf_dir) / f"healthcheck-{live.node.name}.sh"
-    script.write_text(rendering.render_healthcheck(live.node, paths))
-    return subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=10, cwd=paths.conf_dir)
+    script.write_text(rendering.render_healthcheck(live.node, paths, master_name=live.settings.master_name))
+    return subprocess.run(["sh", str(script), mode], capture_output=True, text=True, timeout=10, cwd=paths.conf_dir)
 
 
 def test_healthcheck_passes_on_the_live_master(deployment: LiveDeployment) -> None:
-    result = run_healthcheck(deployment.master, deployment.master.paths)
-    assert result.returncode == 0, result.stderr
+    for mode in ("ready", "live"):
+        result = run_healthcheck(deployment.master, deployment.master.paths, mode)
+        assert result.returncode == 0, result.stderr
 
 
 def test_healthcheck_passes_on_the_live_sentinel(deployment: LiveDeployment) -> None:
@@ -386,21 +387,33 @@ def test_healthcheck_passes_on_the_live_sentinel(deployment: LiveDeployment) -> 
     assert result.returncode == 0, result.stderr
 
 
+def test_a_replica_is_alive_but_not_ready_while_its_link_is_down(deployment: LiveDeployment) -> None:
+    replica, master = deployment.replica, deployment.master
+    assert run_healthcheck(replica, replica.paths).returncode == 0
+    admin = connect(replica.port, "admin", deployment.passwords["admin"])
+    admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+    try:
+        result = run_healthcheck(replica, replica.paths)
+        assert result.returncode != 0 and "link down" in result.stdout, result.stdout + result.stderr
+        assert run_healthcheck(replica, replica.paths, "live").returncode == 0
+    finally:
+        admin.execute_command("REPLICAOF", "127.0.0.1", str(master.port))
+    wait_until(lambda: run_healthcheck(replica, replica.paths).returncode == 0, 15, "the replica to be ready again")
+
+
 def test_healthcheck_fails_with_a_wrong_password(deployment: LiveDeployment, tmp_path: Path) -> None:
     master = deployment.master
-    wrong = {**deployment.passwords, "replica": deployment.passwords["replica"] + "x"}
+    password_file = tmp_path / rendering.ADMIN_PASSWORD_FILE
+    password_file.write_text(deployment.passwords["admin"] + "x")
     paths = rendering.Paths(conf_dir=str(tmp_path), data_dir=str(tmp_path))
-    (tmp_path / "redis.conf").write_text(rendering.render_redis_conf(master.settings, master.node, wrong, paths))
     assert run_healthcheck(master, paths).returncode != 0
+    assert run_healthcheck(master, paths, "live").returncode != 0
     # Same directory, right password: the failure above was the password.
-    (tmp_path / "redis.conf").write_text(
-        rendering.render_redis_conf(master.settings, master.node, deployment.passwords, paths)
-    )
+    password_file.write_text(deployment.passwords["admin"] + "\n")
     assert run_healthcheck(master, paths).returncode == 0
 
 
-def test_healthcheck_fails_without_a_password_line(deployment: LiveDeployment, tmp_path: Path) -> None:
-    (tmp_path / "redis.conf").write_text("port 1\n")
+def test_healthcheck_fails_without_a_password_file(deployment: LiveDeployment, tmp_path: Path) -> None:
     result = run_healthcheck(deployment.master, rendering.Paths(conf_dir=str(tmp_path), data_dir=str(tmp_path)))
     assert result.returncode != 0
     assert "no password" in result.stderr

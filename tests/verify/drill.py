@@ -1,0 +1,166 @@
+"""The data-safety drill: two writers through Sentinel discovery while an operation runs,
+then every acknowledged key read back.
+
+- the `wait` writer counts a write as acknowledged only after `WAIT 1 <ms>` confirmed a
+  replica has it (what a careful application does);
+- the `plain` writer counts the plain `SET` reply (what most applications do).
+
+Both write unique keys as fast as the deployment takes them, reconnect through the
+Sentinels after any error, and record each error and the longest time between two
+acknowledged writes (the write gap an application sees). `Drill.report()` reads back
+every acknowledged key from the master the Sentinels name once the operation is over:
+a key missing there is a lost acknowledged write.
+
+    with Drill(outputs) as drill:
+        ...the operation...
+    report = drill.report()     # {"wait": {...}, "plain": {...}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from .access import Outputs
+from .clients import master_client
+
+# Keys expire on their own if a drill is interrupted before it cleans up.
+KEY_TTL = 3600
+
+
+@dataclass
+class WriterStats:
+    kind: str
+    acknowledged: list[str] = field(default_factory=list)
+    attempts: int = 0
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    longest_gap: float = 0.0
+
+
+class Writer(threading.Thread):
+    def __init__(self, outputs: Outputs, kind: str, wait_ms: int = 1000, user: str = "admin") -> None:
+        super().__init__(daemon=True, name=f"drill-writer-{kind}")
+        assert kind in ("wait", "plain"), kind
+        self.outputs, self.wait_ms, self.user = outputs, wait_ms, user
+        self.stats = WriterStats(kind)
+        self.prefix = f"redis-ha:drill:{kind}:{uuid.uuid4().hex}:"
+        self.halt = threading.Event()
+        self._last_ack: float | None = None
+
+    def _client(self) -> redis.Redis | None:
+        try:
+            return master_client(self.outputs, self.user)
+        except redis.RedisError:
+            return None
+
+    def _acknowledged(self, key: str) -> None:
+        now = time.monotonic()
+        if self._last_ack is not None:
+            self.stats.longest_gap = max(self.stats.longest_gap, now - self._last_ack)
+        self._last_ack = now
+        self.stats.acknowledged.append(key)
+
+    def run(self) -> None:
+        client = self._client()
+        i = 0
+        while not self.halt.is_set():
+            key = f"{self.prefix}{i}"
+            i += 1
+            self.stats.attempts += 1
+            try:
+                if client is None:
+                    raise redis.ConnectionError("no master discovered")
+                client.set(key, key, ex=KEY_TTL)
+                if self.stats.kind == "plain" or client.wait(1, self.wait_ms) >= 1:
+                    self._acknowledged(key)
+            except redis.RedisError as error:
+                self.stats.errors += 1
+                name = type(error).__name__
+                self.stats.error_kinds[name] = self.stats.error_kinds.get(name, 0) + 1
+                time.sleep(0.05)
+                with contextlib.suppress(Exception):
+                    if client is not None:
+                        client.close()
+                client = self._client()
+            time.sleep(0.002)
+        if self._last_ack is not None:
+            # A writer that never got through again after the operation: its gap runs to the end.
+            self.stats.longest_gap = max(self.stats.longest_gap, time.monotonic() - self._last_ack)
+
+
+def missing_keys(outputs: Outputs, keys: list[str], batch: int = 500) -> list[str]:
+    """The keys the current master does not have."""
+    client = master_client(outputs)
+    missing: list[str] = []
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        pipe = client.pipeline(transaction=False)
+        for key in chunk:
+            pipe.exists(key)
+        missing += [k for k, present in zip(chunk, pipe.execute(), strict=True) if not present]
+    return missing
+
+
+class Drill:
+    """Runs both writers for the duration of a `with` block (after a warm-up in which
+    each has acknowledged `warm_up` writes)."""
+
+    def __init__(self, outputs: Outputs, warm_up: int = 50, settle: float = 1.0, user: str = "admin") -> None:
+        self.outputs, self.warm_up, self.settle = outputs, warm_up, settle
+        self.writers = [Writer(outputs, "wait", user=user), Writer(outputs, "plain", user=user)]
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> Drill:
+        for writer in self.writers:
+            writer.start()
+        deadline = time.monotonic() + 30
+        while any(len(w.stats.acknowledged) < self.warm_up for w in self.writers):
+            if time.monotonic() > deadline:
+                self._stop()
+                raise AssertionError(f"the writers made no progress before the drill: {self.summary()}")
+            time.sleep(0.05)
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # A moment of writes after the operation: the writers must be through again.
+        time.sleep(self.settle)
+        self._stop()
+
+    def _stop(self) -> None:
+        for writer in self.writers:
+            writer.halt.set()
+        for writer in self.writers:
+            writer.join(timeout=30)
+        self.seconds = time.monotonic() - self._started if self._started else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            w.stats.kind: {"acknowledged": len(w.stats.acknowledged), "errors": w.stats.errors} for w in self.writers
+        }
+
+    def report(self) -> dict[str, Any]:
+        """Per writer: acknowledged, lost (with a few examples), errors (by kind),
+        attempts and the longest write gap in seconds."""
+        result: dict[str, Any] = {"seconds": round(self.seconds, 2)}
+        for writer in self.writers:
+            s = writer.stats
+            lost = missing_keys(self.outputs, s.acknowledged)
+            result[s.kind] = {
+                "acknowledged": len(s.acknowledged),
+                "lost": len(lost),
+                "lost_examples": lost[:5],
+                "errors": s.errors,
+                "error_kinds": dict(sorted(s.error_kinds.items())),
+                "attempts": s.attempts,
+                "longest_gap_s": round(s.longest_gap, 3),
+            }
+        return result
