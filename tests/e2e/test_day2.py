@@ -47,8 +47,9 @@ def _assert_no_loss(report: dict, *, plain: bool) -> None:
     assert report["wait"]["lost"] == 0, report
     if plain:
         assert report["plain"]["lost"] == 0, report
-    # The writers got through after the operation: a drill that wrote nothing proves nothing.
-    assert report["wait"]["acknowledged"] >= 100 and report["plain"]["acknowledged"] >= 100, report
+    # The writers got through again after the operation: a drill that wrote nothing proves nothing.
+    for kind in ("wait", "plain"):
+        assert report[kind]["acknowledged_after_operation"] >= 50, report
 
 
 def _replaced(actions: list[str]) -> set[str]:
@@ -59,6 +60,7 @@ def test_planned_switchover_loses_nothing_and_pauses_writes_briefly(stack: Stack
     before = stack.healthy().master
     report, done = day2.drilled(stack, lambda: day2.switch_master(stack))
     _show("switchover", report)
+    print("\n".join(done["log"]))
     assert done["from"] == before.name and done["to"] != before.name, done
     _assert_no_loss(report, plain=True)
     assert report["plain"]["longest_gap_s"] <= MAX_SWITCHOVER_GAP, report

@@ -14,7 +14,7 @@ import pytest
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .access import Outputs
 
@@ -58,7 +58,25 @@ class MappedSentinel(Sentinel):
         return self.address_map.get((host, port), (host, port))
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
-        return self._map(super().discover_master(service_name))
+        """The master as the Sentinel client guidelines (redis.io, "Sentinel client
+        spec") have clients find it, and as Jedis, Lettuce, go-redis and ioredis do:
+        `SENTINEL GET-MASTER-ADDR-BY-NAME`, first Sentinel that answers. (redis-py's own
+        discovery reads `SENTINEL MASTERS`, whose address the Sentinel leading a
+        failover changes only once every replica is reconfigured, about a second
+        after the promotion that GET-MASTER-ADDR-BY-NAME already reports.)"""
+        errors = []
+        for position, sentinel in enumerate(self.sentinels):
+            try:
+                reply = sentinel.execute_command("SENTINEL GET-MASTER-ADDR-BY-NAME", service_name)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                errors.append(repr(error))
+                continue
+            if reply:
+                # The Sentinel that answered is asked first next time.
+                self.sentinels[0], self.sentinels[position] = sentinel, self.sentinels[0]
+                host, port = reply[0], reply[1]
+                return self._map((host.decode() if isinstance(host, bytes) else host, int(port)))
+        raise MasterNotFoundError(f"No master found for {service_name!r}: {', '.join(errors)}")
 
     def discover_slaves(self, service_name: str) -> list[tuple[str, int]]:
         return [self._map(a) for a in super().discover_slaves(service_name)]

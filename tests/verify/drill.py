@@ -42,6 +42,10 @@ class WriterStats:
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     longest_gap: float = 0.0
+    # acknowledged after the operation returned: the writer got through again
+    after_operation: int = 0
+    # (seconds since the writer started, error) for the first errors
+    first_errors: list[tuple[float, str]] = field(default_factory=list)
 
 
 class Writer(threading.Thread):
@@ -53,6 +57,7 @@ class Writer(threading.Thread):
         self.prefix = f"redis-ha:drill:{kind}:{uuid.uuid4().hex}:"
         self.halt = threading.Event()
         self._last_ack: float | None = None
+        self._t0 = 0.0
 
     def _client(self) -> redis.Redis | None:
         try:
@@ -68,6 +73,7 @@ class Writer(threading.Thread):
         self.stats.acknowledged.append(key)
 
     def run(self) -> None:
+        self._t0 = time.monotonic()
         client = self._client()
         i = 0
         while not self.halt.is_set():
@@ -83,6 +89,8 @@ class Writer(threading.Thread):
             except redis.RedisError as error:
                 self.stats.errors += 1
                 name = type(error).__name__
+                if len(self.stats.first_errors) < 20:
+                    self.stats.first_errors.append((round(time.monotonic() - self._t0, 3), f"{name}: {error}"[:120]))
                 self.stats.error_kinds[name] = self.stats.error_kinds.get(name, 0) + 1
                 time.sleep(0.05)
                 with contextlib.suppress(Exception):
@@ -109,11 +117,21 @@ def missing_keys(outputs: Outputs, keys: list[str], batch: int = 500) -> list[st
 
 
 class Drill:
-    """Runs both writers for the duration of a `with` block (after a warm-up in which
-    each has acknowledged `warm_up` writes)."""
+    """Runs both writers for the duration of a `with` block: after a warm-up in which
+    each has acknowledged `warm_up` writes, until both acknowledged `recovered` more
+    after the block."""
 
-    def __init__(self, outputs: Outputs, warm_up: int = 50, settle: float = 1.0, user: str = "admin") -> None:
+    def __init__(
+        self,
+        outputs: Outputs,
+        warm_up: int = 50,
+        settle: float = 0.5,
+        recovered: int = 50,
+        recovery_timeout: float = 120,
+        user: str = "admin",
+    ) -> None:
         self.outputs, self.warm_up, self.settle = outputs, warm_up, settle
+        self.recovered, self.recovery_timeout = recovered, recovery_timeout
         self.writers = [Writer(outputs, "wait", user=user), Writer(outputs, "plain", user=user)]
         self.seconds = 0.0
         self._started = 0.0
@@ -131,8 +149,18 @@ class Drill:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # A moment of writes after the operation: the writers must be through again.
+        # The drill ends once both writers are through again (`recovered` new
+        # acknowledgements each, at most `recovery_timeout` s), so the longest gap
+        # includes the time the deployment took to take writes again.
+        marks = [len(w.stats.acknowledged) for w in self.writers]
+        deadline = time.monotonic() + self.recovery_timeout
         time.sleep(self.settle)
+        while time.monotonic() < deadline and any(
+            len(w.stats.acknowledged) < mark + self.recovered for w, mark in zip(self.writers, marks, strict=True)
+        ):
+            time.sleep(0.05)
+        for writer, mark in zip(self.writers, marks, strict=True):
+            writer.stats.after_operation = len(writer.stats.acknowledged) - mark
         self._stop()
 
     def _stop(self) -> None:
@@ -156,11 +184,13 @@ class Drill:
             lost = missing_keys(self.outputs, s.acknowledged)
             result[s.kind] = {
                 "acknowledged": len(s.acknowledged),
+                "acknowledged_after_operation": s.after_operation,
                 "lost": len(lost),
                 "lost_examples": lost[:5],
                 "errors": s.errors,
                 "error_kinds": dict(sorted(s.error_kinds.items())),
                 "attempts": s.attempts,
                 "longest_gap_s": round(s.longest_gap, 3),
+                "first_errors": s.first_errors,
             }
         return result
