@@ -94,9 +94,12 @@ def _users_and_roles(settings: Settings) -> dict[str, Any]:
                 "channels": list(r.channels),
                 "commands": list(r.commands),
                 "broker": r.broker,
+                "scan": r.scan,
             }
             for r in settings.roles
         ],
+        # What every user may run, per server kind (tests/verify/test_least_privilege.py).
+        "acl": security.allowlists(settings),
     }
 
 

@@ -106,6 +106,10 @@ class AppRole:
     # A role that stores queues (a Celery broker) loses tasks under eviction.
     broker: bool = False
     description: str = ""
+    # SCAN walks the whole keyspace whatever the key patterns: only a role that says it
+    # needs SCAN gets it (components/security.py app_role_rules,
+    # docs/redis-notes.md#key-listing-commands).
+    scan: bool = False
 
 
 # Each default role reproduces one use case of the seed design; the key and channel
@@ -118,6 +122,7 @@ DEFAULT_ROLES: tuple[AppRole, ...] = (
         channels=(),
         commands=(*_APP_COMMANDS, "+@scripting"),
         description="cache-aside entries, invalidation by SCAN, stampede locks",
+        scan=True,
     ),
     AppRole(
         name="sessions",
@@ -259,9 +264,16 @@ def refused_grant(rule: str, denials: Iterable[str]) -> str | None:
     return None
 
 
+# SCAN lists the whole keyspace whatever the key patterns, so it is not a command rule
+# like the others: a role asks for it with `scan: true` (security.app_role_rules grants
+# or denies it after every other rule; docs/redis-notes.md#key-listing-commands).
+SCAN_GRANTS = ("+scan",)
+SCAN_REASON = "not a command rule: SCAN lists every key whatever the key patterns; set the role's `scan: true`"
+
+
 # --- reading redis-ha:roles ----------------------------------------------------------
 
-_ROLE_FIELDS = ("name", "keys", "channels", "commands", "broker", "description")
+_ROLE_FIELDS = ("name", "keys", "channels", "commands", "broker", "description", "scan")
 
 
 def _str_list(key: str, value: Any, item_re: re.Pattern[str], allowed: str) -> tuple[str, ...]:
@@ -286,6 +298,8 @@ def _commands(key: str, value: Any) -> tuple[str, ...]:
         reason = refused_grant(rule, denials)
         if reason is not None:
             raise SettingsError(key, rule, f"{reason}, or use the admin user")
+        if rule in SCAN_GRANTS:
+            raise SettingsError(key, rule, SCAN_REASON)
     return commands
 
 
@@ -317,7 +331,8 @@ def _role(where: str, raw: Any, earlier: list[AppRole]) -> AppRole:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise SettingsError(f"{where}.description", description, "a string")
-    return AppRole(name, keys, channels, commands, broker, description)
+    scan = read_bool(f"{where}.scan", raw.get("scan", False))
+    return AppRole(name, keys, channels, commands, broker, description, scan)
 
 
 def read_roles(key: str, value: Any) -> tuple[AppRole, ...]:

@@ -96,6 +96,18 @@ class Node:
         command = f"REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %s {words} 2>&1"
         return self.sh(command, password, user, host, str(port), *args).strip()
 
+    def cli_script(
+        self, user: str, script: str, *options: str, host: str = "127.0.0.1", port: int | None = None
+    ) -> str:
+        """Run the commands of `script` (one a line, in redis-cli's quoting) through one
+        redis-cli in this node as `user`, with redis-cli `options` (e.g. --json).
+        Returns the output, one reply after the other, error replies included."""
+        port = port or self.port
+        password = self.outputs.passwords[user]
+        words = " ".join(["%s"] * len(options))
+        command = f"printf '%%s' %s | REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %s {words} 2>&1"
+        return self.sh(command, script, password, user, host, str(port), *options)
+
     def info(self, user: str, section: str) -> dict[str, str]:
         text = self.cli(user, "INFO", section)
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
