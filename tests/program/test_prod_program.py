@@ -23,6 +23,7 @@ from kubernetes_validate.utils import latest_version
 from components import rendering
 from components.kubernetes import deployment as k8s_deployment
 from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from components.outputs import stack_passwords
 from components.program import build_plan, naming_for
 from components.settings import Settings, load_settings
 from components.topology import build_sentinel_topology
@@ -559,7 +560,8 @@ def test_bad_role_password_registers_nothing() -> None:
 def test_configured_role_password_reaches_the_acl_secrets_only() -> None:
     password = "Analytics-Role-Secret-1"
     run = run_program({**stack_config("prod"), "analyticsPassword": password}, stack="prod")
-    assert run.outputs["passwords"]["analytics"] == password
+    assert run.outputs["analyticsPassword"] == password
+    assert "analytics" not in run.outputs["passwords"]
     digest = hashlib.sha256(password.encode()).hexdigest()
     holders = [r.name for r in run.resources if digest in " ".join(plain_strings(r.inputs))]
     assert holders and all(r.type == SECRET for r in run.resources if r.name in holders), holders
@@ -577,7 +579,8 @@ def test_pods_roll_when_their_secret_config_changes(any_run: ProgramRun) -> None
 
 def test_outputs_name_kubectl_hosts_and_the_k8s_conf_dir(prod: ProgramRun) -> None:
     deployment = prod.outputs["redisHa"]
-    assert prod.secret_outputs == {"passwords"}
+    role_outputs = {r["passwordOutput"] for r in prod.outputs["redisHa"]["roles"]}
+    assert len(role_outputs) == 6 and prod.secret_outputs == {"passwords", *role_outputs}
     assert deployment["backend"] == "kubernetes" and deployment["confDir"] == "/etc/redis-ha"
     nodes = {n["name"]: n for n in deployment["nodes"]}
     for i in range(3):
@@ -594,7 +597,7 @@ def test_outputs_name_kubectl_hosts_and_the_k8s_conf_dir(prod: ProgramRun) -> No
     )
     # The exporter node's host is the metrics Service's name.
     assert nodes["redis-ha-exporter"]["host"] in named(prod, SERVICE)
-    assert not set(prod.outputs["passwords"].values()) & set(str(deployment).split("'"))
+    assert not set(stack_passwords(prod.outputs).values()) & set(str(deployment).split("'"))
 
 
 @pytest.fixture

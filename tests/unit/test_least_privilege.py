@@ -11,6 +11,7 @@ three Sentinels failing over through their narrowed peer user.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -339,3 +340,27 @@ def test_the_verification_suite_fails_on_a_widened_sentinel_client(
     assert f"sentinel-client on {sentinel}" in result.stdout
     assert "may run 1 commands beyond its allowlist: client|pause" in result.stdout
     assert "1 failed" in result.stdout.splitlines()[-1]
+
+
+def test_the_celery_cases_leave_no_acl_refusal_behind(deployment: LiveDeployment, tmp_path: Path) -> None:
+    """tests/verify/test_app_celery.py on these processes (a real worker and producer on
+    this machine, REDIS_HA_CLIENT_DIRECT): the broker role has no SCAN (scan: false), so
+    the suite's cleanup of a run's keys must not need it as that role."""
+    description = outputs.describe_deployment(
+        deployment.settings, deployment.topology, lambda node: "local://", str(deployment.master.directory)
+    )
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"redisHa": description, "passwords": deployment.passwords}))
+    path.chmod(0o600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--outputs", str(path)]
+        + [str(ROOT / "tests" / "verify" / "test_app_celery.py")],
+        cwd=ROOT,
+        env={**os.environ, "REDIS_HA_CLIENT_DIRECT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in summary and "skipped" not in summary and "error" not in summary, summary

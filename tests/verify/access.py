@@ -48,14 +48,24 @@ class Outputs:
 
     @classmethod
     def load(cls, path: str | Path) -> Outputs:
+        """The system users' passwords are the `passwords` output, each application
+        role's the output its `passwordOutput` names (components/outputs.py)."""
         data = json.loads(Path(path).read_text())
         missing = {"redisHa", "passwords"} - set(data)
+        roles = data.get("redisHa", {}).get("roles", [])
+        passwords = dict(data.get("passwords") or {})
+        for role in roles:
+            output = role.get("passwordOutput")
+            if output in data:
+                passwords[role["name"]] = data[output]
+            elif role["name"] not in passwords:
+                missing.add(output or f"the password output of role {role['name']}")
         if missing:
             raise ValueError(
                 f"{path}: missing stack outputs {sorted(missing)}; "
                 "write it with `pulumi stack output --json --show-secrets > outputs.json`"
             )
-        return cls(deployment=data["redisHa"], passwords=data["passwords"])
+        return cls(deployment=data["redisHa"], passwords=passwords)
 
     def nodes(self, kind: str) -> list[dict[str, Any]]:
         return [n for n in self.deployment["nodes"] if n["kind"] == kind]
