@@ -25,6 +25,11 @@ RESERVED_USERS = ("default", "admin", "replica", "sentinel", "sentinel-client", 
 SYSTEM_PASSWORD_USERS = tuple(u for u in RESERVED_USERS if u != "default")
 PASSWORD_SUFFIX = "Password"
 
+# On Kubernetes each role gets a Secret `<name>-<role>` (components/kubernetes/deployment.py);
+# these would take the name of a Secret the deployment has already: a group's config
+# (`<name>-redis`, `<name>-cluster`), the cluster's exporter, the TLS pair or the CA.
+RESERVED_SECRET_NAMES = ("redis", "cluster", "cluster-exporter", "tls", "ca")
+
 _ROLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 # Key and channel patterns: Redis glob syntax, no whitespace (an ACL line is
 # space-separated) and no ACL rule characters at the start.
@@ -317,6 +322,13 @@ def _role(where: str, raw: Any, earlier: list[AppRole]) -> AppRole:
     if name in RESERVED_USERS:
         raise SettingsError(
             f"{where}.name", name, "any name except the toolkit's own users " + ", ".join(RESERVED_USERS)
+        )
+    if name in RESERVED_SECRET_NAMES:
+        raise SettingsError(
+            f"{where}.name",
+            name,
+            "a name whose Kubernetes Secret (<name>-<role>) is not one the deployment has: not "
+            + ", ".join(RESERVED_SECRET_NAMES),
         )
     if name in (r.name for r in earlier):
         raise SettingsError(f"{where}.name", name, "a name no other role has")

@@ -162,6 +162,9 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("role-broker-maybe", {**DOCKER, "roles": [role(broker="maybe")]}, "roles[0].broker"),
     ("role-description-not-string", {**DOCKER, "roles": [role(description=5)]}, "roles[0].description"),
     ("role-scan-maybe", {**DOCKER, "roles": [role(scan="maybe")]}, "roles[0].scan"),
+    # A role's Kubernetes Secret (<name>-<role>) may not take the name of another Secret.
+    ("role-named-like-the-redis-config-secret", {**K8S, "roles": [role(name="redis")]}, "roles[0].name"),
+    ("role-named-like-the-ca-secret", {**DOCKER, "roles": [role(name="ca")]}, "roles[0].name"),
     # SCAN lists every key: a role asks for it with `scan: true`, not with a command rule
     # (docs/redis-notes.md#key-listing-commands); RANDOMKEY and CLIENT TRACKING never.
     ("role-scan-as-a-command", {**DOCKER, "roles": [role(commands=["+@read", "+scan"])]}, "roles[0].commands"),
