@@ -25,6 +25,7 @@ import docker
 import pytest
 
 from components.outputs import stack_passwords
+from components.settings import load_settings
 from redis_ha import cli, deployed_files, mocked_program
 from tests.e2e.conftest import Deployment, deploy
 from tests.support.program import ProgramRun, run_program, stack_config
@@ -103,6 +104,10 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
             if component == "redis":
                 # The exporter sidecar mounts its own Secret.
                 files[f"{pod}/passwords.json"] = secrets_["redis-ha-exporter"]["passwords.json"]
+    # What no pod of ours mounts: each application role's Secret, for its application.
+    for role in load_settings(stack_config(stack)).roles:
+        for key, value in secrets_[f"redis-ha-{role.name}"].items():
+            files[f"secret-redis-ha-{role.name}/{key}"] = value
     return files
 
 
