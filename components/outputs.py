@@ -7,14 +7,34 @@ verification suite reads nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from components import security
 from components.settings import Settings
+from components.settings_roles import password_key
 from components.topology import ClusterTopology, Node, SentinelTopology
 
 CONTRACT_VERSION = 1
+# The secret output with the system users' passwords (admin, replica, sentinel,
+# exporter, sentinel-client); application roles have one output each.
+SYSTEM_PASSWORDS = "passwords"
+
+
+def role_password_output(role: str) -> str:
+    """The stack output holding an application role's password: its config key."""
+    return password_key(role)
+
+
+def stack_passwords(stack_outputs: Mapping[str, Any]) -> dict[str, str]:
+    """user -> password from a `pulumi stack output --json --show-secrets` document:
+    the system users' `passwords` and every role's own output."""
+    passwords = dict(stack_outputs.get(SYSTEM_PASSWORDS) or {})
+    for role in (stack_outputs.get("redisHa") or {}).get("roles", []):
+        output = role.get("passwordOutput")
+        if output in stack_outputs:
+            passwords[role["name"]] = stack_outputs[output]
+    return passwords
 
 
 # Settings the verification suite compares with CONFIG GET on every Redis node.
@@ -97,9 +117,14 @@ def _users_and_roles(settings: Settings) -> dict[str, Any]:
                 "channels": list(r.channels),
                 "commands": list(r.commands),
                 "broker": r.broker,
+                "scan": r.scan,
+                # the secret stack output with its password
+                "passwordOutput": role_password_output(r.name),
             }
             for r in settings.roles
         ],
+        # What every user may run, per server kind (tests/verify/test_least_privilege.py).
+        "acl": security.allowlists(settings),
     }
 
 

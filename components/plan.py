@@ -117,6 +117,9 @@ class Exporter:
     image: str
     watches: str  # the kind of the group it scrapes
     targets: tuple[Node, ...]
+    # Its environment on both backends besides address, user and password file: no
+    # CONFIG GET, whose reply holds masterauth (docs/redis-notes.md#exporter-user-and-image).
+    environment: tuple[tuple[str, str], ...] = tuple(sorted(security.EXPORTER_ENVIRONMENT.items()))
 
 
 @dataclass(frozen=True)

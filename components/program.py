@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from components import plan, security
+from components import outputs, plan, security
 from components.credentials import Credentials, CredentialsArgs
 from components.outputs import combine_deployments
 from components.settings import Settings, load_settings
@@ -62,7 +62,14 @@ def deploy_settings(
     deployment = descriptions[0]
     if len(descriptions) == 2:
         deployment = pulumi.Output.all(*descriptions).apply(lambda parts: combine_deployments(parts[0], parts[1]))
-    return {
+    roles = [r.name for r in settings.roles]
+    system = {user: p for user, p in credentials.passwords.items() if user not in roles}
+    stack_outputs: dict[str, pulumi.Output[Any]] = {
         "redisHa": deployment,
-        "passwords": pulumi.Output.secret(pulumi.Output.all(**credentials.passwords)),
+        outputs.SYSTEM_PASSWORDS: pulumi.Output.secret(pulumi.Output.all(**system)),
     }
+    # One secret output per application role: a pipeline can be given one role's
+    # password without the others (`pulumi stack output --show-secrets cachePassword`).
+    for role in roles:
+        stack_outputs[outputs.role_password_output(role)] = pulumi.Output.secret(credentials.passwords[role])
+    return stack_outputs

@@ -2,13 +2,28 @@
 
 Plain Python. Passwords are never held here: the backends pass them in (from Pulumi
 secrets) only inside `Output.apply`, and the ACL files carry nothing but their sha256.
+
+Every user's allowlist, the exact set of commands and subcommands (`get`,
+`client|setname`) it may run, comes from the same declarations as its `user` line:
+
+- a system user (replica, sentinel, exporter, and on the Sentinel port the Sentinel
+  peers and sentinel-client) is declared as a literal tuple of commands, and its rules
+  are `-@all` followed by exactly those grants;
+- an application role grants ACL categories, so its exact set depends on the command
+  table of the Redis version it runs on: `allowed_commands` evaluates the role's rules,
+  in order, against a server's table (COMMAND INFO), as Redis evaluates them.
+
+`allowlists` publishes the rules per server kind and user in the stack outputs;
+tests/verify/acl_sweep.py evaluates them on every deployed node and checks with
+ACL DRYRUN that each user may run exactly that set, nothing more and nothing less.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from components.settings import AppRole, Settings
 
@@ -22,52 +37,132 @@ class AclUser:
     description: str
 
 
-# docs/redis-notes.md#replica-user: all a replica needs from its master (and every node may become a
-# replica after a failover, so every node carries it).
-REPLICA = AclUser("replica", "resetchannels -@all +psync +replconf +ping", "replication between Redis nodes")
+# docs/redis-notes.md#least-privilege-allowlists: Redis runs the commands flagged
+# `no_auth` without checking the user's command permissions: AUTH and HELLO must work
+# before anyone is authenticated, QUIT and RESET only end or reset the caller's own
+# connection. `-auth` in a rule changes nothing, so
+# they belong to every allowlist. A Sentinel's command table has only AUTH and HELLO.
+ALWAYS_ALLOWED = ("auth", "hello", "quit", "reset")
 
-# docs/redis-notes.md#sentinel-user: the minimal set from the Sentinel documentation. SLAVEOF, CONFIG
-# REWRITE and CLIENT KILL inside MULTI/EXEC are the failover itself.
+
+def _grant(commands: Iterable[str]) -> str:
+    return " ".join(f"+{c}" for c in commands)
+
+
+# docs/redis-notes.md#replica-user: all a replica needs from its master; every node may
+# become a replica after a failover, so every node carries it. PSYNC is a full copy of
+# every key: the `replica` password (masterauth in redis.conf) is as good as the data,
+# which is why no other user may read the configuration (CONFIG GET masterauth).
+REPLICA_COMMANDS = ("psync", "replconf", "ping")
+REPLICA = AclUser("replica", f"resetchannels -@all {_grant(REPLICA_COMMANDS)}", "replication between Redis nodes")
+
+# docs/redis-notes.md#sentinel-user: the minimal set of the Sentinel documentation:
+# SLAVEOF, CONFIG REWRITE and CLIENT KILL inside MULTI/EXEC are the failover itself
+# (Sentinel kills the clients of a demoted master so that they reconnect to the new
+# one), SCRIPT KILL unblocks a BUSY master, PUBLISH/SUBSCRIBE on the hello channel is
+# how Sentinels find each other.
+SENTINEL_COMMANDS = (
+    "multi",
+    "slaveof",
+    "ping",
+    "exec",
+    "subscribe",
+    "config|rewrite",
+    "role",
+    "publish",
+    "info",
+    "client|setname",
+    "client|kill",
+    "script|kill",
+)
 SENTINEL = AclUser(
     "sentinel",
-    "resetchannels &__sentinel__:hello -@all +multi +slaveof +ping +exec +subscribe "
-    "+config|rewrite +role +publish +info +client|setname +client|kill +script|kill",
+    f"resetchannels &__sentinel__:hello -@all {_grant(SENTINEL_COMMANDS)}",
     "Sentinel's monitoring and failover connections",
 )
 
-# docs/redis-notes.md#exporter-user-and-image: redis_exporter's read-only set (its README), restricted to commands
-# Redis 7.0 knows, with `+client` narrowed to what the exporter calls (the README's
-# `+client` would allow CLIENT PAUSE and CLIENT KILL).
-EXPORTER = AclUser(
-    "exporter",
-    "resetchannels -@all +@connection +memory -readonly +strlen +config|get +xinfo +pfcount "
-    "-quit +zcard +type +xlen -readwrite -command +client|list +client|info +client|setname "
-    "-wait +scard +llen +hlen +get "
-    "+eval +slowlog +cluster|info +cluster|slots +cluster|nodes -hello -echo +info "
-    "+latency +scan -reset -auth -asking",
-    "Prometheus redis_exporter, read-only",
+# docs/redis-notes.md#exporter-user-and-image: what redis_exporter (1.45 to 1.62) sends
+# on a scrape with its defaults: CLIENT SETNAME (set-client-name), INFO ALL, CLUSTER
+# INFO on a cluster node, LATENCY LATEST and HISTOGRAM, SLOWLOG LEN and GET 1; PING for
+# operators checking the credential. No CONFIG: its GET * returns masterauth, the
+# replica password (ACL cannot restrict CONFIG GET's argument), so the exporter runs
+# with EXPORTER_ENVIRONMENT; maxmemory still comes from INFO memory. No key commands, no
+# SCAN (its check-keys options are not used; SCAN would list every key whatever the key
+# patterns), no CLIENT LIST, KILL or PAUSE. SLOWLOG GET shows the arguments of slow
+# commands, with AUTH, HELLO, ACL SETUSER and CONFIG SET secrets redacted by Redis.
+EXPORTER_COMMANDS = (
+    "ping",
+    "info",
+    "client|setname",
+    "cluster|info",
+    "latency|latest",
+    "latency|histogram",
+    "slowlog|len",
+    "slowlog|get",
 )
+EXPORTER = AclUser(
+    "exporter", f"resetchannels -@all {_grant(EXPORTER_COMMANDS)}", "Prometheus redis_exporter, read-only"
+)
+
+# The exporter's environment in both backends: `-` skips its `CONFIG GET *` (1.61 and
+# later; 1.45 sends the unknown command `-` and ignores the error). The same as the
+# flag --config-command=-.
+EXPORTER_ENVIRONMENT: Mapping[str, str] = {"REDIS_EXPORTER_CONFIG_COMMAND": "-"}
 
 ADMIN = AclUser("admin", "~* &* +@all", "operators; the only user with every command")
 
-# docs/redis-notes.md#define-the-default-user: an aclfile without a `default` line recreates `default nopass +@all`.
+# docs/redis-notes.md#define-the-default-user: an aclfile without a `default` line
+# recreates `default nopass +@all`.
 DEFAULT_OFF = "user default off resetpass resetkeys resetchannels -@all"
 
 # The Sentinel port has its own users (in sentinel.conf). Peers authenticate to each
-# other as `sentinel`; applications discover the master as `sentinel-client`, which
-# may read the Sentinel state and subscribe to its events but change nothing.
-SENTINEL_PEER = AclUser("sentinel", "~* &* +@all", "Sentinel-to-Sentinel links")
+# other as `sentinel` and send a peer only PING, CLIENT SETNAME, the hello PUBLISH and
+# SENTINEL IS-MASTER-DOWN-BY-ADDR (the failure agreement and the leader vote).
+SENTINEL_PEER_COMMANDS = ("ping", "publish", "client|setname", "sentinel|is-master-down-by-addr")
+SENTINEL_PEER = AclUser(
+    "sentinel",
+    f"resetchannels &__sentinel__:hello -@all {_grant(SENTINEL_PEER_COMMANDS)}",
+    "Sentinel-to-Sentinel links",
+)
+# Applications discover the master as `sentinel-client` (redis-py's Sentinel, and with
+# it kombu's sentinel transport and Celery: SENTINEL MASTERS and SLAVES; other clients
+# ask GET-MASTER-ADDR-BY-NAME, MASTER, REPLICAS, SENTINELS and subscribe to the events;
+# the verification suite checks CKQUORUM). Connection setup needs only AUTH or HELLO,
+# CLIENT SETNAME when a client name is set, and PING; redis-py's CLIENT SETINFO (7.2)
+# is refused and redis-py ignores that. Read-only: no SENTINEL FAILOVER, SET, RESET,
+# REMOVE, MONITOR, CONFIG, no IS-MASTER-DOWN-BY-ADDR (a vote in the leader election),
+# no CLIENT KILL or PAUSE.
+SENTINEL_CLIENT_COMMANDS = (
+    "ping",
+    "client|setname",
+    "subscribe",
+    "psubscribe",
+    "unsubscribe",
+    "punsubscribe",
+    "sentinel|get-master-addr-by-name",
+    "sentinel|master",
+    "sentinel|masters",
+    "sentinel|replicas",
+    "sentinel|slaves",
+    "sentinel|sentinels",
+    "sentinel|ckquorum",
+)
 SENTINEL_CLIENT = AclUser(
     "sentinel-client",
-    "&* -@all +@connection +ping +role +subscribe +psubscribe +unsubscribe +punsubscribe "
-    "+sentinel|get-master-addr-by-name +sentinel|master +sentinel|masters "
-    "+sentinel|replicas +sentinel|slaves +sentinel|sentinels +sentinel|ckquorum "
-    "+sentinel|myid",
+    f"resetchannels &* -@all {_grant(SENTINEL_CLIENT_COMMANDS)}",
     "applications and the verification suite: master discovery only",
 )
 
 SYSTEM_USERS = (ADMIN, REPLICA, SENTINEL, EXPORTER)
 SENTINEL_PORT_USERS = (ADMIN, SENTINEL_PEER, SENTINEL_CLIENT)
+
+# The declared allowlist of each system user, by server kind; ALWAYS_ALLOWED comes on
+# top. None: every command (admin).
+SYSTEM_ALLOWLISTS: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
+    "redis": {"admin": None, "replica": REPLICA_COMMANDS, "sentinel": SENTINEL_COMMANDS, "exporter": EXPORTER_COMMANDS},
+    "sentinel": {"admin": None, "sentinel": SENTINEL_PEER_COMMANDS, "sentinel-client": SENTINEL_CLIENT_COMMANDS},
+    "cluster": {"admin": None, "replica": REPLICA_COMMANDS, "exporter": EXPORTER_COMMANDS},
+}
 
 
 # Server-wide commands outside @dangerous: one application must not be able to flush
@@ -79,24 +174,45 @@ _SERVER_WIDE_WRITES = (
     "-function|restore",
     "-script|flush",
 )
-# Appended after every application role's own rules (components/settings_roles.py
-# refuses role grants these would take away again).
-APP_ROLE_DENIALS = ("-@dangerous", *_SERVER_WIDE_WRITES)
+
+# What every application role loses after all it grants, whatever its commands say
+# (components/settings_roles.py refuses role grants these would take away again).
+# `~prefix:*` does not limit commands that take no key, hence -@dangerous (FLUSHALL,
+# KEYS, CONFIG, DEBUG, CLIENT KILL/PAUSE/LIST, ...), the function/script flushes and
+# SCRIPT DEBUG (its SYNC mode blocks the whole server while a script is debugged). Key
+# patterns do not filter what a command reports about other keys either: RANDOMKEY names
+# a random key of the whole keyspace, CLUSTER GETKEYSINSLOT lists a slot's keys, and
+# CLIENT TRACKING ON BCAST sends the name of every key anyone modifies
+# (`session:<token>` to the cache user): docs/redis-notes.md#key-listing-commands.
+APP_ROLE_DENIALS = (
+    "-@dangerous",
+    *_SERVER_WIDE_WRITES,
+    "-script|debug",
+    "-randomkey",
+    "-cluster|getkeysinslot",
+    "-client|tracking",
+)
 
 
 def app_role_rules(role: AppRole) -> str:
     """ACL rules for an application role.
 
-    `-@dangerous` and the server-wide function/script writes always come last, so no
-    granted category can bring back FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, FUNCTION
-    FLUSH and friends: `~prefix:*` does not limit commands that take no key
-    (docs/redis-notes.md#roles-match-what-clients-use). Since 7.0 a user has no channels unless granted.
+    The denials always come last, so no granted category can bring them back. SCAN
+    walks the whole keyspace whatever the key patterns (MATCH is only a filter the
+    client chooses), so it is granted to roles that declare `scan` and denied to the
+    others (docs/redis-notes.md#key-listing-commands). `~prefix:*` does not limit
+    commands that take no key (docs/redis-notes.md#roles-match-what-clients-use). Since
+    7.0 a user has no channels unless granted.
     """
     parts = ["resetkeys", "resetchannels", "-@all"]
     parts += [f"~{k}" for k in role.keys]
     parts += [f"&{c}" for c in role.channels]
     parts += list(role.commands)
+    if role.scan:
+        parts.append("+scan")
     parts += APP_ROLE_DENIALS
+    if not role.scan:
+        parts.append("-scan")
     return " ".join(parts)
 
 
@@ -135,3 +251,115 @@ def password_hash(password: str) -> str:
 
 def acl_line(user: AclUser, passwords: Mapping[str, str]) -> str:
     return f"user {user.name} on {password_hash(passwords[user.name])} {user.rules}"
+
+
+# --- allowlists
+# ------------------------------------------------------------------------
+
+SERVER_KINDS = ("redis", "sentinel", "cluster")
+
+
+def server_users(settings: Settings, kind: str) -> tuple[AclUser, ...]:
+    """The users of one server kind: a Redis node of the Sentinel group, a Sentinel, a
+    Redis Cluster node."""
+    if kind == "redis":
+        return redis_users(settings)
+    if kind == "sentinel":
+        return SENTINEL_PORT_USERS
+    if kind == "cluster":
+        return cluster_redis_users(settings)
+    raise ValueError(f"unknown server kind {kind!r}; one of {', '.join(SERVER_KINDS)}")
+
+
+def command_rules(rules: str) -> tuple[str, ...]:
+    """The command rules of a user's ACL rules, in order (`+@read`, `-scan`,
+    `+client|setname`); `allcommands`/`nocommands` as `+@all`/`-@all`."""
+    aliases = {"allcommands": "+@all", "nocommands": "-@all"}
+    return tuple(aliases.get(t, t) for t in rules.split() if t in aliases or (len(t) > 1 and t[0] in "+-"))
+
+
+def _patterns(rules: str, sigil: str, everything: str, reset: str) -> tuple[str, ...]:
+    """Key (`~`) or channel (`&`) patterns of ACL rules, `*` for allkeys/allchannels."""
+    found: list[str] = []
+    for token in rules.split():
+        if token == reset:
+            found = []
+        elif token == everything:
+            found = ["*"]
+        elif token.startswith(sigil):
+            found.append(token[1:])
+    return tuple(found)
+
+
+def allowlists(settings: Settings) -> dict[str, Any]:
+    """For the stack outputs: per server kind and user, the command rules of its user
+    line (in order) and its key and channel patterns, plus ALWAYS_ALLOWED. Evaluated
+    against a server's command table they give the user's exact allowlist there."""
+    return {
+        "alwaysAllowed": list(ALWAYS_ALLOWED),
+        "servers": {
+            kind: {
+                user.name: {
+                    "commands": list(command_rules(user.rules)),
+                    "keys": list(_patterns(user.rules, "~", "allkeys", "resetkeys")),
+                    "channels": list(_patterns(user.rules, "&", "allchannels", "resetchannels")),
+                }
+                for user in server_users(settings, kind)
+            }
+            for kind in SERVER_KINDS
+        },
+    }
+
+
+class ServerCommand(Protocol):
+    """One command a server can run (a command without subcommands, or a subcommand
+    `parent|sub`) and its ACL categories (without `@`), as COMMAND INFO reports them;
+    tests/verify/acl_sweep.py reads them from a live server."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def categories(self) -> frozenset[str]: ...
+
+
+def allowed_commands(rules: Sequence[str], table: Iterable[ServerCommand]) -> frozenset[str]:
+    """The exact allowlist the command rules give on a server with this command table.
+
+    The rules apply in order, as Redis applies them: `+@cat`/`-@cat` set or clear every
+    command and subcommand of the category (`@all`: all of them), `+cmd` a command with
+    all its subcommands, `+cmd|sub` one subcommand. ALWAYS_ALLOWED is on top.
+    """
+    commands = {c.name: c for c in table}
+    allowed: set[str] = set()
+    for rule in rules:
+        sign, target = rule[0], rule[1:]
+        if target.startswith("@"):
+            category = target[1:]
+            selected = {n for n, c in commands.items() if category == "all" or category in c.categories}
+        elif target in commands or "|" in target:
+            if target not in commands:
+                raise ValueError(f"rule {rule}: the server has no command {target}")
+            selected = {target}
+        else:
+            selected = {n for n in commands if n.startswith(f"{target}|")}
+            if not selected:
+                raise ValueError(f"rule {rule}: the server has no command {target}")
+        if sign == "+":
+            allowed |= selected
+        else:
+            allowed -= selected
+    return frozenset(allowed | (set(ALWAYS_ALLOWED) & set(commands)))
+
+
+def declared_allowlist(kind: str, user: str, table: Iterable[ServerCommand]) -> frozenset[str] | None:
+    """A system user's declared allowlist on a server with this command table (its
+    commands plus ALWAYS_ALLOWED, `None` for an application role); admin: everything."""
+    names = {c.name for c in table}
+    declared = SYSTEM_ALLOWLISTS[kind]
+    if user not in declared:
+        return None
+    commands = declared[user]
+    if commands is None:
+        return frozenset(names)
+    return frozenset(commands) | (frozenset(ALWAYS_ALLOWED) & names)

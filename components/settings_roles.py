@@ -25,6 +25,11 @@ RESERVED_USERS = ("default", "admin", "replica", "sentinel", "sentinel-client", 
 SYSTEM_PASSWORD_USERS = tuple(u for u in RESERVED_USERS if u != "default")
 PASSWORD_SUFFIX = "Password"
 
+# On Kubernetes each role gets a Secret `<name>-<role>` (components/kubernetes/deployment.py);
+# these would take the name of a Secret the deployment has already: a group's config
+# (`<name>-redis`, `<name>-cluster`), the cluster's exporter, the TLS pair or the CA.
+RESERVED_SECRET_NAMES = ("redis", "cluster", "cluster-exporter", "tls", "ca")
+
 _ROLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 # Key and channel patterns: Redis glob syntax, no whitespace (an ACL line is
 # space-separated) and no ACL rule characters at the start.
@@ -106,6 +111,10 @@ class AppRole:
     # A role that stores queues (a Celery broker) loses tasks under eviction.
     broker: bool = False
     description: str = ""
+    # SCAN walks the whole keyspace whatever the key patterns: only a role that says it
+    # needs SCAN gets it (components/security.py app_role_rules,
+    # docs/redis-notes.md#key-listing-commands).
+    scan: bool = False
 
 
 # Each default role reproduces one use case of the seed design; the key and channel
@@ -118,6 +127,7 @@ DEFAULT_ROLES: tuple[AppRole, ...] = (
         channels=(),
         commands=(*_APP_COMMANDS, "+@scripting"),
         description="cache-aside entries, invalidation by SCAN, stampede locks",
+        scan=True,
     ),
     AppRole(
         name="sessions",
@@ -259,9 +269,16 @@ def refused_grant(rule: str, denials: Iterable[str]) -> str | None:
     return None
 
 
+# SCAN lists the whole keyspace whatever the key patterns, so it is not a command rule
+# like the others: a role asks for it with `scan: true` (security.app_role_rules grants
+# or denies it after every other rule; docs/redis-notes.md#key-listing-commands).
+SCAN_GRANTS = ("+scan",)
+SCAN_REASON = "not a command rule: SCAN lists every key whatever the key patterns; set the role's `scan: true`"
+
+
 # --- reading redis-ha:roles ----------------------------------------------------------
 
-_ROLE_FIELDS = ("name", "keys", "channels", "commands", "broker", "description")
+_ROLE_FIELDS = ("name", "keys", "channels", "commands", "broker", "description", "scan")
 
 
 def _str_list(key: str, value: Any, item_re: re.Pattern[str], allowed: str) -> tuple[str, ...]:
@@ -286,6 +303,8 @@ def _commands(key: str, value: Any) -> tuple[str, ...]:
         reason = refused_grant(rule, denials)
         if reason is not None:
             raise SettingsError(key, rule, f"{reason}, or use the admin user")
+        if rule in SCAN_GRANTS:
+            raise SettingsError(key, rule, SCAN_REASON)
     return commands
 
 
@@ -304,6 +323,13 @@ def _role(where: str, raw: Any, earlier: list[AppRole]) -> AppRole:
         raise SettingsError(
             f"{where}.name", name, "any name except the toolkit's own users " + ", ".join(RESERVED_USERS)
         )
+    if name in RESERVED_SECRET_NAMES:
+        raise SettingsError(
+            f"{where}.name",
+            name,
+            "a name whose Kubernetes Secret (<name>-<role>) is not one the deployment has: not "
+            + ", ".join(RESERVED_SECRET_NAMES),
+        )
     if name in (r.name for r in earlier):
         raise SettingsError(f"{where}.name", name, "a name no other role has")
     keys = _str_list(f"{where}.keys", raw.get("keys"), _PATTERN_RE, "key patterns without spaces (e.g. cache:*)")
@@ -317,7 +343,8 @@ def _role(where: str, raw: Any, earlier: list[AppRole]) -> AppRole:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise SettingsError(f"{where}.description", description, "a string")
-    return AppRole(name, keys, channels, commands, broker, description)
+    scan = read_bool(f"{where}.scan", raw.get("scan", False))
+    return AppRole(name, keys, channels, commands, broker, description, scan)
 
 
 def read_roles(key: str, value: Any) -> tuple[AppRole, ...]:

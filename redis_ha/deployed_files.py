@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from components.outputs import stack_passwords
 from redis_ha.mocked_program import ProgramRun, Registered
 
 CONTAINER = "docker:index/container:Container"
@@ -184,9 +185,9 @@ def deployed_files(run: ProgramRun) -> list[DeployedFile]:
 
 
 def run_passwords(run: ProgramRun) -> dict[str, str]:
-    """user -> password for every password the run used: the `passwords` stack output,
-    and any generated password it does not list (named after its resource)."""
-    passwords = dict(run.outputs.get("passwords") or {})
+    """user -> password for every password the run used: the `passwords` stack output
+    and the roles' own outputs, and any generated password it does not list (named after its resource)."""
+    passwords = stack_passwords(run.outputs)
     known = set(passwords.values())
     for resource_name, password in run.passwords.items():
         if password not in known:

@@ -189,6 +189,7 @@ class _DockerPart(pulumi.ComponentResource):
                 "REDIS_USER=exporter",
                 f"REDIS_PASSWORD_FILE={EXPORTER_PASSWORD_FILE}",
                 f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS=:{node.port}",
+                *(f"{k}={v}" for k, v in exporter.environment),
             ],
             uploads=[docker.ContainerUploadArgs(file=EXPORTER_PASSWORD_FILE, content=password_file)],
         )

@@ -28,10 +28,12 @@ from components.kubernetes.layout import (
     POD_SECURITY,
     SCRIPTS_CHECKSUM,
     TLS_FILES,
+    headless_service,
     service_host,
     testinfra_host,
 )
 from components.plan import ADMIN_PASSWORD_FILE, Group, Part
+from components.security import SENTINEL_CLIENT
 from components.settings import Settings
 from components.topology import Node
 
@@ -58,6 +60,9 @@ class PartArgs:
     namespace: pulumi.Input[str] | None = None
     # deploy the alert rules and the dashboard with this part (once per stack)
     monitoring_files: bool = True
+    # make the applications' Secret of every role (once per stack: the Sentinel group's
+    # when there is one, else the cluster's)
+    role_secrets: bool = True
 
 
 class _KubernetesPart(pulumi.ComponentResource):
@@ -68,6 +73,8 @@ class _KubernetesPart(pulumi.ComponentResource):
     """host:port of the Service applications connect to (Sentinels, cluster seeds)"""
     deployment: pulumi.Output[dict[str, Any]]
     """the stack-output description of the part (no secrets)"""
+    role_secrets: dict[str, k8s.core.v1.Secret]
+    """application role -> its Secret `<name>-<role>` (empty unless PartArgs.role_secrets)"""
 
     def __init__(self, name: str, args: PartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
@@ -139,6 +146,8 @@ class _KubernetesPart(pulumi.ComponentResource):
                 name, s, self._ns, self, part.exporter.watches, with_files=args.monitoring_files
             )
 
+        self.role_secrets = self._role_secrets() if args.role_secrets else {}
+
         client = next(g for g in part.groups if g.client_service)
         self.namespace = self._ns
         self.client_service = pulumi.Output.from_input(
@@ -165,7 +174,7 @@ class _KubernetesPart(pulumi.ComponentResource):
         resource: str,
         secret_name: str,
         component: str,
-        data: pulumi.Input[Mapping[str, str]],
+        data: pulumi.Input[Mapping[str, pulumi.Input[str]]],
         kind: str = "Opaque",
     ) -> k8s.core.v1.Secret:
         return k8s.core.v1.Secret(
@@ -175,6 +184,40 @@ class _KubernetesPart(pulumi.ComponentResource):
             string_data=pulumi.Output.secret(data),
             opts=self._child(),
         )
+
+    def _role_secrets(self) -> dict[str, k8s.core.v1.Secret]:
+        """Per application role a Secret `<name>-<role>` for its application pods to mount
+        or read into their environment: where to connect and as whom. With the Sentinel
+        group: the Sentinel client Service, the master name and the sentinel-client user
+        to discover the master with, and the Redis nodes' headless Service (every Redis
+        pod, a replica too: for reads, or to seed a client that asks ROLE); with a Redis
+        Cluster only: the cluster's client Service as a seed. The passwords are secret."""
+        s, part = self._args.settings, self._args.part
+        passwords = self._args.passwords
+        sentinel = part.kind == "sentinel"
+        if sentinel:
+            where: dict[str, pulumi.Input[str]] = {
+                "host": service_host(s, headless_service(s, "redis")),
+                "port": str(s.port),
+                "sentinelHost": service_host(s, network.client_service_name(s, part.group("sentinel"))),
+                "sentinelPort": str(s.sentinel_port),
+                "masterName": s.master_name,
+                "sentinelUser": SENTINEL_CLIENT.name,
+                "sentinelPassword": passwords[SENTINEL_CLIENT.name],
+            }
+        else:
+            seeds = next(g for g in part.groups if g.client_service)
+            where = {"host": service_host(s, network.client_service_name(s, seeds)), "port": str(s.port)}
+        if s.tls:
+            # The CA certificate is in the Secret `<name>-ca` (key ca.crt).
+            where["tls"] = "true"
+        secrets = {}
+        for role in s.roles:
+            data: dict[str, pulumi.Input[str]] = {**where, "user": role.name, "password": passwords[role.name]}
+            secrets[role.name] = self._secret(
+                f"{self._name}-{role.name}-credentials", f"{s.name}-{role.name}", "credentials", data
+            )
+        return secrets
 
     def _config_secret(self, group: Group) -> None:
         """Every pod's own `<pod>.<config file>` and the files the group shares."""
@@ -252,7 +295,9 @@ def deploy(settings: Settings, parts: tuple[Part, ...], passwords: Mapping[str, 
     for part in parts:
         component = RedisHA if part.kind == "sentinel" else RedisCluster
         namespace = components[0].namespace if components else None
-        args = PartArgs(settings, part, passwords, namespace, monitoring_files=not components)
+        args = PartArgs(
+            settings, part, passwords, namespace, monitoring_files=not components, role_secrets=part is parts[0]
+        )
         components.append(component(part.name, args))
     return [c.deployment for c in components]
 

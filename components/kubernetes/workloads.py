@@ -133,7 +133,7 @@ def _main_container(settings: Settings, group: Group) -> k8s.core.v1.ContainerAr
     )
 
 
-def _exporter_sidecar(settings: Settings) -> k8s.core.v1.ContainerArgs:
+def _exporter_sidecar(settings: Settings, exporter: Exporter) -> k8s.core.v1.ContainerArgs:
     """redis_exporter beside every node of its group, watching its own pod's node
     whatever its role; its password comes from a file (`kubectl describe` and the
     process environment show neither)."""
@@ -150,6 +150,7 @@ def _exporter_sidecar(settings: Settings) -> k8s.core.v1.ContainerArgs:
         "REDIS_USER": "exporter",
         "REDIS_PASSWORD_FILE": f"{EXPORTER_AUTH_DIR}/{EXPORTER_PASSWORD_FILE}",
         "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f":{s.exporter_port}",
+        **dict(exporter.environment),
     }
     return k8s.core.v1.ContainerArgs(
         name="exporter",
@@ -173,8 +174,8 @@ def statefulset_spec(
     s = settings
     sidecar = part.exporter is not None and part.exporter.watches == group.kind
     containers = [_main_container(s, group)]
-    if sidecar:
-        containers.append(_exporter_sidecar(s))
+    if sidecar and part.exporter is not None:
+        containers.append(_exporter_sidecar(s, part.exporter))
     claims = None
     if group.data_volume:
         claims = [

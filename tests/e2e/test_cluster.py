@@ -23,6 +23,7 @@ from typing import Any
 import docker
 import pytest
 
+from components.outputs import stack_passwords
 from tests.e2e.conftest import e2e_config
 from tests.e2e.test_dev_stack import verify
 from tests.support.applier import Applied, DockerApplier
@@ -110,7 +111,7 @@ def test_verification_suite_passes_on_the_cluster(cluster: ClusterDeployment) ->
 
 
 def test_no_password_in_container_definitions(cluster: ClusterDeployment, docker_client: docker.DockerClient) -> None:
-    passwords = cluster.run.outputs["passwords"].values()
+    passwords = stack_passwords(cluster.run.outputs).values()
     for name in cluster.applied.containers:
         definition = str(docker_client.api.inspect_container(name)["Config"])
         assert not [p for p in passwords if p in definition], f"{name}: a password is in the container definition"

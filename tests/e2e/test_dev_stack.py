@@ -7,6 +7,7 @@ import sys
 
 import docker
 
+from components.outputs import stack_passwords
 from tests.e2e.conftest import ROOT, Deployment, deploy
 from tests.verify.access import Node, Outputs
 
@@ -34,7 +35,7 @@ def test_verification_suite_passes_on_the_dev_stack(dev_deployment: Deployment) 
 
 
 def test_no_password_in_container_definitions(dev_deployment: Deployment, docker_client: docker.DockerClient) -> None:
-    passwords = dev_deployment.outputs["passwords"].values()
+    passwords = stack_passwords(dev_deployment.outputs).values()
     for name in dev_deployment.applied.containers:
         definition = str(docker_client.api.inspect_container(name)["Config"])
         leaked = [p for p in passwords if p in definition]

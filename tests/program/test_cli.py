@@ -24,6 +24,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from components.outputs import stack_passwords
+from components.settings import load_settings
 from redis_ha import cli, deployed_files, mocked_program
 from tests.e2e.conftest import Deployment, deploy
 from tests.support.program import ProgramRun, run_program, stack_config
@@ -102,6 +104,10 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
             if component == "redis":
                 # The exporter sidecar mounts its own Secret.
                 files[f"{pod}/passwords.json"] = secrets_["redis-ha-exporter"]["passwords.json"]
+    # What no pod of ours mounts: each application role's Secret, for its application.
+    for role in load_settings(stack_config(stack)).roles:
+        for key, value in secrets_[f"redis-ha-{role.name}"].items():
+            files[f"secret-redis-ha-{role.name}/{key}"] = value
     return files
 
 
@@ -136,7 +142,7 @@ def test_render_writes_exactly_what_the_program_deploys(
     # redaction, what it deploys is what render wrote.
     reference = run_program(stack_config(stack), stack=stack)
     expected = {
-        path: redact_like_a_reviewer(content, reference.outputs["passwords"])
+        path: redact_like_a_reviewer(content, stack_passwords(reference.outputs))
         for path, content in expected_files(reference, stack).items()
     }
     assert sorted(rendered) == sorted(expected)
@@ -159,7 +165,7 @@ def test_render_contains_no_password_nor_password_hash(
     out = tmp_path / "review"
     assert cli.main(["render", "--stack", stack, "--out", str(out), "--project-dir", str(ROOT)]) == 0
     (run,) = capture_runs
-    passwords = {**run.passwords, **run.outputs["passwords"]}
+    passwords = {**run.passwords, **stack_passwords(run.outputs)}
     assert len(passwords) >= 5
     everything = "\n".join(tree(out).values())
     for user, password in passwords.items():

@@ -20,6 +20,7 @@ from kubernetes_validate.utils import latest_version
 
 from components import rendering, security
 from components.kubernetes import deployment as k8s_deployment
+from components.outputs import stack_passwords
 from components.program import build_plan, naming_for
 from components.settings import load_settings
 from components.topology import build_cluster_topology
@@ -173,7 +174,8 @@ def test_secret_material_appears_only_inside_secret_inputs(any_run: ProgramRun) 
 
 def test_outputs_describe_the_cluster_nodes(any_run: ProgramRun) -> None:
     deployment = any_run.outputs["redisHa"]
-    assert any_run.secret_outputs == {"passwords"}
+    role_outputs = {r["passwordOutput"] for r in any_run.outputs["redisHa"]["roles"]}
+    assert len(role_outputs) == 6 and any_run.secret_outputs == {"passwords", *role_outputs}
     nodes = [n for n in deployment["nodes"] if n["kind"] == "cluster"]
     assert len(nodes) == 6
     assert [n["role"] for n in nodes] == ["master", "replica"] * 3
@@ -188,7 +190,7 @@ def test_outputs_describe_the_cluster_nodes(any_run: ProgramRun) -> None:
     has_sentinel = deployment["topology"] == "both"
     assert bool([n for n in deployment["nodes"] if n["kind"] == "sentinel"]) is has_sentinel
     assert ("masterName" in deployment) is has_sentinel
-    assert not set(any_run.outputs["passwords"].values()) & set(json.dumps(deployment).split('"'))
+    assert not set(stack_passwords(any_run.outputs).values()) & set(json.dumps(deployment).split('"'))
 
 
 def test_cluster_users_have_no_sentinel_user_and_roles_read_the_slot_map(any_run: ProgramRun) -> None:

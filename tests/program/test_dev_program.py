@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.outputs import stack_passwords
 from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config, use_mocks
 
 CONTAINER = "docker:index/container:Container"
@@ -155,12 +156,14 @@ def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> Non
 
 def test_outputs_describe_every_node_and_keep_passwords_secret(dev: ProgramRun) -> None:
     deployment = dev.outputs["redisHa"]
-    assert dev.secret_outputs == {"passwords"}
-    assert sorted(dev.outputs["passwords"]) == sorted(
-        ["admin", "replica", "sentinel", "exporter", "sentinel-client", "cache", "sessions", "ratelimit", "celery"]
-        + ["pubsub", "analytics"]
-    )
-    assert not set(dev.outputs["passwords"].values()) & set(json.dumps(deployment).split('"'))
+    # The system users' passwords in one secret output, each role's in its own.
+    role_outputs = [f"{r}Password" for r in ("cache", "sessions", "ratelimit", "celery", "pubsub", "analytics")]
+    assert set(dev.outputs) == {"redisHa", "passwords", *role_outputs}
+    assert dev.secret_outputs == {"passwords", *role_outputs}
+    assert sorted(dev.outputs["passwords"]) == sorted(["admin", "replica", "sentinel", "exporter", "sentinel-client"])
+    assert [r["passwordOutput"] for r in deployment["roles"]] == role_outputs
+    assert len(set(stack_passwords(dev.outputs).values())) == 11
+    assert not set(stack_passwords(dev.outputs).values()) & set(json.dumps(deployment).split('"'))
     nodes = {n["name"]: n for n in deployment["nodes"]}
     assert sorted(nodes) == sorted(
         [f"redis-ha-redis-{i}" for i in (1, 2, 3)]
@@ -224,7 +227,7 @@ def test_configured_sentinel_client_and_role_passwords_are_used() -> None:
     configured = {"sentinelClientPassword": "Sentinel-Client-Secret-7", "cachePassword": "Cache-Role-Secret~42+="}
     run = run_program({**stack_config("dev"), **configured}, stack="dev")
     assert run.outputs["passwords"]["sentinel-client"] == configured["sentinelClientPassword"]
-    assert run.outputs["passwords"]["cache"] == configured["cachePassword"]
+    assert run.outputs["cachePassword"] == configured["cachePassword"]
     # generated for everyone else only
     assert len(run.passwords) == 9 and not [n for n in run.passwords if n.endswith(("-sentinel-client", "-cache"))]
 

@@ -9,11 +9,13 @@ in fixture teardown, whatever the tests did.
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import socket
 import string
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from components import plan, rendering, security
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
+from tests.verify import acl_sweep
+from tests.verify.access import Node as VerifyNode
+from tests.verify.access import Outputs as VerifyOutputs
 
 LOCALHOST = "127.0.0.1"
 START_TIMEOUT = 10.0
@@ -172,22 +177,30 @@ def node_files(
 
 
 class LiveDeployment:
-    """A master, a replica and a Sentinel rendered from one Settings, on 127.0.0.1."""
+    """A master, a replica and one Sentinel (or `sentinels` of them) rendered from one
+    Settings, on 127.0.0.1."""
 
-    def __init__(self, base: Path, passwords: dict[str, str], config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, base: Path, passwords: dict[str, str], config: dict[str, Any] | None = None, sentinels: int = 1
+    ) -> None:
         self.passwords = passwords
         self.settings = load_settings(config or LIVE_CONFIG)
         template = build_sentinel_topology(self.settings, naming_for(self.settings))
         master = dataclasses.replace(template.master, hostname=LOCALHOST, port=free_port())
         replica = dataclasses.replace(template.replicas[0], hostname=LOCALHOST, port=free_port())
-        sentinel = dataclasses.replace(template.sentinels[0], hostname=LOCALHOST, port=free_port())
+        sentinel_nodes = tuple(
+            dataclasses.replace(node, hostname=LOCALHOST, port=free_port()) for node in template.sentinels[:sentinels]
+        )
         self.topology: SentinelTopology = dataclasses.replace(
-            template, redis_nodes=(master, replica), sentinels=(sentinel,)
+            template, redis_nodes=(master, replica), sentinels=sentinel_nodes
         )
         self.base = base
         self.master = self._render(master, dataclasses.replace(self.settings, port=master.port))
         self.replica = self._render(replica, dataclasses.replace(self.settings, port=replica.port))
-        self.sentinel = self._render(sentinel, dataclasses.replace(self.settings, sentinel_port=sentinel.port))
+        self.sentinels = tuple(
+            self._render(node, dataclasses.replace(self.settings, sentinel_port=node.port)) for node in sentinel_nodes
+        )
+        self.sentinel = self.sentinels[0]
 
     def _render(self, node: Node, settings: Settings) -> LiveNode:
         directory = self.base / node.name
@@ -201,7 +214,7 @@ class LiveDeployment:
 
     @property
     def nodes(self) -> tuple[LiveNode, ...]:
-        return (self.master, self.replica, self.sentinel)
+        return (self.master, self.replica, *self.sentinels)
 
     def client(self, live: LiveNode, user: str = "admin", **kwargs: Any) -> redis.Redis:
         return connect(live.port, user, self.passwords[user], **kwargs)
@@ -220,7 +233,8 @@ class LiveDeployment:
                 f"the replica's link to the master\n{self.replica.log_tail()}",
             )
         if sentinel:
-            self.start_node(self.sentinel)
+            for live in self.sentinels:
+                self.start_node(live)
         return self
 
     def stop(self) -> None:
@@ -264,3 +278,114 @@ def lone_master(tmp_path: Path, passwords: dict[str, str]) -> Iterator[LiveDeplo
         yield live.start(replica=False, sentinel=False)
     finally:
         live.stop()
+
+
+# --- command tables and the verification suite's access, without Docker --------------
+
+
+def local_node(live: LiveNode, passwords: dict[str, str]) -> VerifyNode:
+    """The verification suite's view of a live node: its redis-cli runs through
+    testinfra's local backend (`local://`) instead of `docker://`/`kubectl://`, the
+    same code path otherwise."""
+    spec = {
+        "name": live.node.name,
+        "kind": live.node.kind,
+        "host": LOCALHOST,
+        "port": live.port,
+        "testinfraHost": "local://",
+    }
+    return VerifyNode(spec, VerifyOutputs(deployment={}, passwords=passwords))
+
+
+def sweep_server(live: LiveNode, passwords: dict[str, str]) -> acl_sweep.Server:
+    """acl_sweep's Server for a live node, reached as admin like the verification suite does."""
+    node = local_node(live, passwords)
+    return acl_sweep.Server(node.name, lambda script: node.cli_script("admin", script, "--json"))
+
+
+def _bare_command_table(directory: Path, executable: str) -> dict[str, acl_sweep.ServerCommand]:
+    """The command table of a Redis or Sentinel process with no configuration of ours."""
+    port = free_port()
+    conf = directory / f"{executable}.conf"
+    conf.write_text(f'port {port}\nbind {LOCALHOST}\nsave ""\nappendonly no\ndir {directory}\n')
+    with (directory / f"{executable}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [f"/usr/bin/{executable}", str(conf)], cwd=directory, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(lambda: connect(port).ping(), START_TIMEOUT, f"a bare {executable}")
+
+        def run(script: str) -> str:
+            command = ["redis-cli", "--json", "-h", LOCALHOST, "-p", str(port)]
+            return subprocess.run(command, input=script, capture_output=True, text=True, timeout=30).stdout
+
+        return acl_sweep.Server(executable, run).table
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def command_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, acl_sweep.ServerCommand]]:
+    """The command tables of Debian's redis-server and redis-sentinel (7.0), by server
+    kind as components/security.py names them: `redis`, `sentinel`, `cluster` (a
+    cluster node runs the same redis-server)."""
+    directory = tmp_path_factory.mktemp("command-tables")
+    redis_table = _bare_command_table(directory, "redis-server")
+    return {
+        "redis": redis_table,
+        "sentinel": _bare_command_table(directory, "redis-sentinel"),
+        "cluster": redis_table,
+    }
+
+
+# --- redis_exporter ---------------------------------------------------------------------
+
+EXPORTER_BINARY = "/usr/bin/prometheus-redis-exporter"
+
+
+def _http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def scrape_exporter(deployment: LiveDeployment, targets: tuple[LiveNode, ...]) -> dict[str, str]:
+    """Debian's redis_exporter, configured as the backends configure it (user
+    `exporter`, security.EXPORTER_ENVIRONMENT), in front of the first target: its
+    /metrics, and /scrape?target= for the others. Returns the exposition by node name."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        **security.EXPORTER_ENVIRONMENT,
+        "REDIS_ADDR": f"redis://{LOCALHOST}:{targets[0].port}",
+        "REDIS_USER": "exporter",
+        # The environment, not the command line: `ps` would show an argument.
+        "REDIS_PASSWORD": deployment.passwords["exporter"],
+        "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f"{LOCALHOST}:{port}",
+    }
+    process = subprocess.Popen(
+        [EXPORTER_BINARY],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                first = _http_get(f"http://{LOCALHOST}:{port}/metrics")
+                break
+            except OSError:
+                assert process.poll() is None, f"{EXPORTER_BINARY} exited with {process.returncode}"
+                assert time.monotonic() < deadline, "the exporter did not answer within 15 s"
+                time.sleep(0.1)
+        scraped = {targets[0].node.name: first}
+        for live in targets[1:]:
+            scraped[live.node.name] = _http_get(
+                f"http://{LOCALHOST}:{port}/scrape?target=redis://{LOCALHOST}:{live.port}"
+            )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return scraped

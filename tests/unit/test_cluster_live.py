@@ -25,7 +25,16 @@ from components import plan, rendering, security
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import ClusterNode, ClusterTopology, build_cluster_topology
-from tests.unit.conftest import LOCALHOST, LiveNode, connect, local_layout, make_password, raw_command, wait_until
+from tests.unit.conftest import (
+    LOCALHOST,
+    LiveNode,
+    connect,
+    local_layout,
+    make_password,
+    raw_command,
+    sweep_server,
+    wait_until,
+)
 
 CONFIG = {
     "backend": "docker",
@@ -290,6 +299,18 @@ def test_cluster_node_has_no_sentinel_user_and_refuses_anonymous_clients(cluster
     assert raw_command(cluster.live["redis-ha-cluster-1"].port, "PING").startswith(b"-NOAUTH")
     exporter = cluster.client("redis-ha-cluster-1", "exporter")
     assert cluster_info(exporter)["cluster_state"] == "ok"
+
+
+CLUSTER_USERS = [u.name for u in security.cluster_redis_users(load_settings(CONFIG))]
+
+
+@pytest.mark.parametrize("user", CLUSTER_USERS)
+def test_cluster_user_may_run_exactly_its_allowlist(cluster: LiveCluster, user: str) -> None:
+    # The verification suite's sweep (tests/verify/acl_sweep.py) on a cluster node.
+    acl = security.allowlists(cluster.settings)
+    server = sweep_server(cluster.live["redis-ha-cluster-1"], cluster.passwords)
+    result = server.sweep(user, acl["servers"]["cluster"][user], acl["alwaysAllowed"])
+    assert result.ok, result.report()
 
 
 def test_script_scales_out_and_rebalances_after_a_failover(cluster: LiveCluster) -> None:

@@ -11,11 +11,7 @@ the names the parser's syntax tree holds, so the tokenizer cannot quietly miss o
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +19,11 @@ import promql_parser
 import pytest
 import yaml
 
-from tests.unit.conftest import LOCALHOST, LiveDeployment, free_port
+from tests.unit.conftest import LiveDeployment, scrape_exporter
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "monitoring" / "prometheus-rules.yml"
 DASHBOARD_FILE = ROOT / "monitoring" / "grafana-dashboard.json"
-EXPORTER = "/usr/bin/prometheus-redis-exporter"
 SEVERITIES = {"warning", "critical"}
 # What the issue asks the rules and the dashboard to watch.
 REQUIRED_METRICS = {
@@ -122,41 +117,13 @@ def _metric_names_of(exposition: str) -> set[str]:
     return {re.split(r"[{\s]", line, maxsplit=1)[0] for line in exposition.splitlines() if line and line[0] != "#"}
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
-
-
 @pytest.fixture(scope="module")
 def exporter_metrics(deployment: LiveDeployment) -> set[str]:
     """Every metric name redis_exporter publishes for the live master (with its
-    replica connected, so that the replication series exist) and for the replica."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "REDIS_ADDR": f"redis://{LOCALHOST}:{deployment.master.port}",
-        "REDIS_USER": "exporter",
-        # The environment, not the command line: `ps` would show an argument.
-        "REDIS_PASSWORD": deployment.passwords["exporter"],
-        "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f"{LOCALHOST}:{port}",
-    }
-    process = subprocess.Popen(
-        [EXPORTER], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                master = _get(f"http://{LOCALHOST}:{port}/metrics")
-                break
-            except OSError:
-                assert process.poll() is None, f"{EXPORTER} exited with {process.returncode}"
-                assert time.monotonic() < deadline, "the exporter did not answer within 15 s"
-                time.sleep(0.1)
-        replica = _get(f"http://{LOCALHOST}:{port}/scrape?target=redis://{LOCALHOST}:{deployment.replica.port}")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    replica connected, so that the replication series exist) and for the replica, run
+    as the backends run it: without CONFIG (security.EXPORTER_ENVIRONMENT)."""
+    scraped = scrape_exporter(deployment, (deployment.master, deployment.replica))
+    master, replica = scraped[deployment.master.node.name], scraped[deployment.replica.node.name]
     assert "redis_up 1" in master.splitlines(), "the exporter could not log in to the master"
     assert "redis_up 1" in replica.splitlines(), "the exporter could not log in to the replica"
     return _metric_names_of(master) | _metric_names_of(replica)

@@ -101,6 +101,10 @@ CACHE_DENIED = [
     ("CONFIG", "GET", "maxmemory"),
     ("CONFIG", "SET", "maxmemory", "1"),
     ("KEYS", "*"),
+    # RANDOMKEY and CLIENT TRACKING BCAST name keys of other roles (session:<token>).
+    ("RANDOMKEY",),
+    ("CLIENT", "TRACKING", "ON", "BCAST"),
+    ("CLIENT", "KILL", "TYPE", "normal"),
     ("SHUTDOWN",),
     ("REPLICAOF", "NO", "ONE"),
     ("ACL", "LIST"),
@@ -134,6 +138,17 @@ def test_cache_user_reads_and_writes_its_keys(deployment: LiveDeployment) -> Non
     # Invalidation by SCAN is part of the role; SCAN only shows what exists.
     cache.set("cache:scan", "1", ex=60)
     assert "cache:scan" in list(cache.scan_iter(match="cache:*"))
+
+
+def test_only_a_role_that_declares_scan_may_scan(deployment: LiveDeployment) -> None:
+    # SCAN lists the whole keyspace whatever the key patterns: the cache role (scan:
+    # true) would see session:<token> keys, the sessions role may not scan at all.
+    deployment.client(deployment.master, "sessions").set("session:scan-probe", "1", ex=60)
+    assert "session:scan-probe" in deployment.client(deployment.master, "cache").scan(0, count=1000)[1]
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        deployment.client(deployment.master, "sessions").scan(0)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        deployment.client(deployment.master, "analytics").scan(0)
 
 
 def test_pubsub_user_publishes_only_its_channels(deployment: LiveDeployment) -> None:
@@ -175,7 +190,13 @@ def test_celery_user_can_run_a_broker(deployment: LiveDeployment) -> None:
 def test_exporter_user_reads_but_does_not_write(deployment: LiveDeployment) -> None:
     exporter = deployment.client(deployment.master, "exporter")
     assert exporter.info("replication")["role"] == "master"
-    assert "maxmemory" in exporter.config_get("maxmemory")
+    # maxmemory from INFO: CONFIG GET is refused, it would give masterauth too.
+    assert exporter.info("memory")["maxmemory"] == deployment.settings.maxmemory
+    for name in ("masterauth", "maxmemory", "*"):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            exporter.config_get(name)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        exporter.execute_command("CLIENT", "KILL", "TYPE", "normal")
     with pytest.raises(redis.exceptions.NoPermissionError):
         exporter.set("cache:x", "1")
     with pytest.raises(redis.exceptions.NoPermissionError):
@@ -279,6 +300,9 @@ def test_sentinel_unauthenticated_gets_noauth(deployment: LiveDeployment) -> Non
         ("SENTINEL", "RESET", "*"),
         ("SENTINEL", "REMOVE", "redis-ha"),
         ("SENTINEL", "CONFIG", "GET", "*"),
+        ("SENTINEL", "IS-MASTER-DOWN-BY-ADDR", "127.0.0.1", "1", "0", "*"),
+        ("CLIENT", "PAUSE", "1"),
+        ("CLIENT", "KILL", "TYPE", "normal"),
         ("ACL", "LIST"),
     ],
     ids=lambda c: " ".join(c[:2]),

@@ -161,6 +161,16 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("role-unknown-field", {**DOCKER, "roles": [role(acl="+@all")]}, "roles[0].acl"),
     ("role-broker-maybe", {**DOCKER, "roles": [role(broker="maybe")]}, "roles[0].broker"),
     ("role-description-not-string", {**DOCKER, "roles": [role(description=5)]}, "roles[0].description"),
+    ("role-scan-maybe", {**DOCKER, "roles": [role(scan="maybe")]}, "roles[0].scan"),
+    # A role's Kubernetes Secret (<name>-<role>) may not take the name of another Secret.
+    ("role-named-like-the-redis-config-secret", {**K8S, "roles": [role(name="redis")]}, "roles[0].name"),
+    ("role-named-like-the-ca-secret", {**DOCKER, "roles": [role(name="ca")]}, "roles[0].name"),
+    # SCAN lists every key: a role asks for it with `scan: true`, not with a command rule
+    # (docs/redis-notes.md#key-listing-commands); RANDOMKEY and CLIENT TRACKING never.
+    ("role-scan-as-a-command", {**DOCKER, "roles": [role(commands=["+@read", "+scan"])]}, "roles[0].commands"),
+    ("role-randomkey", {**DOCKER, "roles": [role(commands=["+@read", "+randomkey"])]}, "roles[0].commands"),
+    ("role-client-tracking", {**DOCKER, "roles": [role(commands=["+client|tracking"])]}, "roles[0].commands"),
+    ("role-script-debug", {**DOCKER, "roles": [role(commands=["+script|debug"])]}, "roles[0].commands"),
     ("second-role-bad", {**DOCKER, "roles": [role(), role(name="jobs", keys=["a b"])]}, "roles[1].keys"),
     ("role-name-not-a-string", {**DOCKER, "roles": [role(name=5)]}, "roles[0].name"),
     ("role-key-not-a-string", {**DOCKER, "roles": [role(keys=["cache:*", 5])]}, "roles[0].keys"),
@@ -390,6 +400,7 @@ def test_custom_roles_are_parsed() -> None:
                     "description": "job queue",
                 },
                 {"name": "notify_1", "channels": ["notify:*"], "commands": ["+@pubsub"]},
+                {"name": "indexer", "keys": ["idx:*"], "commands": ["+@read", "+@keyspace"], "scan": True},
             ],
         }
     )
@@ -403,8 +414,16 @@ def test_custom_roles_are_parsed() -> None:
             description="job queue",
         ),
         AppRole(name="notify_1", keys=(), channels=("notify:*",), commands=("+@pubsub",)),
+        AppRole(name="indexer", keys=("idx:*",), channels=(), commands=("+@read", "+@keyspace"), scan=True),
     )
     assert s.broker_roles == ("jobs",)
+    # SCAN is denied unless the role says it needs it.
+    assert [r.scan for r in s.roles] == [False, False, True]
+
+
+def test_scan_as_a_command_rule_points_at_the_scan_field() -> None:
+    with pytest.raises(SettingsError, match="scan: true"):
+        load_settings({**DOCKER, "roles": [{"name": "lister", "keys": ["l:*"], "commands": ["+@read", "+scan"]}]})
 
 
 def test_quorum_defaults_to_a_majority_of_the_sentinels() -> None:
@@ -701,7 +720,7 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ("grant-slaveof", grant("+slaveof"), "roles[0].commands", f"+slaveof {DENIED}"),
     ("grant-failover", grant("+failover"), "roles[0].commands", f"+failover {DENIED}"),
     ("grant-script-flush", grant("+script|flush"), "roles[0].commands", f"+script|flush {DENIED}"),
-    ("grant-script", grant("+script"), "roles[0].commands", f"+script includes script|flush, {LOST}"),
+    ("grant-script", grant("+script"), "roles[0].commands", f"+script includes script|debug, script|flush, {LOST}"),
     ("grant-function-flush", grant("+function|flush"), "roles[0].commands", f"+function|flush {DENIED}"),
     ("grant-function-restore", grant("+function|restore"), "roles[0].commands", f"+function|restore {DENIED}"),
     ("grant-function", grant("+function"), "roles[0].commands", "+function includes function|delete, function|flush"),

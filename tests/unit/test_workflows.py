@@ -16,7 +16,10 @@ import importlib.resources
 import json
 import re
 import shlex
+import shutil
 import socket
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -320,10 +323,136 @@ def test_pull_requests_are_linted_tested_and_previewed_with_a_comment() -> None:
     assert step["with"]["comment-on-pr"] is True
     assert step["with"]["github-token"] == "${{ secrets.GITHUB_TOKEN }}"
     assert job["permissions"]["pull-requests"] == "write"
-    stacks = job["strategy"]["matrix"]["stack"]
+    stacks = [entry["stack"] for entry in job["strategy"]["matrix"]["include"]]
     assert step["with"]["stack-name"] == "${{ matrix.stack }}" and sorted(stacks) == ["dev", "prod"]
     for stack in stacks:
         assert (ROOT / f"Pulumi.{stack}.yaml").is_file()
+
+
+# --- CI that cannot leak prod (issue 13) ------------------------------------------
+
+PROTECTED_PREVIEW = "prod-preview"
+# The only secret a job outside a GitHub environment may see.
+UNGATED_SECRETS = {"GITHUB_TOKEN"}
+
+
+def _secrets_of(job: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"secrets\.([A-Za-z0-9_]+)", json.dumps(job)))
+
+
+def test_the_prod_preview_runs_only_in_its_protected_environment() -> None:
+    """A pull request's program runs with the prod credentials only in the prod-preview
+    environment (required reviewers), whether the branch is a fork's or the
+    repository's own; fork pull requests do not run the preview at all."""
+    workflow = load_yaml(WORKFLOWS_DIR / "pull-request.yml")
+    assert set(workflow["on"]) == {"pull_request"}, "never pull_request_target: it hands forks the secrets"
+    (job_name, job, _), *_ = pulumi_steps(workflow)
+    assert job["environment"] == "${{ matrix.environment }}"
+    environments = {e["stack"]: e["environment"] for e in job["strategy"]["matrix"]["include"]}
+    assert environments == {"dev": "dev-preview", "prod": PROTECTED_PREVIEW}
+    assert job["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    # The stack's secrets are read only by jobs that run in an environment.
+    for path in WORKFLOWS:
+        for name, other in load_yaml(path)["jobs"].items():
+            if "environment" not in other:
+                assert _secrets_of(other) <= UNGATED_SECRETS, f"{path.name}: job {name} reads secrets ungated"
+    # Pulumi's credentials reach no job-level or workflow-level env of an ungated job.
+    assert "env" not in workflow
+
+
+def test_the_secrets_check_catches_an_ungated_prod_preview() -> None:
+    workflow = load_yaml(WORKFLOWS_DIR / "pull-request.yml")
+    job = copy.deepcopy(workflow["jobs"]["preview"])
+    del job["environment"]
+    assert _secrets_of(job) - UNGATED_SECRETS >= {"KUBECONFIG", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN"}
+
+
+USES_RE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+PINNED_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_every_action_is_pinned_by_commit_sha_with_its_version(path: Path) -> None:
+    lines = [USES_RE.match(line) for line in path.read_text().splitlines()]
+    uses = [(m.group(1), m.group(2).strip()) for m in lines if m]
+    assert uses, path.name
+    for reference, comment in uses:
+        assert PINNED_RE.match(reference), f"{path.name}: {reference} is not pinned by a full commit SHA"
+        assert re.fullmatch(r"# v\d+\.\d+\.\d+", comment), f"{path.name}: {reference} lacks its `# vX.Y.Z` comment"
+    # One SHA per action across the workflows: an upgrade moves every use at once.
+    by_action: dict[str, set[str]] = {}
+    for other in WORKFLOWS:
+        for m in (USES_RE.match(line) for line in other.read_text().splitlines()):
+            if m:
+                action, sha = m.group(1).split("@")
+                by_action.setdefault(action, set()).add(sha)
+    assert all(len(shas) == 1 for shas in by_action.values()), by_action
+
+
+ZIZMOR = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
+# zizmor's severities; a finding above `low` fails.
+ALLOWED_SEVERITIES = {"unknown", "informational", "low"}
+
+
+def zizmor_findings(*paths: Path) -> list[dict[str, Any]]:
+    """zizmor's findings (JSON) for the workflow files, offline: no GitHub API, no
+    network (--offline), every audit of the default persona."""
+    if ZIZMOR is None:
+        pytest.fail("zizmor is not installed: pip install -e '.[test]'")
+    result = subprocess.run(
+        [ZIZMOR, "--offline", "--no-progress", "--format", "json", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "NO_COLOR": "1"},
+    )
+    # Exit codes 0 and 10-14 are "no findings" and "findings of some severity".
+    assert result.returncode == 0 or 10 <= result.returncode <= 14, result.stderr[-2000:]
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+def _describe(finding: dict[str, Any]) -> str:
+    location = finding["locations"][0]
+    path = location["symbolic"]["key"]["Local"]["verbatim_path"]
+    row = location["concrete"]["location"]["start_point"]["row"] + 1
+    return f"{Path(path).name}:{row} {finding['ident']} ({finding['determinations']['severity']}): {finding['desc']}"
+
+
+def test_zizmor_reports_nothing_above_low() -> None:
+    findings = zizmor_findings(*WORKFLOWS)
+    above_low = [_describe(f) for f in findings if f["determinations"]["severity"].lower() not in ALLOWED_SEVERITIES]
+    assert above_low == []
+
+
+def test_zizmor_catches_what_the_workflows_must_not_do(tmp_path: Path) -> None:
+    """The negative control: an unpinned action, a pull_request_target checkout of the
+    branch, a template injection and persisted credentials are all reported."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        json.dumps(
+            {
+                "name": "bad",
+                "on": {"pull_request_target": {}},
+                "permissions": "write-all",
+                "jobs": {
+                    "x": {
+                        "runs-on": "ubuntu-24.04",
+                        "steps": [
+                            {
+                                "uses": "actions/checkout@v4",
+                                "with": {"ref": "${{ github.event.pull_request.head.sha }}"},
+                            },
+                            {"run": 'echo "${{ github.event.pull_request.title }}"'},
+                        ],
+                    }
+                },
+            }
+        )
+    )
+    findings = zizmor_findings(bad)
+    idents = {f["ident"] for f in findings if f["determinations"]["severity"].lower() not in ALLOWED_SEVERITIES}
+    assert {"unpinned-uses", "dangerous-triggers", "template-injection", "artipacked"} <= idents, idents
 
 
 def test_main_deploys_dev_then_prod_behind_the_production_approval() -> None:

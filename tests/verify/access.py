@@ -48,14 +48,24 @@ class Outputs:
 
     @classmethod
     def load(cls, path: str | Path) -> Outputs:
+        """The system users' passwords are the `passwords` output, each application
+        role's the output its `passwordOutput` names (components/outputs.py)."""
         data = json.loads(Path(path).read_text())
         missing = {"redisHa", "passwords"} - set(data)
+        roles = data.get("redisHa", {}).get("roles", [])
+        passwords = dict(data.get("passwords") or {})
+        for role in roles:
+            output = role.get("passwordOutput")
+            if output in data:
+                passwords[role["name"]] = data[output]
+            elif role["name"] not in passwords:
+                missing.add(output or f"the password output of role {role['name']}")
         if missing:
             raise ValueError(
                 f"{path}: missing stack outputs {sorted(missing)}; "
                 "write it with `pulumi stack output --json --show-secrets > outputs.json`"
             )
-        return cls(deployment=data["redisHa"], passwords=data["passwords"])
+        return cls(deployment=data["redisHa"], passwords=passwords)
 
     def nodes(self, kind: str) -> list[dict[str, Any]]:
         return [n for n in self.deployment["nodes"] if n["kind"] == kind]
@@ -95,6 +105,18 @@ class Node:
         password = self.outputs.passwords[user]
         command = f"REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %s {words} 2>&1"
         return self.sh(command, password, user, host, str(port), *args).strip()
+
+    def cli_script(
+        self, user: str, script: str, *options: str, host: str = "127.0.0.1", port: int | None = None
+    ) -> str:
+        """Run the commands of `script` (one a line, in redis-cli's quoting) through one
+        redis-cli in this node as `user`, with redis-cli `options` (e.g. --json).
+        Returns the output, one reply after the other, error replies included."""
+        port = port or self.port
+        password = self.outputs.passwords[user]
+        words = " ".join(["%s"] * len(options))
+        command = f"printf '%%s' %s | REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %s {words} 2>&1"
+        return self.sh(command, script, password, user, host, str(port), *options)
 
     def info(self, user: str, section: str) -> dict[str, str]:
         text = self.cli(user, "INFO", section)

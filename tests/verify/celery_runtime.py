@@ -111,8 +111,10 @@ class CeleryRuntime:
         return f"{self.run}-gate-{uuid.uuid4().hex}"
 
     def cleanup(self) -> dict[str, Any]:
-        """Remove what the run left in Redis (its queues, bindings and results)."""
-        return self.produce("cleanup", {})
+        """Remove what the run left in Redis (its queues, bindings and results): as
+        admin, since finding them takes SCAN, which the broker role may not run."""
+        admin = self.outputs.deployment["users"]["admin"]
+        return self.produce("cleanup", {"user": admin, "password": self.outputs.passwords[admin]})
 
     @contextmanager
     def worker(self) -> Iterator[Worker]:

@@ -59,6 +59,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for name, values in params.items():
         if name in metafunc.fixturenames:
             metafunc.parametrize(name, values, ids=[v["name"] for v in values])
+    if "acl_target" in metafunc.fixturenames:
+        # (node, user) for every user of every Redis node, Sentinel and cluster node; a
+        # None user when the outputs publish no allowlists (the case then fails).
+        servers = (outputs.deployment.get("acl") or {}).get("servers", {})
+        targets = [
+            (spec, user)
+            for spec in outputs.deployment["nodes"]
+            if spec["kind"] in ("redis", "sentinel", "cluster")
+            for user in (servers.get(spec["kind"]) or [None])
+        ]
+        metafunc.parametrize("acl_target", targets, ids=[f"{spec['name']}-{user}" for spec, user in targets])
 
 
 def deployed_parts(outputs: Outputs) -> set[str]:

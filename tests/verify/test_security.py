@@ -15,6 +15,9 @@ FORBIDDEN = {
     "FLUSHDB": ("FLUSHDB",),
     "CONFIG": ("CONFIG", "GET", "maxmemory"),
     "KEYS": ("KEYS", "*"),
+    # Both report keys outside the role's patterns (BCAST: every modified key's name).
+    "RANDOMKEY": ("RANDOMKEY",),
+    "CLIENT-TRACKING": ("CLIENT", "TRACKING", "ON", "BCAST"),
     "DEBUG": ("DEBUG", "SLEEP", "0"),
     "FUNCTION-FLUSH": ("FUNCTION", "FLUSH"),
     "SCRIPT-FLUSH": ("SCRIPT", "FLUSH"),
@@ -90,12 +93,43 @@ def test_role_is_refused_dangerous_commands(role: dict, command: str, master: No
     assert reply.startswith(("NOPERM", "ERR DEBUG command not allowed")), f"{role['name']} may run {command}: {reply}"
 
 
+def test_role_scans_only_if_it_declares_scan(role: dict, master: Node) -> None:
+    # SCAN walks the whole keyspace whatever the key patterns (ACL DRYRUN: nothing runs).
+    verdict = master.cli("admin", "ACL", "DRYRUN", role["name"], "SCAN", "0")
+    if role.get("scan"):
+        assert verdict == "OK", f"{role['name']} declares scan but may not SCAN: {verdict}"
+    else:
+        assert "no permissions" in verdict, f"{role['name']} may SCAN without declaring scan: {verdict}"
+
+
 def test_exporter_user_cannot_write(master: Node) -> None:
     assert "redis_version:" in master.cli("exporter", "INFO", "server")
     reply = master.cli("exporter", "SET", f"redis-ha-verify:{uuid.uuid4().hex}", "v")
     assert reply.startswith("NOPERM"), f"the exporter user may write: {reply}"
 
 
+def test_exporter_user_cannot_read_the_configuration(redis_node: Node) -> None:
+    # CONFIG GET masterauth would give the replica password, and with it PSYNC.
+    reply = redis_node.cli("exporter", "CONFIG", "GET", "masterauth")
+    assert reply.startswith("NOPERM"), f"{redis_node.name}: the exporter user may read the configuration: {reply}"
+
+
+@pytest.mark.parametrize(
+    "command", [("CLIENT", "KILL", "TYPE", "normal"), ("CLIENT", "PAUSE", "1000")], ids=lambda c: c[1]
+)
+def test_exporter_user_cannot_touch_clients(redis_node: Node, command: tuple[str, ...]) -> None:
+    verdict = redis_node.cli("admin", "ACL", "DRYRUN", "exporter", *command)
+    assert "no permissions" in verdict, f"{redis_node.name}: the exporter user may run {' '.join(command)}: {verdict}"
+
+
 def test_sentinel_client_cannot_change_sentinel(sentinel_node: Node, outputs: Outputs) -> None:
     reply = sentinel_node.cli("sentinel-client", "SENTINEL", "FAILOVER", outputs.deployment["masterName"])
     assert reply.startswith("NOPERM"), f"sentinel-client may trigger a failover: {reply}"
+
+
+@pytest.mark.parametrize(
+    "command", [("CLIENT", "KILL", "TYPE", "normal"), ("CLIENT", "PAUSE", "1000")], ids=lambda c: c[1]
+)
+def test_sentinel_client_cannot_touch_sentinel_clients(sentinel_node: Node, command: tuple[str, ...]) -> None:
+    verdict = sentinel_node.cli("admin", "ACL", "DRYRUN", "sentinel-client", *command)
+    assert "no permissions" in verdict, f"{sentinel_node.name}: sentinel-client may run {' '.join(command)}: {verdict}"

@@ -9,7 +9,7 @@ runner alike. Commands:
   open     {"gate": gate}                   stores the gate's result: the `hold` task ends
   collect  {"ids": [...], "timeout": s}     waits for those results (result.get)
   ping     {"worker": name, "timeout": s}   broadcast ping (the pidbox) to one worker
-  cleanup  {}                               deletes what this run left in Redis
+  cleanup  {"user": u, "password": p}       deletes what this run left in Redis, as user u
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult
-from tasks import CELERY_TASK_ROUTES, RUN, app, hold, record
+from tasks import CELERY_TASK_ROUTES, CONFIG, RUN, app, hold, record
 
 # Publishing is retried while the master changes; a publish returns only when Redis
 # acknowledged the LPUSH (kombu's Redis transport has no publisher confirms).
@@ -101,10 +101,28 @@ def ping(request: dict[str, Any]) -> dict[str, Any]:
     return {"replies": [name for reply in replies for name in reply]}
 
 
+def _cleanup_client(request: dict[str, Any]) -> Any:
+    """The connection cleanup runs on: SCAN lists the whole keyspace, which a broker role
+    may not (roles get SCAN only with `scan: true`), so the suite names a user that may
+    (admin) with its password in the request (stdin, never an argument)."""
+    if not request.get("user"):
+        return app.backend.client
+    from redis.sentinel import Sentinel
+
+    sentinel = Sentinel(
+        [tuple(s) for s in CONFIG["sentinels"]],
+        sentinel_kwargs={"username": CONFIG["sentinel_user"], "password": CONFIG["sentinel_password"]},
+        socket_timeout=5,
+    )
+    return sentinel.master_for(
+        CONFIG["master_name"], username=request["user"], password=request["password"], socket_timeout=10
+    )
+
+
 def cleanup(request: dict[str, Any]) -> dict[str, Any]:
     """Delete this run's queues, bindings and results, and its members of kombu's shared
     binding tables (a worker's mailbox, the exchanges' deadlines)."""
-    client = app.backend.client
+    client = _cleanup_client(request)
     deleted = removed = 0
     for key in list(client.scan_iter(match=f"*{RUN}*", count=1000)):
         deleted += client.delete(key)
