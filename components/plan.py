@@ -241,7 +241,8 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         command=("sh", f"{layout.scripts_dir}/{SENTINEL_START_SCRIPT}"),
         ports=((SENTINEL, s.sentinel_port),),
         config_file="sentinel.conf",
-        shared_files=(),
+        # The probe and sentinel-start.sh ask Sentinels as the read-only sentinel-client.
+        shared_files=(SENTINEL_CLIENT_PASSWORD_FILE,),
         probe=Probe(_probe_name(SENTINEL), slow_start=False),
         paths=sentinel_paths,
         # The rewritten config (current master, epochs, peers) outlives the container.
@@ -259,7 +260,8 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         # Voluntary disruptions never take the Sentinels below quorum.
         disruption=("minAvailable", s.quorum),
         _render_files=lambda node, pw: {
-            "sentinel.conf": rendering.render_sentinel_conf(s, node, topo.master, pw, sentinel_paths)
+            "sentinel.conf": rendering.render_sentinel_conf(s, node, topo.master, pw, sentinel_paths),
+            SENTINEL_CLIENT_PASSWORD_FILE: pw["sentinel-client"],
         },
         _render_scripts=sentinel_scripts,
     )

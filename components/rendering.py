@@ -104,13 +104,17 @@ def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS, tls: bool = Fals
     master). Holds no secret: the password is read from a file at run time.
 
     With `tls` it connects over TLS, trusting `<conf_dir>/ca.crt`."""
-    if node.kind == "sentinel":
-        conf = f"{paths.conf_dir}/sentinel.conf"
-        user = "sentinel"
-        command = f"sed -n 's/^sentinel sentinel-pass //p' {conf} | head -n 1 | tr -d '\"'"
-    else:
-        user = "admin"
-        command = f"tr -d '\\r\\n' < {paths.conf_dir}/{ADMIN_PASSWORD_FILE}"
+    # A Sentinel answers its probe as the read-only sentinel-client (the peer user may
+    # only PING, PUBLISH and vote); a Redis node as admin (INFO, CLUSTER INFO).
+    user, password_file = (
+        ("sentinel-client", SENTINEL_CLIENT_PASSWORD_FILE)
+        if node.kind == "sentinel"
+        else (
+            "admin",
+            ADMIN_PASSWORD_FILE,
+        )
+    )
+    command = f"tr -d '\\r\\n' < {paths.conf_dir}/{password_file}"
     return _render(
         "healthcheck.sh.j2",
         node=node,
@@ -171,6 +175,7 @@ def render_sentinel_start_script(settings: Settings, topology: SentinelTopology,
         # "<hostname>" + this suffix is the Sentinel's own announced name (empty on Docker).
         hostname_suffix=first.hostname.removeprefix(first.name),
         tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
+        client_password_file=f"{paths.conf_dir}/{SENTINEL_CLIENT_PASSWORD_FILE}",
     )
 
 

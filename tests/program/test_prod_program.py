@@ -357,7 +357,7 @@ def test_scripts_configmap_carries_the_rendered_scripts(any_run: ProgramRun) -> 
     scripts = named(any_run, CONFIGMAP)["redis-ha-scripts"]["data"]
     assert scripts["redis-start.sh"] == rendering.render_start_script(settings, topology, K8S_LAYOUT.redis)
     assert "< /etc/redis-ha/admin.password" in scripts["redis-healthcheck.sh"]
-    assert "/etc/redis-ha/sentinel.conf" in scripts["sentinel-healthcheck.sh"]
+    assert "< /etc/redis-ha/sentinel-client.password" in scripts["sentinel-healthcheck.sh"]
     assert scripts["sentinel-start.sh"] == rendering.render_sentinel_start_script(
         settings, topology, K8S_LAYOUT.sentinel
     )
@@ -796,7 +796,11 @@ def test_tls_closes_the_plain_ports(prod_tls: ProgramRun, prod: ProgramRun) -> N
                     assert "tls-cert-file /etc/redis-ha/tls.crt" in conf
                     assert "tls-key-file /etc/redis-ha/tls.key" in conf
                     assert "tls-ca-cert-file /etc/redis-ha/ca.crt" in conf
-        for key, conf in secrets["redis-ha-sentinel"]["stringData"].items():
+        sentinel_files = secrets["redis-ha-sentinel"]["stringData"]
+        assert sorted(k for k in sentinel_files if not k.endswith(".sentinel.conf")) == ["sentinel-client.password"]
+        for key, conf in sentinel_files.items():
+            if not key.endswith(".sentinel.conf"):
+                continue
             assert ("\ntls-port 26379\n" in conf and "\nport 0\n" in conf) is tls, key
             assert ("\ntls-replication yes\n" in conf) is tls
 

@@ -152,7 +152,11 @@ def test_the_verification_suite_passes_on_the_live_nodes(deployment: LiveDeploym
     """tests/verify/test_least_privilege.py and test_security.py, through the real
     stack-output contract (components/outputs.py) with `local://` testinfra hosts."""
     description = outputs.describe_deployment(
-        deployment.settings, deployment.topology, lambda node: "local://", str(deployment.master.directory)
+        deployment.settings,
+        deployment.topology,
+        lambda node: "local://",
+        str(deployment.master.directory),
+        str(deployment.master.directory / "redis-start.sh"),
     )
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({"redisHa": description, "passwords": deployment.passwords}))
@@ -310,7 +314,11 @@ def test_the_verification_suite_fails_on_a_widened_sentinel_client(
     message names the user and the command; every other case still passes."""
     _widen(deployment, widened, deployment.sentinel, "sentinel-client", "+client|pause")
     description = outputs.describe_deployment(
-        deployment.settings, deployment.topology, lambda node: "local://", str(deployment.master.directory)
+        deployment.settings,
+        deployment.topology,
+        lambda node: "local://",
+        str(deployment.master.directory),
+        str(deployment.master.directory / "redis-start.sh"),
     )
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({"redisHa": description, "passwords": deployment.passwords}))
@@ -347,7 +355,11 @@ def test_the_celery_cases_leave_no_acl_refusal_behind(deployment: LiveDeployment
     this machine, REDIS_HA_CLIENT_DIRECT): the broker role has no SCAN (scan: false), so
     the suite's cleanup of a run's keys must not need it as that role."""
     description = outputs.describe_deployment(
-        deployment.settings, deployment.topology, lambda node: "local://", str(deployment.master.directory)
+        deployment.settings,
+        deployment.topology,
+        lambda node: "local://",
+        str(deployment.master.directory),
+        str(deployment.master.directory / "redis-start.sh"),
     )
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({"redisHa": description, "passwords": deployment.passwords}))
