@@ -9,7 +9,7 @@ import docker
 
 from components.outputs import stack_passwords
 from tests.e2e.conftest import ROOT, Deployment, deploy
-from tests.verify.access import Node, Outputs
+from tests.verify.access import Node, Outputs, eventually
 
 
 def verify(outputs_path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -73,9 +73,18 @@ def test_broken_deployment_fails_verification_with_a_clear_message(dev_deploymen
     finally:
         replica.cli("admin", "CONFIG", "SET", "masterauth", outputs.passwords["replica"])
         sentinel.cli("admin", "SENTINEL", "SET", master_name, "quorum", str(outputs.deployment["quorum"]))
-    # Repaired, the same checks pass again.
+    # Repaired (once the replica has reconnected with the right password), the same checks pass again.
+    eventually(
+        lambda: _assert_link_up(replica),
+        timeout=30,
+    )
     result = verify(dev_deployment.outputs_path, "--", "-k", "replica_link or quorum or connected")
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def _assert_link_up(replica: Node) -> None:
+    status = replica.info("admin", "replication").get("master_link_status")
+    assert status == "up", f"{replica.name}: link {status}"
 
 
 def test_failover_drills_pass_on_the_dev_stack(dev_deployment: Deployment) -> None:

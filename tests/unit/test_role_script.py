@@ -123,10 +123,12 @@ class Processes:
         node = topology.redis_nodes[index]
         return self._write(name, node, dataclasses.replace(self.settings, port=node.port), topology)
 
-    def sentinel(self, name: str, topology: SentinelTopology) -> LiveNode:
-        """Render a Sentinel that monitors the master of `topology`."""
+    def sentinel(self, name: str, topology: SentinelTopology, quorum: int | None = None) -> LiveNode:
+        """Render a Sentinel that monitors the master of `topology` (with `quorum`, else
+        the stack's)."""
         node = dataclasses.replace(self.template.sentinels[0], hostname=LOCALHOST, port=free_port())
-        return self._write(name, node, dataclasses.replace(self.settings, sentinel_port=node.port), topology)
+        settings = dataclasses.replace(self.settings, sentinel_port=node.port, quorum=quorum or self.settings.quorum)
+        return self._write(name, node, settings, topology)
 
     def start(self, live: LiveNode) -> LiveNode:
         live.start()
@@ -410,7 +412,8 @@ def test_prestop_hands_mastership_to_a_replica(shell: list[str], script: Path, p
         10,
         "the replica's link",
     )
-    sentinel = procs.start(procs.sentinel("s", topology))
+    # One Sentinel, so quorum 1: the hand-over asks only a Sentinel that sees a majority.
+    sentinel = procs.start(procs.sentinel("s", topology, quorum=1))
 
     def replica_known() -> bool:
         replicas = procs.client(sentinel.port).execute_command("SENTINEL", "REPLICAS", procs.settings.master_name)
@@ -442,6 +445,67 @@ def test_prestop_hands_mastership_to_a_replica(shell: list[str], script: Path, p
     assert procs.client(replica.port).get("before-handover") == "kept"
     # Writes are no longer held on the old master: a read-only command answers at once.
     assert procs.client(master.port).get("before-handover") == "kept"
+
+
+def test_sigterm_to_the_running_master_hands_over_before_redis_stops(
+    shell: list[str], script: Path, procs: Processes
+) -> None:
+    """A container stop (`docker stop`, a replaced container, a deleted pod) sends SIGTERM
+    to the script: it hands over first, then stops redis-server, and exits with it."""
+    topology = procs.topology(free_port(), free_port())
+    master = procs.redis("m", topology, 0)
+    replica = procs.start(procs.redis("r", topology, 1))
+    sentinel = procs.start(procs.sentinel("s", topology, quorum=1))
+    env = script_env(
+        procs,
+        port=master.port,
+        sentinels=[sentinel.port],
+        deploy_master=master.port,
+        conf=master.conf,
+        REDIS_HA_FAILOVER_WAIT="20",
+    )
+    start_with_script(shell, script, master, env)
+    procs.wait_ready(master)
+    wait_until(
+        lambda: procs.client(replica.port).info("replication")["master_link_status"] == "up", 15, "the replica's link"
+    )
+
+    def replica_known() -> bool:
+        replicas = procs.client(sentinel.port).execute_command("SENTINEL", "REPLICAS", procs.settings.master_name)
+        return any(int(dict(zip(r[::2], r[1::2], strict=True))["port"]) == replica.port for r in replicas)
+
+    wait_until(replica_known, 15, "the Sentinel to know the replica", interval=0.2)
+    for i in range(200):
+        procs.client(master.port).set(f"before-stop:{i}", i)
+    assert master.process is not None
+    [server] = children(master.process.pid)
+    master.process.terminate()
+    master.process.wait(timeout=SCRIPT_TIMEOUT + 20)
+    log = master.log.read_text(errors="replace")
+    assert "stop requested" in log and "is the master after" in log, log[-3000:]
+    # redis-server was stopped only after the hand-over, and the script exited with it.
+    assert not Path(f"/proc/{server}").exists()
+    assert sentinel_master(procs, sentinel) == (LOCALHOST, replica.port)
+    assert procs.client(replica.port).execute_command("ROLE")[0] == "master"
+    assert all(procs.client(replica.port).get(f"before-stop:{i}") == str(i) for i in range(200))
+
+
+def test_switchover_on_a_replica_refuses_and_names_the_master(shell: list[str], script: Path, world: World) -> None:
+    env = script_env(
+        world.procs,
+        port=world.c.port,
+        sentinels=[world.s1.port, world.s2.port],
+        deploy_master=world.c.port,
+    )
+    result = subprocess.run(
+        [*shell, str(script), "switchover"], env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT
+    )
+    assert result.returncode == 3, result.stderr
+    assert f"{LOCALHOST}:{world.b.port} is the master" in result.stderr
+    master = subprocess.run(
+        [*shell, str(script), "master"], env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT
+    )
+    assert master.returncode == 0 and master.stdout.split() == [LOCALHOST, str(world.b.port)], master.stderr
 
 
 # --- TLS: the same decisions and replication with the plain-text ports closed ---------
