@@ -30,10 +30,13 @@ import pulumi_docker as docker
 from components.credentials import with_passwords
 from components.docker.layout import (
     EXPORTER_PASSWORD_FILE,
+    EXPORTER_UID,
     HEALTHCHECK,
     KIND_LABEL,
     LABEL,
     LAYOUT,
+    REDIS_UID,
+    SECRET_FILE_MODE,
     testinfra_host,
 )
 from components.plan import Exporter, Group, OneShot, Part
@@ -51,6 +54,11 @@ class PartArgs:
 
 def _pick(files: pulumi.Output[dict[str, str]], name: str) -> pulumi.Output[str]:
     return files.apply(lambda f: f[name])
+
+
+def _secret_upload(path: str, content: pulumi.Input[str], uid: str) -> docker.ContainerUploadArgs:
+    """A file holding a password: readable by the container's user only."""
+    return docker.ContainerUploadArgs(file=path, content=content, owner=uid, group=uid, permissions=SECRET_FILE_MODE)
 
 
 class _DockerPart(pulumi.ComponentResource):
@@ -140,7 +148,7 @@ class _DockerPart(pulumi.ComponentResource):
         # The rendered files hold passwords: one secret Output, picked apart per file.
         files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
         uploads = [
-            docker.ContainerUploadArgs(file=f"{conf_dir}/{file_name}", content=_pick(files, file_name))
+            _secret_upload(f"{conf_dir}/{file_name}", _pick(files, file_name), REDIS_UID)
             for file_name in (group.config_file, *group.shared_files)
         ]
         uploads += [
@@ -167,6 +175,7 @@ class _DockerPart(pulumi.ComponentResource):
             group.stop_grace_seconds,
             image=group.image,
             command=list(group.command),
+            user=REDIS_UID,
             uploads=uploads,
             volumes=volumes,
         )
@@ -191,7 +200,8 @@ class _DockerPart(pulumi.ComponentResource):
                 f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS=:{node.port}",
                 *(f"{k}={v}" for k, v in exporter.environment),
             ],
-            uploads=[docker.ContainerUploadArgs(file=EXPORTER_PASSWORD_FILE, content=password_file)],
+            user=EXPORTER_UID,
+            uploads=[_secret_upload(EXPORTER_PASSWORD_FILE, password_file, EXPORTER_UID)],
         )
 
     def _one_shot(self, job: OneShot, name: str, depends_on: list[docker.Container]) -> docker.Container:
@@ -203,11 +213,10 @@ class _DockerPart(pulumi.ComponentResource):
             depends_on,
             image=job.image,
             command=["sh", script],
+            user=REDIS_UID,
             uploads=[
                 docker.ContainerUploadArgs(file=script, content=job.script, executable=True),
-                docker.ContainerUploadArgs(
-                    file=job.password_file, content=pulumi.Output.secret(self._args.passwords["admin"])
-                ),
+                _secret_upload(job.password_file, pulumi.Output.secret(self._args.passwords["admin"]), REDIS_UID),
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],
             # One run, no restarts; attach waits until it has exited.

@@ -19,6 +19,13 @@ LAYOUT = Layout(
     scripts_dir="/data",
     job_secrets_dir="/etc/redis-ha",
 )
+# Redis, Sentinel and one-shot containers run as the redis user of the official images
+# (uid 999 in the Debian and the Alpine variants), never as root; the files holding a
+# password are theirs, mode 0600. The exporter runs as the user of its image
+# (oliver006/redis_exporter: 59000).
+REDIS_UID = "999"
+EXPORTER_UID = "59000"
+SECRET_FILE_MODE = "0600"
 # The probe script's name inside a container (one per container).
 HEALTHCHECK = "healthcheck.sh"
 EXPORTER_PASSWORD_FILE = "/etc/redis-ha/exporter-passwords.json"

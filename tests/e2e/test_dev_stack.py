@@ -111,3 +111,38 @@ def test_destroy_removes_every_container_volume_and_network(
     assert docker_client.containers.list(all=True, filters={"label": label}) == []
     assert docker_client.volumes.list(filters={"label": label}) == []
     assert docker_client.networks.list(filters={"label": label}) == []
+
+
+def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_client: docker.DockerClient) -> None:
+    """No password in a container's environment, process arguments or logs; every
+    uploaded file that holds one is mode 0600 and owned by the (non-root) user the
+    container runs as."""
+    passwords = [p for p in Outputs.load(dev_deployment.outputs_path).passwords.values() if p]
+    assert len(passwords) >= 5
+    checked_files = 0
+    for r in dev_deployment.run.of_type("docker:index/container:Container"):
+        name = r.inputs["name"]
+        container = docker_client.containers.get(name)
+        if container.status != "running":
+            continue  # the one-shot steps have exited
+        user = r.inputs.get("user")
+        assert user and user != "0", f"{name} runs as root"
+        processes = container.top(ps_args="-eo uid,args")["Processes"]
+        for uid, args in processes:
+            assert uid == user, f"{name}: {args} runs as uid {uid}, not {user}"
+            assert not [p for p in passwords if p in args], f"{name}: a password in the arguments of {args.split()[0]}"
+        environ = container.exec_run(["sh", "-c", "cat /proc/[0-9]*/environ"], user=user).output
+        environ = environ.decode(errors="replace")
+        assert not [p for p in passwords if p in environ], f"{name}: a password in a process environment"
+        logs = container.logs().decode(errors="replace")
+        assert not [p for p in passwords if p in logs], f"{name}: a password in the logs"
+        for upload, wire in zip(r.inputs["uploads"], r.wire["uploads"], strict=True):
+            secret = isinstance(wire["content"], dict)
+            if not secret:
+                continue
+            result = container.exec_run(["stat", "-c", "%a %u", upload["file"]], user=user)
+            assert result.exit_code == 0, result.output
+            assert result.output.decode().split() == ["600", user], f"{name}:{upload['file']}: {result.output!r}"
+            checked_files += 1
+    # Redis nodes: redis.conf, users.acl, 2 password files; Sentinels: 2; the exporter: 1.
+    assert checked_files >= 3 * 4 + 3 * 2 + 1

@@ -91,10 +91,11 @@ _CONTAINER_INPUTS = {
     "logs",
     "stopTimeout",
     "destroyGraceSeconds",
+    "user",
 }
 # How long a one-shot container may run before the applier gives up on it.
 ONE_SHOT_TIMEOUT = 600
-_UPLOAD_INPUTS = {"file", "content", "executable"}
+_UPLOAD_INPUTS = {"file", "content", "executable", "owner", "group", "permissions"}
 _VOLUME_MOUNT_INPUTS = {"volumeName", "containerPath"}
 _NETWORK_ATTACH_INPUTS = {"name", "aliases"}
 _PORT_INPUTS = {"internal", "external", "ip"}
@@ -123,15 +124,20 @@ def _duration_ns(value: str) -> int:
     return int(match.group(1)) * scale
 
 
-def _tar(path: str, content: str, executable: bool) -> bytes:
+def _tar(path: str, content: str, executable: bool, owner: str = "", group: str = "", permissions: str = "") -> bytes:
     """A one-file tar archive extracted at `/`, as pulumi-docker builds it: the
-    member carries the full path, so missing directories are created."""
+    member carries the full path, so missing directories are created; `permissions`
+    (octal) has precedence over `executable`; numeric `owner`/`group` (else root)."""
     data = content.encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         info = tarfile.TarInfo(path.lstrip("/"))
         info.size = len(data)
-        info.mode = 0o744 if executable else 0o644
+        info.mode = int(permissions, 8) if permissions else (0o744 if executable else 0o644)
+        for value in (owner, group):
+            if value and not value.isdigit():
+                raise UnsupportedInput(f"upload {path}: only numeric owner/group are implemented, not {value!r}")
+        info.uid, info.gid = int(owner or 0), int(group or 0)
         info.mtime = int(time.time())
         archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
@@ -334,6 +340,7 @@ class DockerApplier:
             command=i.get("command"),
             name=i["name"],
             hostname=i.get("hostname"),
+            user=i.get("user"),
             environment=i.get("envs"),
             labels=_labels(i.get("labels")),
             ports=[int(p["internal"]) for p in i.get("ports", [])] or None,
@@ -348,7 +355,14 @@ class DockerApplier:
         # Uploads go in after create and before start, like the provider does.
         for u in i.get("uploads", []):
             _check(f"{r.name}.uploads", u, _UPLOAD_INPUTS)
-            archive = _tar(u["file"], u["content"], bool(u.get("executable")))
+            archive = _tar(
+                u["file"],
+                u["content"],
+                bool(u.get("executable")),
+                str(u.get("owner", "")),
+                str(u.get("group", "")),
+                str(u.get("permissions", "")),
+            )
             if not api.put_archive(created["Id"], "/", archive):
                 raise RuntimeError(f"{r.name}: upload of {u['file']} failed")
         api.start(created["Id"])
