@@ -127,8 +127,9 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
             continue  # the one-shot steps have exited
         user = r.inputs.get("user")
         assert user and user != "0", f"{name} runs as root"
-        processes = container.top(ps_args="-eo uid,args")["Processes"]
-        for uid, args in processes:
+        # docker top runs ps on the host, which needs the pid column to match processes.
+        processes = container.top(ps_args="-eo pid,uid,args")["Processes"]
+        for _, uid, args in processes:
             assert uid == user, f"{name}: {args} runs as uid {uid}, not {user}"
             assert not [p for p in passwords if p in args], f"{name}: a password in the arguments of {args.split()[0]}"
         environ = container.exec_run(["sh", "-c", "cat /proc/[0-9]*/environ"], user=user).output
