@@ -123,6 +123,39 @@ EOF
 "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/etcd" . >>"$LOG" 2>&1 ||
     fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 
+# --- pause: the kubelet's sandbox image (a static binary; node.sh wraps it in an OCI
+# image for ctr). The standard library only: it waits for a signal and reaps children.
+mkdir -p "$WORK/pause"
+cd "$WORK/pause"
+printf 'module redis-ha.local/pause\n\ngo 1.24\n' >go.mod
+cat >main.go <<'EOF2'
+// pause: the infra process of a pod sandbox. Exits on SIGINT/SIGTERM, reaps zombies.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range signals {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			var status syscall.WaitStatus
+			if pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+EOF2
+"${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/pause" . >>"$LOG" 2>&1 || fail "pause (stdlib)" "$(go env GOVERSION)"
+
 for b in $K8S_BINARIES; do
     [ -x "$WORK/out/$b" ] || { echo "k8s build: FAILED: $b was not produced (see $LOG)" >&2; exit 1; }
     mv -f "$WORK/out/$b" "$K8S_BIN/$b"
