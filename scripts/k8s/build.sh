@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the local Kubernetes binaries (control plane, kubelet, kube-proxy, kubectl)
-# and etcd from Go modules, into the cache named by versions.env.
+# etcd and a pause (sandbox) binary from Go modules, into the cache named by versions.env.
 #
 # Idempotent: when the cache already holds every binary for the pinned versions it
 # prints one line and exits 0. Otherwise it builds from two small wrapper modules
