@@ -125,6 +125,23 @@ launch kube-apiserver "$K8S_BIN/kube-apiserver" \
     --allow-privileged=true \
     --profiling=false
 
+# wait_healthy WHAT PROBE PROCESS...: until PROBE succeeds, while the processes live.
+wait_healthy() {
+    local what="$1" probe="$2" p
+    shift 2
+    local deadline=$((SECONDS + ${K8S_START_TIMEOUT:-180}))
+    until $probe; do
+        for p in "$@"; do
+            alive "$p" || { echo "k8s start: FAILED: $p exited: $(grep -E '^[EF][0-9]|error|fatal' "$S/logs/$p.log" | tail -n1)" >&2; exit 1; }
+        done
+        [ $SECONDS -lt $deadline ] || { echo "k8s start: FAILED: $what not healthy after ${K8S_START_TIMEOUT:-180}s" >&2; exit 1; }
+        sleep 1
+    done
+}
+# The controller-manager and scheduler need the apiserver's bootstrap RBAC: start them
+# once /readyz is ok.
+wait_healthy "$K8S_API/readyz" api_ready etcd kube-apiserver
+
 launch kube-controller-manager "$K8S_BIN/kube-controller-manager" \
     --kubeconfig "$S/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$S/controller-manager.kubeconfig" \
@@ -141,14 +158,12 @@ launch kube-scheduler "$K8S_BIN/kube-scheduler" \
     --authorization-kubeconfig "$S/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$K8S_SCHED_PORT" --leader-elect=false
 
-deadline=$((SECONDS + ${K8S_START_TIMEOUT:-180}))
-until api_ready; do
-    for p in etcd kube-apiserver kube-controller-manager kube-scheduler; do
-        alive "$p" || { echo "k8s start: FAILED: $p exited: $(tail -n1 "$S/logs/$p.log")" >&2; exit 1; }
-    done
-    [ $SECONDS -lt $deadline ] || { echo "k8s start: FAILED: $K8S_API/readyz not ok after ${K8S_START_TIMEOUT:-180}s" >&2; exit 1; }
-    sleep 1
-done
+healthz() { curl -ksS --max-time 3 "https://127.0.0.1:$1/healthz" 2>/dev/null | grep -qx ok; }
+cm_healthy() { healthz "$K8S_CM_PORT"; }
+sched_healthy() { healthz "$K8S_SCHED_PORT"; }
+wait_healthy kube-controller-manager cm_healthy kube-controller-manager kube-apiserver
+wait_healthy kube-scheduler sched_healthy kube-scheduler kube-apiserver
+api_ready || { echo "k8s start: FAILED: $K8S_API/readyz no longer ok" >&2; exit 1; }
 echo "k8s: control plane ready at $K8S_API (KUBECONFIG=$S/admin.kubeconfig)"
 
 # --- stage 2: the node --------------------------------------------------------------

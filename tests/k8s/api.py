@@ -48,6 +48,9 @@ class Api:
 
     def __post_init__(self) -> None:
         pki = self.state / "pki"
+        # Not the environment's CA bundle (REQUESTS_CA_BUNDLE would override `verify`)
+        # nor its proxies: only this apiserver, on 127.0.0.1.
+        self.session.trust_env = False
         self.session.verify = str(pki / "ca.crt")
         self.session.cert = (str(pki / "admin.crt"), str(pki / "admin.key"))
 

@@ -193,9 +193,8 @@ def monitoring_crds(k8s: Api) -> Iterator[None]:
         made.append(name)
 
         def established(crd: str = name) -> bool:
-            conditions = k8s.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)["status"].get(
-                "conditions", []
-            )
+            live = k8s.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
+            conditions = live.get("status", {}).get("conditions") or []
             return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
         wait_for(f"CRD {name} established", established)
@@ -324,7 +323,7 @@ def test_disruption_controller_computes_every_pdb_status(applied: Applied, k8s: 
         status = wait_for(f"the status of PodDisruptionBudget {name}", computed)
         # No pod runs without a kubelet: none is healthy, so none may be disrupted.
         assert status["disruptionsAllowed"] == 0, status
-        assert any(c["type"] == "DisruptionAllowed" for c in status.get("conditions", [])), status
+        assert any(c["type"] == "DisruptionAllowed" for c in status.get("conditions") or []), status
 
 
 def _pod_from_template(sts: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
