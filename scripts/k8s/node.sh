@@ -36,54 +36,6 @@ mkdir -p "$CTRD"/{root,state,opt} "$S/cni/net.d" "$S/cni/ipam" "$S/kubelet"
 ls -d /run/netns/cni-* >"$S/netns.before" 2>/dev/null || true
 echo "$BRIDGE" >"$S/cni.bridge"
 
-# --- containerd ---------------------------------------------------------------------
-cat >"$CTRD/config.toml" <<EOF
-version = 2
-root = "$CTRD/root"
-state = "$CTRD/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = "$SOCK"
-[ttrpc]
-  address = "$SOCK.ttrpc"
-[debug]
-  address = "$CTRD/debug.sock"
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$CTRD/opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
-  enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$S/cni/net.d"
-EOF
-launch containerd containerd --config "$CTRD/config.toml"
-for _ in $(seq 60); do
-    [ -S "$SOCK" ] && ctr --address "$SOCK" version >/dev/null 2>&1 && break
-    alive containerd || fail "containerd: exited: $(tail -n1 "$S/logs/containerd.log")"
-    sleep 0.5
-done
-ctr --address "$SOCK" version >/dev/null 2>&1 || fail "containerd: socket $SOCK not answering"
-ctr --address "$SOCK" plugins ls 2>/dev/null | grep -E '^io\.containerd\.grpc\.v1[[:space:]]+cri[[:space:]]+.*ok' >/dev/null ||
-    fail "containerd: CRI plugin not ok: $(ctr --address "$SOCK" plugins ls 2>&1 | grep -E '[[:space:]]cri[[:space:]]')"
-
-python3 "$HERE/oci_image.py" "$K8S_BIN/pause" "$PAUSE_IMAGE" "$S/pause.tar"
-ctr --address "$SOCK" -n k8s.io images import "$S/pause.tar" >>"$S/logs/ctr.log" 2>&1 ||
-    fail "containerd: importing the pause image failed: $(tail -n1 "$S/logs/ctr.log")"
-ctr --address "$SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >>"$S/logs/ctr.log" 2>&1 || true
-
 # --- CNI ----------------------------------------------------------------------------
 POD_SUBNET="${K8S_POD_SUBNET:-${K8S_POD_CIDR%.*.*}.0.0/24}"
 cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
@@ -109,6 +61,58 @@ cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
 }
 EOF
 
+# --- containerd ---------------------------------------------------------------------
+cat >"$CTRD/config.toml" <<EOF
+version = 2
+root = "$CTRD/root"
+state = "$CTRD/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = "$CTRD/debug.sock"
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CTRD/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  enable_selinux = false
+  # No CAP_SYS_RESOURCE here: runc cannot lower oom_score_adj below containerd's own
+  # (the sandbox's -998 fails with "can't get final child's PID from pipe: EOF").
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$CTRD/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$S/cni/net.d"
+EOF
+launch containerd containerd --config "$CTRD/config.toml"
+for _ in $(seq 60); do
+    [ -S "$SOCK" ] && ctr --address "$SOCK" version >/dev/null 2>&1 && break
+    alive containerd || fail "containerd: exited: $(tail -n1 "$S/logs/containerd.log")"
+    sleep 0.5
+done
+ctr --address "$SOCK" version >/dev/null 2>&1 || fail "containerd: socket $SOCK not answering"
+ctr --address "$SOCK" plugins ls 2>/dev/null | grep -E '^io\.containerd\.grpc\.v1[[:space:]]+cri[[:space:]]+.*ok' >/dev/null ||
+    fail "containerd: CRI plugin not ok: $(ctr --address "$SOCK" plugins ls 2>&1 | grep -E '[[:space:]]cri[[:space:]]')"
+
+python3 "$HERE/oci_image.py" "$K8S_BIN/pause" "$PAUSE_IMAGE" "$S/pause.tar"
+ctr --address "$SOCK" -n k8s.io images import "$S/pause.tar" >>"$S/logs/ctr.log" 2>&1 ||
+    fail "containerd: importing the pause image failed: $(tail -n1 "$S/logs/ctr.log")"
+ctr --address "$SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >>"$S/logs/ctr.log" 2>&1 || true
+
 # --- kubelet ------------------------------------------------------------------------
 cat >"$S/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -129,6 +133,8 @@ cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix://$SOCK
 failSwapOn: false
 failCgroupV1: false
+# Leave the host's iptables alone (no KUBE-FIREWALL); stop.sh removes the canaries.
+makeIPTablesUtilChains: false
 resolvConf: ""
 clusterDomain: cluster.local
 registerNode: true

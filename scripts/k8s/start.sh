@@ -171,7 +171,7 @@ if [ "${K8S_NODE:-1}" = 0 ]; then
     echo "k8s: node stage skipped (K8S_NODE=0)"
     exit 0
 fi
-if msg="$("$HERE/node.sh" 2>&1)"; then
+if msg="$(bash "$HERE/node.sh" 2>&1)"; then
     echo "k8s: node $K8S_NODE_NAME ready (containerd, CNI bridge, kubelet, kube-proxy)"
 else
     echo "k8s: node stage FAILED (control plane still running): $(printf '%s\n' "$msg" | tail -n1)"

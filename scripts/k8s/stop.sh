@@ -42,7 +42,7 @@ stop_named() {
 state_pids() {
     local d
     for d in /proc/[0-9]*; do
-        tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF -- "$S/" && echo "${d#/proc/}"
+        { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -qF -- "$S/" && echo "${d#/proc/}"
     done
 }
 # Processes in the kubelet's pod cgroups (kubepods*, under any v1 controller or v2).
@@ -50,11 +50,32 @@ pod_pids() {
     find /sys/fs/cgroup -path '*kubepods*' -name cgroup.procs 2>/dev/null | xargs -r cat 2>/dev/null | sort -u
 }
 
+# The chains a kubelet makes even with makeIPTablesUtilChains off (canaries, hint),
+# and the ones it makes with it on; kube-proxy --cleanup removes kube-proxy's own.
+kubelet_chains_cleanup() {
+    local ipt table chain rule
+    for ipt in iptables ip6tables; do
+        command -v "$ipt" >/dev/null || continue
+        for table in filter nat mangle; do
+            for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT KUBE-PROXY-CANARY; do
+                "$ipt" -w -t "$table" -S 2>/dev/null | grep -E -- "-j $chain( |\$)" | sed 's/^-A /-D /' |
+                    while read -r rule; do
+                        # shellcheck disable=SC2086 # the rule is a word list
+                        "$ipt" -w -t "$table" $rule 2>/dev/null
+                    done
+                "$ipt" -w -t "$table" -F "$chain" 2>/dev/null
+                "$ipt" -w -t "$table" -X "$chain" 2>/dev/null
+            done
+        done
+    done
+}
+
 stop_named kube-proxy
 if [ -f "$S/kube-proxy.yaml" ] && [ -x "$K8S_BIN/kube-proxy" ]; then
     "$K8S_BIN/kube-proxy" --cleanup --config "$S/kube-proxy.yaml" >>"$S/logs/kube-proxy-cleanup.log" 2>&1 || true
 fi
 stop_named kubelet
+[ ! -f "$S/kubelet.yaml" ] || kubelet_chains_cleanup
 # Pod processes and shims of the private containerd, then containerd itself.
 if [ -f "$S/pids/containerd.pid" ]; then
     mapfile -t pods < <(pod_pids)
