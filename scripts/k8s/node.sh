@@ -35,6 +35,9 @@ mkdir -p "$CTRD"/{root,state,opt} "$S/cni/net.d" "$S/cni/ipam" "$S/kubelet"
 # Network namespaces that exist before: stop.sh removes only the ones made after.
 ls -d /run/netns/cni-* >"$S/netns.before" 2>/dev/null || true
 echo "$BRIDGE" >"$S/cni.bridge"
+# containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever its state dir:
+# if /run/containerd is new, stop.sh removes what is left of it (empty dirs only).
+[ -e /run/containerd ] || touch "$S/run-containerd.created"
 
 # --- CNI ----------------------------------------------------------------------------
 POD_SUBNET="${K8S_POD_SUBNET:-${K8S_POD_CIDR%.*.*}.0.0/24}"
@@ -98,7 +101,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$S/cni/net.d"
 EOF
-launch containerd containerd --config "$CTRD/config.toml"
+# Registry pulls go to a proxy that is not there (127.0.0.1:9): an image that is not
+# imported fails at once ("proxyconnect ... connection refused"), nothing is contacted.
+HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1,localhost \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost \
+    launch containerd containerd --config "$CTRD/config.toml"
 for _ in $(seq 60); do
     [ -S "$SOCK" ] && ctr --address "$SOCK" version >/dev/null 2>&1 && break
     alive containerd || fail "containerd: exited: $(tail -n1 "$S/logs/containerd.log")"

@@ -78,6 +78,17 @@ stop_named kubelet
 [ ! -f "$S/kubelet.yaml" ] || kubelet_chains_cleanup
 # Pod processes and shims of the private containerd, then containerd itself.
 if [ -f "$S/pids/containerd.pid" ]; then
+    # Through containerd first, so each shim removes its socket in /run/containerd/s.
+    sock="$S/containerd/containerd.sock"
+    if [ -S "$sock" ]; then
+        for id in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
+            ctr --address "$sock" -n k8s.io tasks kill -s KILL "$id" >/dev/null 2>&1
+        done
+        sleep 1
+        for id in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
+            ctr --address "$sock" -n k8s.io tasks delete -f "$id" >/dev/null 2>&1
+        done
+    fi
     mapfile -t pods < <(pod_pids)
     [ ${#pods[@]} -eq 0 ] || kill -KILL "${pods[@]}" 2>/dev/null
     mapfile -t shims < <(state_pids)
@@ -106,6 +117,9 @@ fi
 if [ -f "$S/cni.bridge" ]; then
     br="$(cat "$S/cni.bridge")"
     ip link show "$br" >/dev/null 2>&1 && ip link delete "$br" 2>/dev/null
+fi
+if [ -f "$S/run-containerd.created" ] && [ -d /run/containerd ]; then
+    find /run/containerd -depth -type d -empty -delete 2>/dev/null
 fi
 # The kubelet's pod cgroups: leaves first.
 find /sys/fs/cgroup -depth -type d -path '*kubepods*' -exec rmdir {} + 2>/dev/null
