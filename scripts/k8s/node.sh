@@ -164,9 +164,12 @@ bindAddress: 127.0.0.1
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 hostnameOverride: $K8S_NODE_NAME
-nodePortAddresses: ["127.0.0.1/32"]
+# Node ports on the bridge's address only: on 127.0.0.1 kube-proxy would set
+# net.ipv4.conf.all.route_localnet=1 on the host.
+nodePortAddresses: ["${POD_SUBNET%.*}.1/32"]
 conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
+sysctl -n net.ipv4.conf.all.route_localnet >"$S/route_localnet.before" 2>/dev/null || true
 launch kube-proxy "$K8S_BIN/kube-proxy" --config "$S/kube-proxy.yaml"
 
 # --- wait for the node --------------------------------------------------------------

@@ -74,6 +74,9 @@ stop_named kube-proxy
 if [ -f "$S/kube-proxy.yaml" ] && [ -x "$K8S_BIN/kube-proxy" ]; then
     "$K8S_BIN/kube-proxy" --cleanup --config "$S/kube-proxy.yaml" >>"$S/logs/kube-proxy-cleanup.log" 2>&1 || true
 fi
+if [ -s "$S/route_localnet.before" ]; then
+    sysctl -qw net.ipv4.conf.all.route_localnet="$(cat "$S/route_localnet.before")" 2>/dev/null
+fi
 stop_named kubelet
 [ ! -f "$S/kubelet.yaml" ] || kubelet_chains_cleanup
 # Pod processes and shims of the private containerd, then containerd itself.

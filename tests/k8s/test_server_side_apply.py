@@ -291,8 +291,13 @@ def test_statefulset_controller_creates_admitted_pods(applied: Applied, k8s: Api
 
         pods = wait_for(f"{expected} pods of StatefulSet {name}", created)
         assert sorted(p["metadata"]["name"] for p in pods) == sorted(f"{name}-{i}" for i in range(expected))
-        status = k8s.get("apps/v1", "StatefulSet", name, applied.namespace)["status"]
-        assert status.get("replicas") == expected, status
+
+        # The controller writes its status after it created the pods: wait for it too.
+        def counted(n: str = name, e: int = expected) -> dict[str, Any] | None:
+            status = k8s.get("apps/v1", "StatefulSet", n, applied.namespace).get("status", {})
+            return status if status.get("replicas") == e else None
+
+        wait_for(f"the status of StatefulSet {name} to count {expected} replicas", counted)
     assert failed_creates(k8s, applied.namespace) == []
 
 
