@@ -46,11 +46,16 @@ export CGO_ENABLED=0 GOTOOLCHAIN="$K8S_GOTOOLCHAIN" GOWORK=off
 export GOFLAGS="-p=${K8S_BUILD_JOBS:-2} -buildvcs=false -mod=mod"
 GO=(nice -n 19 go)
 
-# fail MODULE VERSION: print one line naming the module and its first error; exit 1.
+# mark: the log lines before this step; fail reads only what the step wrote after.
+LOG_MARK=0
+mark() { LOG_MARK="$(wc -l <"$LOG")"; }
+# fail MODULE VERSION: print one line naming the module and the step's first error; exit 1.
 fail() {
     local err
-    err="$(grep -m1 -E 'error|cannot|undefined|not found|missing|invalid|go: ' "$LOG" || tail -n1 "$LOG")"
-    echo "k8s build: FAILED $1@$2: ${err:-see $LOG}" >&2
+    err="$(tail -n +"$((LOG_MARK + 1))" "$LOG" | grep -vE '^go: (downloading|upgraded|added|finding) ' |
+        grep -m1 -iE 'error|cannot|undefined|not found|missing|invalid|unknown|go: ' || true)"
+    [ -n "$err" ] || err="$(tail -n1 "$LOG")"
+    echo "k8s build: FAILED $1@$2: $(echo "${err:-see $LOG}" | sed 's/^[[:space:]]*//') (log: $LOG)" >&2
     exit 1
 }
 
@@ -61,7 +66,9 @@ KVER="$K8S_VERSION"
 STAGING_VER="v0.${KVER#v1.}"                          # v1.34.4 -> v0.34.4
 mkdir -p "$WORK/kube"
 cd "$WORK/kube"
-"${GO[@]}" mod download -json "k8s.io/kubernetes@$KVER" >"$WORK/kube.json" 2>>"$LOG" || fail k8s.io/kubernetes "$KVER"
+mark
+"${GO[@]}" mod download -json "k8s.io/kubernetes@$KVER" >"$WORK/kube.json" 2>>"$LOG" ||
+    { cat "$WORK/kube.json" >>"$LOG"; fail k8s.io/kubernetes "$KVER"; }
 KGOMOD="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["GoMod"])' "$WORK/kube.json")"
 KGODIR="$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$KGOMOD" | head -n1)"
 {
@@ -87,6 +94,7 @@ PKGS=()
 for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     PKGS+=("k8s.io/kubernetes/cmd/$b")
 done
+mark
 "${GO[@]}" get "${PKGS[@]/%/@$KVER}" >>"$LOG" 2>&1 || fail k8s.io/kubernetes "$KVER"
 
 minor="${KVER#v1.}"; minor="${minor%%.*}"
@@ -95,6 +103,7 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     LDFLAGS+=" -X $p.gitVersion=$KVER -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     LDFLAGS+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
 done
+mark
 "${GO[@]}" build -trimpath -ldflags "$LDFLAGS" -o "$WORK/out/" "${PKGS[@]}" >>"$LOG" 2>&1 ||
     fail k8s.io/kubernetes "$KVER"
 
@@ -118,6 +127,7 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 EOF
+mark
 "${GO[@]}" get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >>"$LOG" 2>&1 || fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 "${GO[@]}" mod tidy >>"$LOG" 2>&1 || fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/etcd" . >>"$LOG" 2>&1 ||
@@ -154,6 +164,7 @@ func main() {
 	}
 }
 EOF2
+mark
 "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/pause" . >>"$LOG" 2>&1 || fail "pause (stdlib)" "$(go env GOVERSION)"
 
 for b in $K8S_BINARIES; do
