@@ -36,8 +36,7 @@ from typing import Any
 import pytest
 
 from tests.k8s.api import Api, ApiError, wait_for
-from tests.support import program as support
-from tests.support.program import ProgramRun, run_program, stack_config
+from tests.support.program import ProgramRun, manifest, mocked_tls_outputs, run_program, stack_config
 
 pytestmark = pytest.mark.k8s
 
@@ -74,46 +73,10 @@ MONITORING_CRDS = {
 # --- the program's manifests ---------------------------------------------------------
 
 
-def _pem(kind: str, name: str) -> str:
-    return f"-----BEGIN {kind}-----\nmock-{name}-{kind.lower().replace(' ', '-')}\n-----END {kind}-----\n"
-
-
-def _run_with_tls_outputs(config: dict[str, Any]) -> ProgramRun:
-    """pulumi_tls computes its PEMs in the provider; under mocks a resource's outputs are
-    its inputs, so stand in for the provider with recognisable PEM text (as
-    tests/program/test_prod_program.py does)."""
-    original = support._Mocks.new_resource
-
-    def new_resource(self: Any, args: Any) -> tuple[str, dict[str, Any]]:
-        resource_id, state = original(self, args)
-        if args.typ == "tls:index/privateKey:PrivateKey":
-            state["privateKeyPem"] = _pem("PRIVATE KEY", args.name)
-        elif args.typ == "tls:index/certRequest:CertRequest":
-            state["certRequestPem"] = _pem("CERTIFICATE REQUEST", args.name)
-        elif args.typ.startswith("tls:index/") and args.typ.endswith("Cert"):
-            state["certPem"] = _pem("CERTIFICATE", args.name)
-        return resource_id, state
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(support._Mocks, "new_resource", new_resource)
-        return run_program(config, stack="prod")
-
-
-def _ints(value: Any) -> Any:
-    """The wire format carries every number as a float; manifests want integers."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
 def manifests_of(run: ProgramRun) -> list[dict[str, Any]]:
     """The Kubernetes objects the provider would send: a `kubernetes:*` registration's
     inputs are the camelCase manifest itself, in apply order."""
-    found = [_ints(r.inputs) for r in run.resources if r.type.startswith("kubernetes:")]
+    found = [manifest(r) for r in run.resources if r.type.startswith("kubernetes:")]
 
     def rank(m: dict[str, Any]) -> int:
         kind = m["kind"]
@@ -128,8 +91,10 @@ def manifests_of(run: ProgramRun) -> list[dict[str, Any]]:
 
 def program_manifests(variant: str, namespace: str) -> list[dict[str, Any]]:
     config = {**stack_config("prod"), **VARIANTS[variant], "namespace": namespace}
-    run = _run_with_tls_outputs(config) if config.get("tls") == "true" else run_program(config, stack="prod")
-    return manifests_of(run)
+    if config.get("tls") == "true":
+        with mocked_tls_outputs():
+            return manifests_of(run_program(config, stack="prod"))
+    return manifests_of(run_program(config, stack="prod"))
 
 
 # --- the cluster side ----------------------------------------------------------------
