@@ -24,7 +24,7 @@ from components.outputs import stack_passwords
 from components.program import build_plan, naming_for
 from components.settings import load_settings
 from components.topology import build_cluster_topology
-from tests.support.program import SECRET_SIG, ProgramRun, Registered, run_program, stack_config
+from tests.support.program import SECRET_SIG, ProgramRun, Registered, manifest, run_program, stack_config
 from tests.support.updates import run_update
 
 CONTAINER = "docker:index/container:Container"
@@ -83,21 +83,6 @@ def k8s_run(request: pytest.FixtureRequest) -> ProgramRun:
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-def _ints(value: Any) -> Any:
-    """The wire format carries every number as a float; manifests want integers."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
-def manifest(resource: Registered) -> dict[str, Any]:
-    return _ints(resource.inputs)
 
 
 def named(run: ProgramRun, token: str) -> dict[str, dict[str, Any]]:

@@ -48,28 +48,12 @@ USERS = ("admin", "replica", "sentinel", "exporter", "sentinel-client")
 MIB = 1024**2
 
 
-def _pem(kind: str, name: str) -> str:
-    return f"-----BEGIN {kind}-----\nmock-{name}-{kind.lower().replace(' ', '-')}\n-----END {kind}-----\n"
+_pem = support.mock_pem
 
 
 @pytest.fixture(scope="module")
 def tls_provider_outputs() -> Iterator[None]:
-    """pulumi_tls computes its PEMs in the provider; under mocks a resource's outputs
-    are its inputs, so stand in for the provider with recognisable PEM text."""
-    original = support._Mocks.new_resource
-
-    def new_resource(self: Any, args: Any) -> tuple[str, dict[str, Any]]:
-        resource_id, state = original(self, args)
-        if args.typ == "tls:index/privateKey:PrivateKey":
-            state["privateKeyPem"] = _pem("PRIVATE KEY", args.name)
-        elif args.typ == "tls:index/certRequest:CertRequest":
-            state["certRequestPem"] = _pem("CERTIFICATE REQUEST", args.name)
-        elif args.typ.startswith("tls:index/") and args.typ.endswith("Cert"):
-            state["certPem"] = _pem("CERTIFICATE", args.name)
-        return resource_id, state
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(support._Mocks, "new_resource", new_resource)
+    with support.mocked_tls_outputs():
         yield
 
 
@@ -95,21 +79,7 @@ def settings_of(overrides: dict[str, str] | None = None) -> Settings:
 # --- helpers over the recorded registrations ------------------------------------------
 
 
-def _ints(value: Any) -> Any:
-    """The wire format carries every number as a float; manifests want integers."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
-def manifest(resource: support.Registered) -> dict[str, Any]:
-    """The Kubernetes object the provider would send: the registered inputs are the
-    camelCase manifest itself (apiVersion, kind, metadata, ...)."""
-    return _ints(resource.inputs)
+manifest = support.manifest
 
 
 def k8s_resources(run: ProgramRun) -> list[support.Registered]:

@@ -10,8 +10,12 @@ this module keeps the tests' import path, and reads the stack files of this repo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from redis_ha import mocked_program
 from redis_ha.mocked_program import (
@@ -37,6 +41,49 @@ def stack_config(stack: str, project_dir: str | os.PathLike[str] | None = ROOT) 
     return mocked_program.stack_config(stack, project_dir)
 
 
+def ints(value: Any) -> Any:
+    """The wire format carries every number as a float; manifests want integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [ints(v) for v in value]
+    return value
+
+
+def manifest(resource: Registered) -> dict[str, Any]:
+    """The Kubernetes object the provider would send: the registered inputs of a
+    `kubernetes:*` resource are the camelCase manifest itself (apiVersion, kind, ...)."""
+    return ints(resource.inputs)
+
+
+def mock_pem(kind: str, name: str) -> str:
+    """The recognisable PEM text mocked_tls_outputs gives resource `name`."""
+    return f"-----BEGIN {kind}-----\nmock-{name}-{kind.lower().replace(' ', '-')}\n-----END {kind}-----\n"
+
+
+@contextmanager
+def mocked_tls_outputs() -> Iterator[None]:
+    """pulumi_tls computes its PEMs in the provider; under mocks a resource's outputs
+    are its inputs, so stand in for the provider with recognisable PEM text."""
+    original = _Mocks.new_resource
+
+    def new_resource(self: Any, args: Any) -> tuple[str, dict[str, Any]]:
+        resource_id, state = original(self, args)
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = mock_pem("PRIVATE KEY", args.name)
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = mock_pem("CERTIFICATE REQUEST", args.name)
+        elif args.typ.startswith("tls:index/") and args.typ.endswith("Cert"):
+            state["certPem"] = mock_pem("CERTIFICATE", args.name)
+        return resource_id, state
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Mocks, "new_resource", new_resource)
+        yield
+
+
 __all__ = [
     "MAIN",
     "PROJECT",
@@ -47,6 +94,10 @@ __all__ = [
     "_Mocks",
     "_RecordingMonitor",
     "_unwrap",
+    "ints",
+    "manifest",
+    "mock_pem",
+    "mocked_tls_outputs",
     "run_program",
     "stack_config",
     "use_mocks",

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Build the local Kubernetes binaries (control plane, kubelet, kube-proxy, kubectl)
+# etcd and a pause (sandbox) binary from Go modules, into the cache named by versions.env.
+#
+# Idempotent: when the cache already holds every binary for the pinned versions it
+# prints one line and exits 0. Otherwise it builds from two small wrapper modules
+# generated in a temp dir:
+#   - one requiring k8s.io/kubernetes at K8S_VERSION, with a `replace` line for each
+#     k8s.io/* staging module, read from kubernetes' own go.mod (its `=> ./staging/...`
+#     lines) and pointed at the published v0.<minor>.<patch> of that module;
+#   - one requiring go.etcd.io/etcd/server/v3 at ETCD_VERSION, whose main calls
+#     etcdmain.Main (what etcd's own main.go does).
+# The go build cache (GOCACHE) and module cache are the usual ones, so a rebuild after
+# a cache wipe is fast. Any failure prints one line (module, version, error) and exits
+# non-zero; the full log stays in $K8S_CACHE/build.log.
+#
+# Env: K8S_BUILD_JOBS (default 2: `go build -p`), K8S_FORCE_BUILD=1 to rebuild.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$HERE/versions.env"
+
+STAMP="$K8S_BIN/.versions"
+WANT_STAMP="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION"
+
+have_all() {
+    [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] || return 1
+    local b
+    for b in $K8S_BINARIES; do [ -x "$K8S_BIN/$b" ] || return 1; done
+}
+
+if [ "${K8S_FORCE_BUILD:-0}" != 1 ] && have_all; then
+    echo "k8s: binaries for kubernetes $K8S_VERSION, etcd $ETCD_VERSION already in $K8S_BIN"
+    exit 0
+fi
+
+command -v go >/dev/null || { echo "k8s build: FAILED: go is not on PATH" >&2; exit 1; }
+mkdir -p "$K8S_BIN"
+LOG="$K8S_CACHE/build.log"
+: >"$LOG"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+export CGO_ENABLED=0 GOTOOLCHAIN="$K8S_GOTOOLCHAIN" GOWORK=off
+export GOFLAGS="-p=${K8S_BUILD_JOBS:-2} -buildvcs=false -mod=mod"
+GO=(nice -n 19 go)
+
+# mark: the log lines before this step; fail reads only what the step wrote after.
+LOG_MARK=0
+mark() { LOG_MARK="$(wc -l <"$LOG")"; }
+# fail MODULE VERSION: print one line naming the module and the step's first error; exit 1.
+fail() {
+    local err
+    err="$(tail -n +"$((LOG_MARK + 1))" "$LOG" | grep -vE '^go: (downloading|upgraded|added|finding) ' |
+        grep -m1 -iE 'error|cannot|undefined|not found|missing|invalid|unknown|go: ' || true)"
+    [ -n "$err" ] || err="$(tail -n1 "$LOG")"
+    echo "k8s build: FAILED $1@$2: $(echo "${err:-see $LOG}" | sed 's/^[[:space:]]*//') (log: $LOG)" >&2
+    exit 1
+}
+
+start=$(date +%s)
+
+# --- kubernetes -------------------------------------------------------------------
+KVER="$K8S_VERSION"
+STAGING_VER="v0.${KVER#v1.}"                          # v1.34.4 -> v0.34.4
+mkdir -p "$WORK/kube"
+cd "$WORK/kube"
+mark
+"${GO[@]}" mod download -json "k8s.io/kubernetes@$KVER" >"$WORK/kube.json" 2>>"$LOG" ||
+    { cat "$WORK/kube.json" >>"$LOG"; fail k8s.io/kubernetes "$KVER"; }
+KGOMOD="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["GoMod"])' "$WORK/kube.json")"
+KGODIR="$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$KGOMOD" | head -n1)"
+{
+    echo "module redis-ha.local/k8sbuild"
+    echo
+    echo "go $KGODIR"
+    echo
+    grep -E '^godebug ' "$KGOMOD" || true
+    echo
+    echo "require k8s.io/kubernetes $KVER"
+    echo
+    echo "replace ("
+    # kubernetes' own staging list: `k8s.io/api => ./staging/src/k8s.io/api`
+    sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\) => \./staging/.*#\1#p' "$KGOMOD" | sort -u |
+        while read -r m; do echo "	$m => $m $STAGING_VER"; done
+    echo ")"
+} >go.mod
+nstaging="$(grep -c ' => k8s.io/' go.mod || true)"
+[ "$nstaging" -gt 10 ] || { echo "k8s build: FAILED k8s.io/kubernetes@$KVER: found only $nstaging staging modules in its go.mod" >&2; exit 1; }
+echo "k8s: building kubernetes $KVER ($nstaging staging modules at $STAGING_VER) into $K8S_BIN" >&2
+
+PKGS=()
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+    PKGS+=("k8s.io/kubernetes/cmd/$b")
+done
+mark
+"${GO[@]}" get "${PKGS[@]/%/@$KVER}" >>"$LOG" 2>&1 || fail k8s.io/kubernetes "$KVER"
+
+minor="${KVER#v1.}"; minor="${minor%%.*}"
+LDFLAGS="-s -w"
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    LDFLAGS+=" -X $p.gitVersion=$KVER -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    LDFLAGS+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+done
+mark
+"${GO[@]}" build -trimpath -ldflags "$LDFLAGS" -o "$WORK/out/" "${PKGS[@]}" >>"$LOG" 2>&1 ||
+    fail k8s.io/kubernetes "$KVER"
+
+# --- etcd -------------------------------------------------------------------------
+mkdir -p "$WORK/etcd"
+cd "$WORK/etcd"
+cat >go.mod <<EOF
+module redis-ha.local/etcdbuild
+
+go 1.24
+EOF
+cat >main.go <<'EOF'
+// etcd, as etcd's own main.go builds it.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+mark
+"${GO[@]}" get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >>"$LOG" 2>&1 || fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+"${GO[@]}" mod tidy >>"$LOG" 2>&1 || fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+"${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/etcd" . >>"$LOG" 2>&1 ||
+    fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+
+# --- pause: the kubelet's sandbox image (a static binary; node.sh wraps it in an OCI
+# image for ctr). The standard library only: it waits for a signal and reaps children.
+mkdir -p "$WORK/pause"
+cd "$WORK/pause"
+printf 'module redis-ha.local/pause\n\ngo 1.24\n' >go.mod
+cat >main.go <<'EOF2'
+// pause: the infra process of a pod sandbox. Exits on SIGINT/SIGTERM, reaps zombies.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range signals {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			var status syscall.WaitStatus
+			if pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+EOF2
+mark
+"${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/pause" . >>"$LOG" 2>&1 || fail "pause (stdlib)" "$(go env GOVERSION)"
+
+for b in $K8S_BINARIES; do
+    [ -x "$WORK/out/$b" ] || { echo "k8s build: FAILED: $b was not produced (see $LOG)" >&2; exit 1; }
+    mv -f "$WORK/out/$b" "$K8S_BIN/$b"
+done
+echo "$WANT_STAMP" >"$STAMP"
+echo "k8s: built kubernetes $K8S_VERSION and etcd $ETCD_VERSION in $(($(date +%s) - start))s into $K8S_BIN"

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Stage 2 of start.sh: the node. A private containerd (own socket, root and state in
+# the state dir; the CRI plugin on, runc with cgroupfs), a CNI bridge (Debian's
+# containernetworking-plugins in /usr/lib/cni; no masquerading and no default route in
+# the pods, so pod traffic stays on this machine), the kubelet registered as node
+# $K8S_NODE_NAME, and kube-proxy (iptables). The sandbox image is the `pause` that
+# build.sh compiles, imported with ctr (no registry here).
+# On failure the last line of its output says what failed; start.sh prints it.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$HERE/versions.env"
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+
+PKI="$S/pki"
+CTRD="$S/containerd"
+SOCK="$CTRD/containerd.sock"
+BRIDGE="${K8S_CNI_BRIDGE:-rhk8s0}"
+PAUSE_IMAGE="registry.k8s.io/pause:3.10"
+KUBECTL=("$K8S_BIN/kubectl" --kubeconfig "$S/admin.kubeconfig")
+
+fail() { echo "$1" >&2; exit 1; }
+need() { command -v "$1" >/dev/null || fail "$2"; }
+
+need containerd "containerd: not installed (apt-get install containerd)"
+need runc "runc: not installed (apt-get install runc)"
+[ -x /usr/lib/cni/bridge ] || fail "CNI: /usr/lib/cni/bridge missing (apt-get install containernetworking-plugins)"
+need iptables "kube-proxy: iptables not installed"
+[ -x "$K8S_BIN/pause" ] || fail "pause: $K8S_BIN/pause missing (scripts/k8s/build.sh)"
+[ "$(id -u)" = 0 ] || fail "kubelet: needs root"
+
+mkdir -p "$CTRD"/{root,state,opt} "$S/cni/net.d" "$S/cni/ipam" "$S/kubelet"
+# Network namespaces that exist before: stop.sh removes only the ones made after.
+ls -d /run/netns/cni-* >"$S/netns.before" 2>/dev/null || true
+echo "$BRIDGE" >"$S/cni.bridge"
+# containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever its state dir:
+# if /run/containerd is new, stop.sh removes what is left of it (empty dirs only).
+[ -e /run/containerd ] || touch "$S/run-containerd.created"
+
+# --- CNI ----------------------------------------------------------------------------
+POD_SUBNET="${K8S_POD_SUBNET:-${K8S_POD_CIDR%.*.*}.0.0/24}"
+cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "redis-ha-k8s",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$S/cni/ipam",
+        "ranges": [[{"subnet": "$POD_SUBNET"}]],
+        "routes": [{"dst": "$K8S_SERVICE_CIDR"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+
+# --- containerd ---------------------------------------------------------------------
+cat >"$CTRD/config.toml" <<EOF
+version = 2
+root = "$CTRD/root"
+state = "$CTRD/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = "$CTRD/debug.sock"
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CTRD/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  enable_selinux = false
+  # No CAP_SYS_RESOURCE here: runc cannot lower oom_score_adj below containerd's own
+  # (the sandbox's -998 fails with "can't get final child's PID from pipe: EOF").
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$CTRD/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$S/cni/net.d"
+EOF
+# Registry pulls go to a proxy that is not there (127.0.0.1:9): an image that is not
+# imported fails at once ("proxyconnect ... connection refused"), nothing is contacted.
+HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1,localhost \
+    http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost \
+    launch containerd containerd --config "$CTRD/config.toml"
+for _ in $(seq 60); do
+    [ -S "$SOCK" ] && ctr --address "$SOCK" version >/dev/null 2>&1 && break
+    alive containerd || fail "containerd: exited: $(tail -n1 "$S/logs/containerd.log")"
+    sleep 0.5
+done
+ctr --address "$SOCK" version >/dev/null 2>&1 || fail "containerd: socket $SOCK not answering"
+ctr --address "$SOCK" plugins ls 2>/dev/null | grep -E '^io\.containerd\.grpc\.v1[[:space:]]+cri[[:space:]]+.*ok' >/dev/null ||
+    fail "containerd: CRI plugin not ok: $(ctr --address "$SOCK" plugins ls 2>&1 | grep -E '[[:space:]]cri[[:space:]]')"
+
+python3 "$HERE/oci_image.py" "$K8S_BIN/pause" "$PAUSE_IMAGE" "$S/pause.tar"
+ctr --address "$SOCK" -n k8s.io images import "$S/pause.tar" >>"$S/logs/ctr.log" 2>&1 ||
+    fail "containerd: importing the pause image failed: $(tail -n1 "$S/logs/ctr.log")"
+ctr --address "$SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >>"$S/logs/ctr.log" 2>&1 || true
+
+# --- kubelet ------------------------------------------------------------------------
+cat >"$S/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: $K8S_KUBELET_PORT
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+readOnlyPort: 0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $PKI/kubelet.crt
+tlsPrivateKeyFile: $PKI/kubelet.key
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://$SOCK
+failSwapOn: false
+failCgroupV1: false
+# Leave the host's iptables alone (no KUBE-FIREWALL); stop.sh removes the canaries.
+makeIPTablesUtilChains: false
+resolvConf: ""
+clusterDomain: cluster.local
+registerNode: true
+maxPods: 50
+serializeImagePulls: true
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+EOF
+launch kubelet "$K8S_BIN/kubelet" --config "$S/kubelet.yaml" --kubeconfig "$S/kubelet.kubeconfig" \
+    --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" \
+    --hostname-override "$K8S_NODE_NAME" --node-ip 127.0.0.1
+
+# --- kube-proxy ---------------------------------------------------------------------
+cat >"$S/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $S/kube-proxy.kubeconfig}
+mode: iptables
+clusterCIDR: $K8S_POD_CIDR
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+hostnameOverride: $K8S_NODE_NAME
+# Node ports on the bridge's address only: on 127.0.0.1 kube-proxy would set
+# net.ipv4.conf.all.route_localnet=1 on the host.
+nodePortAddresses: ["${POD_SUBNET%.*}.1/32"]
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+sysctl -n net.ipv4.conf.all.route_localnet >"$S/route_localnet.before" 2>/dev/null || true
+launch kube-proxy "$K8S_BIN/kube-proxy" --config "$S/kube-proxy.yaml"
+
+# --- wait for the node --------------------------------------------------------------
+for _ in $(seq 90); do
+    ready="$("${KUBECTL[@]}" get node "$K8S_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
+    [ "$ready" = True ] && break
+    alive kubelet || fail "kubelet: exited: $(grep -E '^E|error|fail' "$S/logs/kubelet.log" | tail -n1)"
+    alive containerd || fail "containerd: exited: $(tail -n1 "$S/logs/containerd.log")"
+    sleep 1
+done
+[ "$ready" = True ] || fail "kubelet: node $K8S_NODE_NAME not Ready after 90s: $("${KUBECTL[@]}" get node "$K8S_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].message}' 2>&1 || grep -E '^E' "$S/logs/kubelet.log" | tail -n1)"
+alive kube-proxy || fail "kube-proxy: exited: $(grep -E '^E|error' "$S/logs/kube-proxy.log" | tail -n1)"
