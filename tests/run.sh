@@ -14,6 +14,8 @@ trap stop_dockerd EXIT
 docker_package=docker.io
 command -v dockerd >/dev/null 2>&1 && docker_package=""
 install_debian_packages redis-server redis-sentinel redis-tools prometheus-redis-exporter busybox-static python3.11 $docker_package
+# The local Kubernetes (scripts/k8s): its node stage runs pods with Debian's containerd, runc and CNI plugins.
+install_debian_packages containerd runc containernetworking-plugins iptables openssl
 install_python_packages test
 start_dockerd
 
@@ -24,3 +26,9 @@ log "lint"
 
 log "tests"
 "$VENV/bin/python" -m pytest tests/unit tests/program tests/e2e "$@"
+
+# Last: a single-node Kubernetes built from Go modules into ~/.cache/redis-ha (about 11
+# minutes the first time on a machine, seconds after), started with its node stage,
+# every prod variant applied by server-side apply, stopped (docs/kubernetes-local.md).
+log "kubernetes"
+REDIS_HA_K8S_NODE=1 "$VENV/bin/python" -m pytest tests/k8s "$@"
