@@ -2,8 +2,8 @@
 
 Every Redis command runs as `redis-cli` inside a node's container or pod, reached
 with testinfra (`docker://...` or `kubectl://...`), so the same suite verifies a
-Docker and a Kubernetes deployment. Passwords go in through REDISCLI_AUTH, never as
-an argument of redis-cli, and are redacted from testinfra's log records.
+Docker and a Kubernetes deployment. Passwords go in on redis-cli's stdin (read into
+REDISCLI_AUTH by the shell), never as an argument of any process, and are redacted from testinfra's log records.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shlex
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlparse
 
 import testinfra
 
@@ -94,6 +97,43 @@ class Node:
             )
         return result.stdout
 
+    def _exec_prefix(self) -> list[str]:
+        """How to run a program inside the node with its stdin attached."""
+        url = urlparse(self.spec["testinfraHost"])
+        if url.scheme == "docker":
+            return ["docker", "exec", "-i", url.netloc]
+        if url.scheme == "kubectl":
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            prefix = ["kubectl", "exec", "-i", url.netloc]
+            if "namespace" in query:
+                prefix += ["-n", query["namespace"]]
+            if "container" in query:
+                prefix += ["-c", query["container"]]
+            return [*prefix, "--"]
+        if url.scheme == "local":
+            return []
+        raise AssertionError(f"{self.name}: cannot run a command with stdin on {self.spec['testinfraHost']}")
+
+    def _authenticated(self, password: str, redis_cli_args: list[str], stdin_rest: str = "") -> str:
+        """redis-cli inside the node with the password on its stdin, read into
+        REDISCLI_AUTH by the shell: it is never an argument of any process (docker exec,
+        kubectl, sh or redis-cli), where `ps` on the host or in the node would show it."""
+        script = (
+            "IFS= read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec redis-cli --no-auth-warning "
+            + " ".join(shlex.quote(a) for a in redis_cli_args)
+            + " 2>&1"
+        )
+        command = [*self._exec_prefix(), "sh", "-c", script]
+        try:
+            result = subprocess.run(
+                command, input=f"{password}\n{stdin_rest}", capture_output=True, text=True, timeout=120
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name}: redis-cli did not answer within 120 s") from None
+        if result.returncode != 0:
+            raise AssertionError(f"{self.name}: `redis-cli` failed (rc {result.returncode}): {result.stderr.strip()}")
+        return result.stdout
+
     def cli(self, user: str | None, *args: str, host: str = "127.0.0.1", port: int | None = None) -> str:
         """Run redis-cli in this node against host:port (itself by default) as `user`
         (None: unauthenticated). Returns the reply text; error replies are text too."""
@@ -103,8 +143,7 @@ class Node:
             command = f"redis-cli -h %s -p %s {words} 2>&1"
             return self.sh(command, host, str(port), *args).strip()
         password = self.outputs.passwords[user]
-        command = f"REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %s {words} 2>&1"
-        return self.sh(command, password, user, host, str(port), *args).strip()
+        return self._authenticated(password, ["--user", user, "-h", host, "-p", str(port), *args]).strip()
 
     def cli_script(
         self, user: str, script: str, *options: str, host: str = "127.0.0.1", port: int | None = None
@@ -114,9 +153,7 @@ class Node:
         Returns the output, one reply after the other, error replies included."""
         port = port or self.port
         password = self.outputs.passwords[user]
-        words = " ".join(["%s"] * len(options))
-        command = f"printf '%%s' %s | REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %s {words} 2>&1"
-        return self.sh(command, script, password, user, host, str(port), *options)
+        return self._authenticated(password, ["--user", user, "-h", host, "-p", str(port), *options], script)
 
     def info(self, user: str, section: str) -> dict[str, str]:
         text = self.cli(user, "INFO", section)
