@@ -171,7 +171,7 @@ def test_outputs_describe_every_node_and_keep_passwords_secret(dev: ProgramRun) 
     assert sorted(nodes) == sorted(
         [f"redis-ha-redis-{i}" for i in (1, 2, 3)]
         + [f"redis-ha-sentinel-{i}" for i in (1, 2, 3)]
-        + ["redis-ha-exporter"]
+        + ["redis-ha-exporter", "redis-ha-sentinel-exporter"]
     )
     assert nodes["redis-ha-redis-1"] == {
         "name": "redis-ha-redis-1",
