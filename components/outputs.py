@@ -17,8 +17,10 @@ from components.topology import ClusterTopology, Node, SentinelTopology
 
 CONTRACT_VERSION = 1
 # The secret output with the system users' passwords (admin, replica, sentinel,
-# exporter, sentinel-client); application roles have one output each.
+# exporter, sentinel-client, sentinel-exporter); application roles have one output each.
 SYSTEM_PASSWORDS = "passwords"
+# Docker: the Prometheus scrape configuration (components/scrape.py), YAML text.
+SCRAPE_CONFIG = "prometheusScrapeConfigs"
 
 
 def role_password_output(role: str) -> str:
@@ -109,6 +111,7 @@ def _users_and_roles(settings: Settings) -> dict[str, Any]:
             "sentinel": security.SENTINEL.name,
             "exporter": security.EXPORTER.name,
             "sentinelClient": security.SENTINEL_CLIENT.name,
+            "sentinelExporter": security.SENTINEL_EXPORTER.name,
         },
         "roles": [
             {

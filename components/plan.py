@@ -117,6 +117,9 @@ class Exporter:
     image: str
     watches: str  # the kind of the group it scrapes
     targets: tuple[Node, ...]
+    # The ACL user it logs in as, whose password it gets: `exporter` on Redis nodes,
+    # `sentinel-exporter` on the Sentinel port.
+    user: str = security.EXPORTER.name
     # Its environment on both backends besides address, user and password file: no
     # CONFIG GET, whose reply holds masterauth (docs/redis-notes.md#exporter-user-and-image).
     environment: tuple[tuple[str, str], ...] = tuple(sorted(security.EXPORTER_ENVIRONMENT.items()))
@@ -142,12 +145,16 @@ class Part:
     name: str  # resource and component name prefix
     kind: str  # sentinel | cluster
     groups: tuple[Group, ...]
-    exporter: Exporter | None
+    exporters: tuple[Exporter, ...]  # at most one per group
     job: OneShot | None
     topology: SentinelTopology | ClusterTopology
 
     def group(self, kind: str) -> Group:
         return next(g for g in self.groups if g.kind == kind)
+
+    def exporter_of(self, kind: str) -> Exporter | None:
+        """The exporter that scrapes the group of `kind`, if any."""
+        return next((e for e in self.exporters if e.watches == kind), None)
 
     def group_of(self, node: Node) -> Group:
         return next(g for g in self.groups if g.kind == node.kind)
@@ -265,10 +272,16 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         },
         _render_scripts=sentinel_scripts,
     )
-    exporter = None
+    exporters = []
     if topo.exporter is not None:
-        exporter = Exporter(topo.exporter, s.exporter_image, REDIS, topo.redis_nodes)
-    return Part(s.name, SENTINEL, (redis, sentinel), exporter, None, topo)
+        exporters.append(Exporter(topo.exporter, s.exporter_image, REDIS, topo.redis_nodes))
+    if topo.sentinel_exporter is not None:
+        exporters.append(
+            Exporter(
+                topo.sentinel_exporter, s.exporter_image, SENTINEL, topo.sentinels, security.SENTINEL_EXPORTER.name
+            )
+        )
+    return Part(s.name, SENTINEL, (redis, sentinel), tuple(exporters), None, topo)
 
 
 def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
@@ -316,10 +329,10 @@ def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
         wait_seconds=rendering.cluster_create_wait_seconds(s),
         password_file=password_file,
     )
-    exporter = None
+    exporters: tuple[Exporter, ...] = ()
     if cluster.exporter is not None:
-        exporter = Exporter(cluster.exporter, s.exporter_image, CLUSTER, cluster.nodes)
-    return Part(f"{s.name}-cluster", CLUSTER, (group,), exporter, job, cluster)
+        exporters = (Exporter(cluster.exporter, s.exporter_image, CLUSTER, cluster.nodes),)
+    return Part(f"{s.name}-cluster", CLUSTER, (group,), exporters, job, cluster)
 
 
 def build_plan(settings: Settings, layout: Layout, naming: Naming) -> Plan:

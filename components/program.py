@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from components import outputs, plan, security
+from components import outputs, plan, scrape, security
 from components.credentials import Credentials, CredentialsArgs
 from components.outputs import combine_deployments
 from components.settings import Settings, load_settings
@@ -68,6 +68,11 @@ def deploy_settings(
         "redisHa": deployment,
         outputs.SYSTEM_PASSWORDS: pulumi.Output.secret(pulumi.Output.all(**system)),
     }
+    if settings.backend == "docker" and any(p.exporters for p in deployment_plan.parts):
+        # The documented scrape targets (README, Monitoring); Kubernetes has ServiceMonitors.
+        stack_outputs[outputs.SCRAPE_CONFIG] = pulumi.Output.from_input(
+            scrape.render_scrape_configs(settings, deployment_plan.parts)
+        )
     # One secret output per application role: a pipeline can be given one role's
     # password without the others (`pulumi stack output --show-secrets cachePassword`).
     for role in roles:

@@ -7,7 +7,7 @@ Every user's allowlist, the exact set of commands and subcommands (`get`,
 `client|setname`) it may run, comes from the same declarations as its `user` line:
 
 - a system user (replica, sentinel, exporter, and on the Sentinel port the Sentinel
-  peers and sentinel-client) is declared as a literal tuple of commands, and its rules
+  peers, sentinel-client and sentinel-exporter) is declared as a literal tuple of commands, and its rules
   are `-@all` followed by exactly those grants;
 - an application role grants ACL categories, so its exact set depends on the command
   table of the Redis version it runs on: `allowed_commands` evaluates the role's rules,
@@ -153,14 +153,43 @@ SENTINEL_CLIENT = AclUser(
     "applications and the verification suite: master discovery only",
 )
 
+# docs/redis-notes.md#sentinel-exporter-user: redis_exporter in front of a Sentinel
+# (1.45 to 1.62, and later without --include-config-metrics) sends CLIENT SETNAME, INFO
+# ALL (INFO when that fails), PING when asked to, and for every monitored master SENTINEL
+# MASTERS, CKQUORUM, SENTINELS and SLAVES (REPLICAS is the same reply under its newer
+# name). Its LATENCY and SLOWLOG requests are unknown commands to a Sentinel. No
+# SENTINEL CONFIG: its GET returns sentinel-pass, the peers' password, as CONFIG GET
+# returns masterauth on a Redis node. A user of its own with its own password: the
+# Redis-port exporter's password never opens a Sentinel, nor the other way round.
+SENTINEL_EXPORTER_COMMANDS = (
+    "ping",
+    "info",
+    "client|setname",
+    "sentinel|masters",
+    "sentinel|ckquorum",
+    "sentinel|sentinels",
+    "sentinel|slaves",
+    "sentinel|replicas",
+)
+SENTINEL_EXPORTER = AclUser(
+    "sentinel-exporter",
+    f"resetchannels -@all {_grant(SENTINEL_EXPORTER_COMMANDS)}",
+    "Prometheus redis_exporter in front of the Sentinels, read-only",
+)
+
 SYSTEM_USERS = (ADMIN, REPLICA, SENTINEL, EXPORTER)
-SENTINEL_PORT_USERS = (ADMIN, SENTINEL_PEER, SENTINEL_CLIENT)
+SENTINEL_PORT_USERS = (ADMIN, SENTINEL_PEER, SENTINEL_CLIENT, SENTINEL_EXPORTER)
 
 # The declared allowlist of each system user, by server kind; ALWAYS_ALLOWED comes on
 # top. None: every command (admin).
 SYSTEM_ALLOWLISTS: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
     "redis": {"admin": None, "replica": REPLICA_COMMANDS, "sentinel": SENTINEL_COMMANDS, "exporter": EXPORTER_COMMANDS},
-    "sentinel": {"admin": None, "sentinel": SENTINEL_PEER_COMMANDS, "sentinel-client": SENTINEL_CLIENT_COMMANDS},
+    "sentinel": {
+        "admin": None,
+        "sentinel": SENTINEL_PEER_COMMANDS,
+        "sentinel-client": SENTINEL_CLIENT_COMMANDS,
+        "sentinel-exporter": SENTINEL_EXPORTER_COMMANDS,
+    },
     "cluster": {"admin": None, "replica": REPLICA_COMMANDS, "exporter": EXPORTER_COMMANDS},
 }
 
@@ -238,8 +267,9 @@ def cluster_redis_users(settings: Settings) -> tuple[AclUser, ...]:
 
 
 def user_names(settings: Settings) -> tuple[str, ...]:
-    """Everyone who gets a password: Redis users plus the Sentinel-port client user."""
-    return tuple(u.name for u in redis_users(settings)) + (SENTINEL_CLIENT.name,)
+    """Everyone who gets a password: Redis users plus the Sentinel-port client and
+    exporter users."""
+    return tuple(u.name for u in redis_users(settings)) + (SENTINEL_CLIENT.name, SENTINEL_EXPORTER.name)
 
 
 def password_hash(password: str) -> str:

@@ -186,8 +186,9 @@ class Settings:
 
     @property
     def exporters(self) -> int:
-        """One redis_exporter per deployed topology part."""
-        return (int(self.has_sentinel) + int(self.has_cluster)) if self.exporter else 0
+        """The redis_exporters with a host port: the Sentinel group has one for its Redis
+        nodes and one for its Sentinels, a Redis Cluster one."""
+        return (2 * int(self.has_sentinel) + int(self.has_cluster)) if self.exporter else 0
 
     def host_port_ranges(self) -> dict[str, tuple[int, int]]:
         """config key -> (first host port, number of ports) of every range published on
@@ -196,7 +197,8 @@ class Settings:
         if self.has_sentinel:
             ranges["redisHostPort"] = (self.redis_host_port, self.data_nodes)
             ranges["sentinelHostPort"] = (self.sentinel_host_port, self.sentinels)
-        # One range for the exporters: the Sentinel group's first, then the cluster's.
+        # One range for the exporters: the Sentinel group's Redis exporter first, then the
+        # cluster's, then the Sentinels' (added last, so the others kept their ports).
         ranges["exporterHostPort"] = (self.exporter_host_port, max(self.exporters, 1))
         if self.has_cluster:
             ranges["clusterHostPort"] = (self.cluster_host_port, self.cluster_nodes)

@@ -22,6 +22,7 @@ SENTINEL = "sentinel"
 EXPORTER = "exporter"
 CLUSTER = "cluster"
 CLUSTER_EXPORTER = "cluster-exporter"
+SENTINEL_EXPORTER = "sentinel-exporter"
 
 
 class Naming(Protocol):
@@ -41,7 +42,7 @@ class Node:
     """One process of the deployment."""
 
     name: str
-    kind: str  # redis | sentinel | cluster | exporter | cluster-exporter
+    kind: str  # redis | sentinel | cluster | exporter | cluster-exporter | sentinel-exporter
     role: str  # master | replica | sentinel | exporter (role at deploy time)
     hostname: str  # the name other nodes use to reach it
     port: int
@@ -51,7 +52,7 @@ class Node:
 
 @dataclass(frozen=True)
 class SentinelTopology:
-    """A master, its replicas, the Sentinels watching them and the exporter."""
+    """A master, its replicas, the Sentinels watching them and the exporters of both."""
 
     name: str
     master_name: str
@@ -59,6 +60,7 @@ class SentinelTopology:
     redis_nodes: tuple[Node, ...]
     sentinels: tuple[Node, ...]
     exporter: Node | None
+    sentinel_exporter: Node | None = None
 
     @property
     def master(self) -> Node:
@@ -70,7 +72,8 @@ class SentinelTopology:
 
     @property
     def nodes(self) -> tuple[Node, ...]:
-        return self.redis_nodes + self.sentinels + ((self.exporter,) if self.exporter else ())
+        exporters = tuple(n for n in (self.exporter, self.sentinel_exporter) if n is not None)
+        return self.redis_nodes + self.sentinels + exporters
 
 
 def _nodes(settings: Settings, naming: Naming, kind: str, count: int, port: int, host_key: str) -> tuple[Node, ...]:
@@ -100,6 +103,8 @@ def build_sentinel_topology(settings: Settings, naming: Naming) -> SentinelTopol
         redis_nodes=_nodes(settings, naming, REDIS, settings.data_nodes, settings.port, "redisHostPort"),
         sentinels=_nodes(settings, naming, SENTINEL, settings.sentinels, settings.sentinel_port, "sentinelHostPort"),
         exporter=_exporter(settings, EXPORTER, 0),
+        # After the cluster's exporter with both (the range's last port).
+        sentinel_exporter=_exporter(settings, SENTINEL_EXPORTER, 2 if settings.has_cluster else 1),
     )
 
 

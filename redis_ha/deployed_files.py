@@ -14,6 +14,8 @@ Where the files land, relative to the output directory:
   that a container reads into an environment variable lands at
   `<pod>/env/<container>/<VARIABLE>`; Secrets and ConfigMaps no pod uses (a Grafana
   dashboard, the CA certificate for clients) at `<kind>-<name>/<key>`.
+- Docker: the Prometheus scrape targets (stack output prometheusScrapeConfigs) at
+  `prometheus/scrape-configs.yml`.
 - Values the provider computes at deploy time (TLS keys and certificates) do not
   exist before `pulumi up` and are left out.
 
@@ -37,7 +39,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from components.outputs import stack_passwords
+from components import scrape
+from components.outputs import SCRAPE_CONFIG, stack_passwords
 from redis_ha.mocked_program import ProgramRun, Registered
 
 CONTAINER = "docker:index/container:Container"
@@ -174,9 +177,18 @@ def _kubernetes_files(run: ProgramRun) -> list[DeployedFile]:
     return files
 
 
+def _scrape_files(run: ProgramRun) -> list[DeployedFile]:
+    """Docker: the Prometheus scrape targets of the stack output (components/scrape.py)."""
+    content = run.outputs.get(SCRAPE_CONFIG)
+    if not isinstance(content, str):
+        return []
+    return [DeployedFile(scrape.RENDERED_FILE, content, f"stack output {SCRAPE_CONFIG}")]
+
+
 def deployed_files(run: ProgramRun) -> list[DeployedFile]:
-    """Every file the run deploys, in the clear (secrets included)."""
-    files = _docker_files(run) + _kubernetes_files(run)
+    """Every file the run deploys, in the clear (secrets included), and the Prometheus
+    scrape targets of a Docker stack."""
+    files = _docker_files(run) + _kubernetes_files(run) + _scrape_files(run)
     paths = [f.path for f in files]
     duplicates = sorted({p for p in paths if paths.count(p) > 1})
     if duplicates:

@@ -13,7 +13,7 @@ trap stop_dockerd EXIT
 # Any installed Docker engine will do (GitHub's runners ship docker-ce, which conflicts with docker.io).
 docker_package=docker.io
 command -v dockerd >/dev/null 2>&1 && docker_package=""
-install_debian_packages redis-server redis-sentinel redis-tools prometheus-redis-exporter busybox-static python3.11 $docker_package
+install_debian_packages redis-server redis-sentinel redis-tools prometheus-redis-exporter prometheus busybox-static python3.11 $docker_package
 # The local Kubernetes (scripts/k8s): its node stage runs pods with Debian's containerd, runc and CNI plugins.
 install_debian_packages containerd runc containernetworking-plugins iptables openssl
 install_python_packages test

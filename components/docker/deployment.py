@@ -1,8 +1,10 @@
 """The dev backend: every node of a plan part as a Docker container (pulumi-docker).
 
 A part gets a private network; each node a container (and a volume when its group
-keeps data) with its rendered files uploaded into the writable /data; the exporter
-one container that scrapes every node of its group; a one-shot step (the cluster's
+keeps data) with its rendered files uploaded into the writable /data; each exporter
+one container that scrapes every node of its group (the Redis nodes, the Sentinels,
+the cluster nodes) through its multi-target /scrape endpoint, with the scrape targets
+Prometheus is given in components/scrape.py; a one-shot step (the cluster's
 creation) a container that runs once, which `pulumi up` waits for.
 
 Containers have fixed names, so a replacement must remove the old one first
@@ -90,8 +92,8 @@ class _DockerPart(pulumi.ComponentResource):
                     depends += containers[-1:]
                 containers.append(self._node(group, node, depends))
             started[group.kind] = containers
-        if part.exporter is not None:
-            self._exporter(part.exporter, started[part.exporter.watches][:1])
+        for exporter in part.exporters:
+            self._exporter(exporter, started[exporter.watches][:1])
         create_step = ""
         if part.job is not None:
             create_step = f"{part.name}-create"
@@ -184,7 +186,7 @@ class _DockerPart(pulumi.ComponentResource):
         node, first = exporter.node, exporter.targets[0]
         # A password file, not the environment (`docker inspect` shows that); one entry
         # per target so that /scrape?target= works for each.
-        password_file = self._args.passwords["exporter"].apply(
+        password_file = self._args.passwords[exporter.user].apply(
             lambda password: json.dumps({f"redis://{n.hostname}:{n.port}": password for n in exporter.targets})
         )
         return self._service(
@@ -195,7 +197,7 @@ class _DockerPart(pulumi.ComponentResource):
             image=exporter.image,
             envs=[
                 f"REDIS_ADDR=redis://{first.hostname}:{first.port}",
-                "REDIS_USER=exporter",
+                f"REDIS_USER={exporter.user}",
                 f"REDIS_PASSWORD_FILE={EXPORTER_PASSWORD_FILE}",
                 f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS=:{node.port}",
                 *(f"{k}={v}" for k, v in exporter.environment),

@@ -4,8 +4,9 @@ Per part: the namespace (unless a part before it made one), a Secret per group w
 every rendered file (they hold passwords or hashes), a ConfigMap with the plain
 scripts, per group a headless Service (peers resolve pods that are not ready yet),
 a client Service where applications connect, a StatefulSet, a PodDisruptionBudget
-and a NetworkPolicy; the exporter as a sidecar of the group it watches, with its own
-Service; a one-shot step as a Job; TLS material and monitoring resources when set.
+and a NetworkPolicy; each exporter as a sidecar of the group it watches (the Redis
+nodes, the Sentinels, the cluster nodes), with its own Service; a one-shot step as
+a Job; TLS material and monitoring resources when set.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from components.kubernetes.layout import (
     service_host,
     testinfra_host,
 )
-from components.plan import ADMIN_PASSWORD_FILE, Group, Part
+from components.plan import ADMIN_PASSWORD_FILE, Exporter, Group, Part
 from components.security import SENTINEL_CLIENT
 from components.settings import Settings
 from components.topology import Node
@@ -107,12 +108,8 @@ class _KubernetesPart(pulumi.ComponentResource):
 
         for group in part.groups:
             self._config_secret(group)
-        if part.exporter is not None:
-            targets = part.exporter.watches
-            files = args.passwords["exporter"].apply(
-                lambda p: {EXPORTER_PASSWORD_FILE: json.dumps({f"redis://localhost:{s.port}": p})}
-            )
-            self._secret(f"{name}-exporter-auth", workloads.exporter_secret(part.exporter), targets, files)
+        for exporter in part.exporters:
+            self._exporter_secret(exporter)
         scripts: dict[str, str] = {}
         for group in part.groups:
             scripts.update(group.scripts())
@@ -141,10 +138,8 @@ class _KubernetesPart(pulumi.ComponentResource):
                 spec=workloads.job_spec(s, part, part.job, component, digest(scripts), SCRIPTS_CHECKSUM),
                 opts=self._child([sets[k] for k in part.job.after]),
             )
-        if s.monitoring and part.exporter is not None:
-            monitoring.deploy_monitoring(
-                name, s, self._ns, self, part.exporter.watches, with_files=args.monitoring_files
-            )
+        if s.monitoring and part.exporters:
+            monitoring.deploy_monitoring(name, s, self._ns, self, part.exporters, with_files=args.monitoring_files)
 
         self.role_secrets = self._role_secrets() if args.role_secrets else {}
 
@@ -165,9 +160,24 @@ class _KubernetesPart(pulumi.ComponentResource):
         """`kubectl://` URL of the container that runs `node`; the exporter runs beside
         every node of its group, the first pod stands for it."""
         part, s = self._args.part, self._args.settings
-        if part.exporter is not None and node == part.exporter.node:
-            return testinfra_host(s, part.exporter.targets[0].name, "exporter")
+        for exporter in part.exporters:
+            if node == exporter.node:
+                return testinfra_host(s, exporter.targets[0].name, "exporter")
         return testinfra_host(s, node.name, part.group_of(node).process)
+
+    def _exporter_secret(self, exporter: Exporter) -> None:
+        """The password file of the exporter sidecars: one entry, their own pod's node."""
+        part = self._args.part
+        port = part.group(exporter.watches).ports[0][1]
+        files = self._args.passwords[exporter.user].apply(
+            lambda p: {EXPORTER_PASSWORD_FILE: json.dumps({f"redis://localhost:{port}": p})}
+        )
+        # The Redis (or cluster) exporter's resource kept its name from before the
+        # Sentinels had one.
+        resource = f"{self._name}-exporter-auth"
+        if exporter.watches == "sentinel":
+            resource = f"{self._name}-sentinel-exporter-auth"
+        self._secret(resource, workloads.exporter_secret(exporter), exporter.watches, files)
 
     def _secret(
         self,

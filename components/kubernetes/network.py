@@ -41,6 +41,7 @@ def _service(
     ports: tuple[tuple[str, int], ...],
     headless: bool,
     opts: pulumi.ResourceOptions,
+    not_ready: bool = False,
 ) -> k8s.core.v1.Service:
     return k8s.core.v1.Service(
         resource,
@@ -48,8 +49,9 @@ def _service(
         spec=k8s.core.v1.ServiceSpecArgs(
             type="ClusterIP",
             cluster_ip="None" if headless else None,
-            # Peers must resolve a node that is not ready yet (loading its data).
-            publish_not_ready_addresses=True if headless else None,
+            # Peers must resolve a node that is not ready yet (loading its data); Prometheus
+            # must scrape it (a replica out of sync is not ready, and that is worth an alert).
+            publish_not_ready_addresses=True if headless or not_ready else None,
             selector=pods.selector_labels(meta.settings, component),
             ports=[
                 k8s.core.v1.ServicePortArgs(name=port_name, port=port, target_port=port_name, protocol="TCP")
@@ -78,10 +80,11 @@ def group_services(
         # The cluster's client Service was `<part>-client` before the shared plan.
         aliases = [pulumi.Alias(name=f"{part.name}-client")] if part.kind == "cluster" else []
         _service(meta, name, name, group.kind, group.ports[:1], False, child(aliases=aliases))
-    exporter = part.exporter
-    if exporter is not None and exporter.watches == group.kind:
+    exporter = part.exporter_of(group.kind)
+    if exporter is not None:
         name = exporter.node.name
-        _service(meta, name, name, group.kind, (("metrics", exporter.node.port),), False, child())
+        ports = (("metrics", exporter.node.port),)
+        _service(meta, name, name, group.kind, ports, False, child(), not_ready=True)
 
 
 def disruption_budget(meta: Metadata, settings: Settings, group: Group, opts: pulumi.ResourceOptions) -> None:
@@ -119,7 +122,8 @@ def network_policy(meta: Metadata, settings: Settings, part: Part, group: Group,
     own = [_NP.NetworkPolicyPeerArgs(pod_selector=pods.selector(s, group.kind))]
     rules = [_NP.NetworkPolicyIngressRuleArgs(from_=peers, ports=_tcp(group.ports[0][1]))]
     rules += [_NP.NetworkPolicyIngressRuleArgs(from_=own, ports=_tcp(port)) for _, port in group.ports[1:]]
-    if part.exporter is not None and part.exporter.watches == group.kind:
+    exporter = part.exporter_of(group.kind)
+    if exporter is not None:
         rules.append(
             _NP.NetworkPolicyIngressRuleArgs(
                 from_=[
@@ -131,7 +135,7 @@ def network_policy(meta: Metadata, settings: Settings, part: Part, group: Group,
                         ),
                     ),
                 ],
-                ports=_tcp(part.exporter.node.port),
+                ports=_tcp(exporter.node.port),
             )
         )
     _NP.NetworkPolicy(

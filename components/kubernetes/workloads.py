@@ -89,8 +89,9 @@ def _volumes(settings: Settings, part: Part, group: Group, sidecar: bool) -> lis
     ]
     if settings.tls:
         volumes.append(secret("tls", f"{settings.name}-tls"))
-    if sidecar and part.exporter is not None:
-        volumes.append(secret("exporter-auth", exporter_secret(part.exporter)))
+    exporter = part.exporter_of(group.kind)
+    if sidecar and exporter is not None:
+        volumes.append(secret("exporter-auth", exporter_secret(exporter)))
     return volumes
 
 
@@ -133,10 +134,11 @@ def _main_container(settings: Settings, group: Group) -> k8s.core.v1.ContainerAr
     )
 
 
-def _exporter_sidecar(settings: Settings, exporter: Exporter) -> k8s.core.v1.ContainerArgs:
+def _exporter_sidecar(settings: Settings, exporter: Exporter, port: int) -> k8s.core.v1.ContainerArgs:
     """redis_exporter beside every node of its group, watching its own pod's node
-    whatever its role; its password comes from a file (`kubectl describe` and the
-    process environment show neither)."""
+    (`port`: a Redis node's or a Sentinel's) whatever its role, as the group's exporter
+    user; its password comes from a file (`kubectl describe` and the process environment
+    show neither)."""
     s = settings
     scheme = "rediss" if s.tls else "redis"
     mounts = [_MOUNT(name="exporter-auth", mount_path=EXPORTER_AUTH_DIR, read_only=True)]
@@ -146,8 +148,8 @@ def _exporter_sidecar(settings: Settings, exporter: Exporter) -> k8s.core.v1.Con
         mounts.append(_MOUNT(name="tls", mount_path=EXPORTER_TLS_DIR, read_only=True))
     health = k8s.core.v1.HTTPGetActionArgs(path="/health", port="metrics")
     env = {
-        "REDIS_ADDR": f"{scheme}://localhost:{s.port}",
-        "REDIS_USER": "exporter",
+        "REDIS_ADDR": f"{scheme}://localhost:{port}",
+        "REDIS_USER": exporter.user,
         "REDIS_PASSWORD_FILE": f"{EXPORTER_AUTH_DIR}/{EXPORTER_PASSWORD_FILE}",
         "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f":{s.exporter_port}",
         **dict(exporter.environment),
@@ -172,10 +174,11 @@ def statefulset_spec(
     settings: Settings, part: Part, group: Group, annotations: Mapping[str, pulumi.Input[str]]
 ) -> k8s.apps.v1.StatefulSetSpecArgs:
     s = settings
-    sidecar = part.exporter is not None and part.exporter.watches == group.kind
+    exporter = part.exporter_of(group.kind)
+    sidecar = exporter is not None
     containers = [_main_container(s, group)]
-    if sidecar and part.exporter is not None:
-        containers.append(_exporter_sidecar(s, part.exporter))
+    if exporter is not None:
+        containers.append(_exporter_sidecar(s, exporter, group.ports[0][1]))
     claims = None
     if group.data_volume:
         claims = [

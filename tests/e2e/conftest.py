@@ -83,14 +83,16 @@ def e2e_config(name: str, **overrides: object) -> dict:
         redisVersion="7.0",  # the Debian redis in the test image
         redisHostPort=_free_port_range(3, used),
         sentinelHostPort=_free_port_range(3, used),
-        exporterHostPort=_free_port_range(1, used),
+        # The Sentinel group's exporters: its Redis nodes' and its Sentinels'.
+        exporterHostPort=_free_port_range(2, used),
     )
     if overrides.get("topology") in ("cluster", "both"):
-        # Room for a scale-out by one shard; two exporters side by side with both.
+        # Room for a scale-out by one shard; the cluster's exporter next to the Sentinel
+        # group's two with both.
         shards = int(str(overrides.get("clusterShards", 3))) + 1
         per_shard = 1 + int(str(overrides.get("clusterReplicasPerShard", 1)))
         config["clusterHostPort"] = _free_port_range(shards * per_shard, used)
-        config["exporterHostPort"] = _free_port_range(2, used)
+        config["exporterHostPort"] = _free_port_range(3 if overrides["topology"] == "both" else 1, used)
     config.update(overrides)
     return config
 

@@ -110,7 +110,7 @@ def test_image_change_rolls_every_container(stack: Stack, docker_client: docker.
     assert {n.name for n in stack.nodes("redis") + stack.nodes("sentinel")} <= replaced, actions
     _assert_no_loss(report, plain=True)
     stack.healthy()
-    for name in replaced - {f"{stack.name}-exporter"}:
+    for name in replaced - {f"{stack.name}-exporter", f"{stack.name}-sentinel-exporter"}:
         assert docker_client.containers.get(name).attrs["Config"]["Image"] == tag, name
 
 

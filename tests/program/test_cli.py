@@ -85,6 +85,8 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
         for container in run.of_type("docker:index/container:Container"):
             for upload in container.inputs["uploads"]:
                 files[f"{container.inputs['name']}/{Path(upload['file']).name}"] = upload["content"]
+        # The Prometheus scrape targets, from the stack output (components/scrape.py).
+        files["prometheus/scrape-configs.yml"] = run.outputs["prometheusScrapeConfigs"]
         return files
     secrets_ = {name: i["stringData"] for name, i in _by_name(run, "kubernetes:core/v1:Secret").items()}
     scripts = _by_name(run, "kubernetes:core/v1:ConfigMap")["redis-ha-scripts"]["data"]
@@ -101,9 +103,9 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
                         files[f"{pod}/{name}"] = value
                 else:
                     files[f"{pod}/{key}"] = value
-            if component == "redis":
-                # The exporter sidecar mounts its own Secret.
-                files[f"{pod}/passwords.json"] = secrets_["redis-ha-exporter"]["passwords.json"]
+            # The exporter sidecar mounts its own Secret.
+            exporter = "redis-ha-exporter" if component == "redis" else "redis-ha-sentinel-exporter"
+            files[f"{pod}/passwords.json"] = secrets_[exporter]["passwords.json"]
     # What no pod of ours mounts: each application role's Secret, for its application.
     for role in load_settings(stack_config(stack)).roles:
         for key, value in secrets_[f"redis-ha-{role.name}"].items():

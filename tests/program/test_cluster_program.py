@@ -150,7 +150,7 @@ def test_cluster_children_are_parented_to_their_component(any_run: ProgramRun) -
 
 
 def test_secret_material_appears_only_inside_secret_inputs(any_run: ProgramRun) -> None:
-    assert len(any_run.passwords) == 11
+    assert len(any_run.passwords) == 12
     values = secret_values(any_run)
     for resource in any_run.resources:
         text = " ".join(plain_strings(resource.wire))
@@ -199,8 +199,8 @@ def test_docker_resource_counts(dev_cluster: ProgramRun, dev_both: ProgramRun) -
     assert len(containers_of_kind(dev_cluster, "cluster-exporter")) == 1
     assert len(containers_of_kind(dev_cluster, "cluster-create")) == 1
     assert len(dev_cluster.of_type(CONTAINER)) == 8
-    # both: the Sentinel group's 7 containers, 3 volumes and network beside the cluster's
-    assert len(dev_both.of_type(CONTAINER)) == 15
+    # both: the Sentinel group's 8 containers, 3 volumes and network beside the cluster's
+    assert len(dev_both.of_type(CONTAINER)) == 16
     assert len(dev_both.of_type(VOLUME)) == 12  # 6 cluster nodes, 3 Redis nodes, 3 Sentinel states
     assert len(dev_both.of_type(NETWORK)) == 2
 
@@ -210,17 +210,29 @@ def test_both_topologies_use_distinct_names_ports_and_volumes(dev_both: ProgramR
     names = [c.inputs["name"] for c in containers]
     assert len(names) == len(set(names))
     ports = [(p["ip"], p["external"]) for c in containers for p in c.inputs.get("ports", [])]
-    assert len(ports) == len(set(ports)) == 14  # 3 Redis, 3 Sentinels, 6 cluster nodes, 2 exporters
+    assert len(ports) == len(set(ports)) == 15  # 3 Redis, 3 Sentinels, 6 cluster nodes, 3 exporters
     volumes = [v.inputs["name"] for v in dev_both.of_type(VOLUME)]
     assert len(volumes) == len(set(volumes))
     networks = {n.inputs["name"] for n in dev_both.of_type(NETWORK)}
     assert networks == {"redis-ha-net", "redis-ha-cluster-net"}
     for c in containers_of_kind(dev_both, "cluster"):
         assert [n["name"] for n in c.inputs["networksAdvanced"]] == ["redis-ha-cluster-net"]
-    # The Sentinel group is exactly what the sentinel topology deploys.
+    # The Sentinel group is exactly what the sentinel topology deploys, but for the host
+    # port of the Sentinels' exporter: the last of the exporters' range, after the
+    # cluster's (which kept exporterHostPort + 1 from before the Sentinels had one).
     sentinel_only = run_program(dev_config(), stack="dev")
-    sentinel_nodes = [n for n in dev_both.outputs["redisHa"]["nodes"] if not n["kind"].startswith("cluster")]
-    assert sentinel_nodes == sentinel_only.outputs["redisHa"]["nodes"]
+
+    def sentinel_group(run: ProgramRun) -> list[dict]:
+        nodes = [n for n in run.outputs["redisHa"]["nodes"] if not n["kind"].startswith("cluster")]
+        return [{k: v for k, v in n.items() if n["kind"] != "sentinel-exporter" or k != "hostEndpoint"} for n in nodes]
+
+    assert sentinel_group(dev_both) == sentinel_group(sentinel_only)
+    ports = {n["kind"]: n["hostEndpoint"] for n in dev_both.outputs["redisHa"]["nodes"] if "exporter" in n["kind"]}
+    assert ports == {
+        "exporter": "127.0.0.1:19121",
+        "cluster-exporter": "127.0.0.1:19122",
+        "sentinel-exporter": "127.0.0.1:19123",
+    }
 
 
 def test_docker_cluster_nodes_run_the_cluster_branch_of_redis_conf(dev_cluster: ProgramRun) -> None:

@@ -35,7 +35,8 @@ def test_resource_counts(dev: ProgramRun) -> None:
     assert len(_containers(dev, "redis")) == 3
     assert len(_containers(dev, "sentinel")) == 3
     assert len(_containers(dev, "exporter")) == 1
-    assert len(dev.of_type(CONTAINER)) == 7
+    assert len(_containers(dev, "sentinel-exporter")) == 1
+    assert len(dev.of_type(CONTAINER)) == 8
 
 
 def test_every_docker_resource_is_a_child_of_the_component(dev: ProgramRun) -> None:
@@ -124,7 +125,7 @@ def test_every_container_has_a_healthcheck_and_waits_for_it(dev: ProgramRun) -> 
 
 def test_ports_are_published_on_loopback_only(dev: ProgramRun) -> None:
     published = [(c.name, p) for c in dev.of_type(CONTAINER) for p in c.inputs.get("ports", [])]
-    assert len(published) == 7
+    assert len(published) == 8
     assert all(p["ip"] == "127.0.0.1" for _, p in published), published
 
 
@@ -140,7 +141,7 @@ def _plain_strings(value: Any) -> list[str]:
 
 
 def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> None:
-    assert len(dev.passwords) == 11  # admin, replica, sentinel, exporter, sentinel-client, 6 roles
+    assert len(dev.passwords) == 12  # admin, replica, sentinel, exporter, sentinel-client, sentinel-exporter, 6 roles
     secrets = set(dev.passwords.values())
     secrets |= {hashlib.sha256(p.encode()).hexdigest() for p in dev.passwords.values()}
     for r in dev.resources:
@@ -158,17 +159,19 @@ def test_outputs_describe_every_node_and_keep_passwords_secret(dev: ProgramRun) 
     deployment = dev.outputs["redisHa"]
     # The system users' passwords in one secret output, each role's in its own.
     role_outputs = [f"{r}Password" for r in ("cache", "sessions", "ratelimit", "celery", "pubsub", "analytics")]
-    assert set(dev.outputs) == {"redisHa", "passwords", *role_outputs}
+    assert set(dev.outputs) == {"redisHa", "passwords", "prometheusScrapeConfigs", *role_outputs}
     assert dev.secret_outputs == {"passwords", *role_outputs}
-    assert sorted(dev.outputs["passwords"]) == sorted(["admin", "replica", "sentinel", "exporter", "sentinel-client"])
+    assert sorted(dev.outputs["passwords"]) == sorted(
+        ["admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter"]
+    )
     assert [r["passwordOutput"] for r in deployment["roles"]] == role_outputs
-    assert len(set(stack_passwords(dev.outputs).values())) == 11
+    assert len(set(stack_passwords(dev.outputs).values())) == 12
     assert not set(stack_passwords(dev.outputs).values()) & set(json.dumps(deployment).split('"'))
     nodes = {n["name"]: n for n in deployment["nodes"]}
     assert sorted(nodes) == sorted(
         [f"redis-ha-redis-{i}" for i in (1, 2, 3)]
         + [f"redis-ha-sentinel-{i}" for i in (1, 2, 3)]
-        + ["redis-ha-exporter"]
+        + ["redis-ha-exporter", "redis-ha-sentinel-exporter"]
     )
     assert nodes["redis-ha-redis-1"] == {
         "name": "redis-ha-redis-1",
@@ -229,7 +232,7 @@ def test_configured_sentinel_client_and_role_passwords_are_used() -> None:
     assert run.outputs["passwords"]["sentinel-client"] == configured["sentinelClientPassword"]
     assert run.outputs["cachePassword"] == configured["cachePassword"]
     # generated for everyone else only
-    assert len(run.passwords) == 9 and not [n for n in run.passwords if n.endswith(("-sentinel-client", "-cache"))]
+    assert len(run.passwords) == 10 and not [n for n in run.passwords if n.endswith(("-sentinel-client", "-cache"))]
 
     def digest(password: str) -> str:
         return "#" + hashlib.sha256(password.encode()).hexdigest()
@@ -255,7 +258,8 @@ def test_component_deployment_output_names_the_docker_hosts(mocks: ProgramRun) -
 
     settings = load_settings({"backend": "docker", "name": "unit"})
     passwords = {
-        u: pulumi.Output.secret(f"pw-{u}") for u in ("admin", "replica", "sentinel", "exporter", "sentinel-client")
+        u: pulumi.Output.secret(f"pw-{u}")
+        for u in ("admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter")
     }
     passwords |= {r.name: pulumi.Output.secret(f"pw-{r.name}") for r in settings.roles}
     ha = RedisHA("unit", PartArgs(settings, build_plan(settings).parts[0], passwords))

@@ -48,28 +48,37 @@ def test_dashboard_configmap_holds_the_dashboard_file(monitored: ProgramRun) -> 
     assert dashboard.inputs["metadata"]["namespace"] == "redis"
 
 
-def test_service_monitor_scrapes_the_exporter_service(monitored: ProgramRun) -> None:
-    (monitor,) = monitored.of_type(SERVICE_MONITOR)
-    spec = monitor.inputs["spec"]
+@pytest.mark.parametrize(
+    ("monitor_name", "kind"), [("redis-ha-exporter", "redis"), ("redis-ha-sentinel-exporter", "sentinel")]
+)
+def test_service_monitor_scrapes_the_exporter_service(monitored: ProgramRun, monitor_name: str, kind: str) -> None:
+    monitors = {m.inputs["metadata"]["name"]: m for m in monitored.of_type(SERVICE_MONITOR)}
+    assert sorted(monitors) == ["redis-ha-exporter", "redis-ha-sentinel-exporter"]
+    spec = monitors[monitor_name].inputs["spec"]
     wanted = spec["selector"]["matchLabels"]
     selected = [s for s in monitored.of_type(SERVICE) if wanted.items() <= s.inputs["metadata"]["labels"].items()]
     ports = {p["name"] for s in selected for p in s.inputs["spec"]["ports"]}
     (endpoint,) = spec["endpoints"]
     assert endpoint["port"] in ports
-    # Only the exporter Service has that port: one target per Redis pod, not two.
-    assert [
-        s.inputs["metadata"]["name"]
-        for s in selected
-        if endpoint["port"] in {p["name"] for p in s.inputs["spec"]["ports"]}
-    ] == ["redis-ha-exporter"]
+    # Only the exporter Service has that port: one target per pod, not two.
+    (service,) = [s for s in selected if endpoint["port"] in {p["name"] for p in s.inputs["spec"]["ports"]}]
+    assert service.inputs["metadata"]["name"] == monitor_name
+    # A pod that is not ready (a replica out of sync) is still scraped.
+    assert service.inputs["spec"]["publishNotReadyAddresses"] is True
     assert spec["namespaceSelector"] == {"matchNames": ["redis"]}
+    # The labels the rules read (monitoring/prometheus-rules.yml's header).
+    assert endpoint["relabelings"] == [
+        {"action": "replace", "targetLabel": "redis_ha_deployment", "replacement": "redis/redis-ha"},
+        {"action": "replace", "targetLabel": "redis_ha_kind", "replacement": kind},
+        {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "instance"},
+    ]
 
 
 def test_monitoring_resources_are_children_of_the_component(monitored: ProgramRun) -> None:
     component = monitored.by_name("redis-ha")
     assert component.type == COMPONENT
     shipped = monitored.of_type(PROMETHEUS_RULE) + monitored.of_type(SERVICE_MONITOR) + _dashboards(monitored)
-    assert len(shipped) == 3 and all(r.parent == component.urn for r in shipped)
+    assert len(shipped) == 4 and all(r.parent == component.urn for r in shipped)
 
 
 def test_docker_backend_refuses_monitoring() -> None:
@@ -86,7 +95,10 @@ def test_monitoring_needs_the_exporter() -> None:
 
 @pytest.mark.parametrize(
     ("topology", "exporters"),
-    [("cluster", ["redis-ha-cluster-exporter"]), ("both", ["redis-ha-cluster-exporter", "redis-ha-exporter"])],
+    [
+        ("cluster", ["redis-ha-cluster-exporter"]),
+        ("both", ["redis-ha-cluster-exporter", "redis-ha-exporter", "redis-ha-sentinel-exporter"]),
+    ],
 )
 def test_the_cluster_is_monitored_too(topology: str, exporters: list[str]) -> None:
     """With the cluster deployed, its exporter is scraped as well; rules and dashboard

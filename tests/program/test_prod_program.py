@@ -44,7 +44,7 @@ SECRET_KEY = "4dabf18193072939515e22adb298388d"
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
 KUBERNETES_VERSION = latest_version()
 TLS_OVERRIDES = {"tls": "true", "storageClass": "fast-ssd"}
-USERS = ("admin", "replica", "sentinel", "exporter", "sentinel-client")
+USERS = ("admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter")
 MIB = 1024**2
 
 
@@ -170,14 +170,21 @@ def test_resource_counts(prod: ProgramRun) -> None:
         "redis-ha-exporter",
         "redis-ha-redis-headless",
         "redis-ha-sentinel",
+        "redis-ha-sentinel-exporter",
         "redis-ha-sentinel-headless",
     ]
     assert len(prod.of_type(PDB)) == 2
     assert len(prod.of_type(NETWORKPOLICY)) == 2
     roles = [r.name for r in load_settings(stack_config("prod")).roles]
-    # The groups' config, the exporter's password file, and one Secret per application role.
+    # The groups' config, the exporters' password files, and one Secret per application role.
     assert sorted(named(prod, SECRET)) == sorted(
-        ["redis-ha-exporter", "redis-ha-redis", "redis-ha-sentinel", *(f"redis-ha-{r}" for r in roles)]
+        [
+            "redis-ha-exporter",
+            "redis-ha-sentinel-exporter",
+            "redis-ha-redis",
+            "redis-ha-sentinel",
+            *(f"redis-ha-{r}" for r in roles),
+        ]
     )
     assert sorted(named(prod, CONFIGMAP)) == ["redis-ha-scripts"]
     assert not [r for r in prod.resources if r.type.startswith("tls:")]
@@ -222,6 +229,7 @@ def test_every_selector_selects_the_intended_pods(any_run: ProgramRun) -> None:
         (SERVICE, "redis-ha-exporter"): "redis-ha-redis",
         (SERVICE, "redis-ha-sentinel-headless"): "redis-ha-sentinel",
         (SERVICE, "redis-ha-sentinel"): "redis-ha-sentinel",
+        (SERVICE, "redis-ha-sentinel-exporter"): "redis-ha-sentinel",
         (PDB, "redis-ha-redis"): "redis-ha-redis",
         (PDB, "redis-ha-sentinel"): "redis-ha-sentinel",
         (NETWORKPOLICY, "redis-ha-redis"): "redis-ha-redis",
@@ -396,7 +404,18 @@ def test_exporter_is_a_sidecar_with_its_password_from_a_secret_file(prod: Progra
     password = user_passwords(prod)["exporter"]
     assert secret["stringData"] == {"passwords.json": json.dumps({"redis://localhost:6379": password})}
     assert exporter["ports"] == [{"name": "metrics", "containerPort": 9121, "protocol": "TCP"}]
-    assert "exporter" not in [c["name"] for c in pod_spec(named(prod, STATEFULSET)["redis-ha-sentinel"])["containers"]]
+    # The Sentinels' sidecar: its own pod's Sentinel, as sentinel-exporter, with its own Secret.
+    sentinel = named(prod, STATEFULSET)["redis-ha-sentinel"]
+    sidecar = container(sentinel, "exporter")
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["REDIS_ADDR"] == "redis://localhost:26379" and env["REDIS_USER"] == "sentinel-exporter"
+    assert env["REDIS_EXPORTER_CONFIG_COMMAND"] == "-"
+    volume = next(v for v in pod_spec(sentinel)["volumes"] if v["name"] == "exporter-auth")
+    assert volume["secret"]["secretName"] == "redis-ha-sentinel-exporter"
+    password = user_passwords(prod)["sentinel-exporter"]
+    assert named(prod, SECRET)["redis-ha-sentinel-exporter"]["stringData"] == {
+        "passwords.json": json.dumps({"redis://localhost:26379": password})
+    }
 
 
 def test_disruption_budgets_keep_quorum(any_run: ProgramRun) -> None:
@@ -514,7 +533,7 @@ def test_every_container_has_requests_and_limits(any_run: ProgramRun) -> None:
 
 def test_no_configmap_holds_a_password_or_hash(any_run: ProgramRun) -> None:
     values = secret_values(any_run)
-    assert len(any_run.passwords) == 11
+    assert len(any_run.passwords) == 12
     configmaps = any_run.of_type(CONFIGMAP)
     assert configmaps
     for configmap in configmaps:

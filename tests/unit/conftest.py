@@ -349,18 +349,21 @@ def _http_get(url: str) -> str:
         return response.read().decode()
 
 
-def scrape_exporter(deployment: LiveDeployment, targets: tuple[LiveNode, ...]) -> dict[str, str]:
+def scrape_exporter(
+    deployment: LiveDeployment, targets: tuple[LiveNode, ...], user: str = "exporter"
+) -> dict[str, str]:
     """Debian's redis_exporter, configured as the backends configure it (user
-    `exporter`, security.EXPORTER_ENVIRONMENT), in front of the first target: its
-    /metrics, and /scrape?target= for the others. Returns the exposition by node name."""
+    `exporter`, or `sentinel-exporter` in front of Sentinels; security.EXPORTER_ENVIRONMENT),
+    in front of the first target: its /metrics, and /scrape?target= for the others.
+    Returns the exposition by node name."""
     port = free_port()
     environment = {
         **os.environ,
         **security.EXPORTER_ENVIRONMENT,
         "REDIS_ADDR": f"redis://{LOCALHOST}:{targets[0].port}",
-        "REDIS_USER": "exporter",
+        "REDIS_USER": user,
         # The environment, not the command line: `ps` would show an argument.
-        "REDIS_PASSWORD": deployment.passwords["exporter"],
+        "REDIS_PASSWORD": deployment.passwords[user],
         "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f"{LOCALHOST}:{port}",
     }
     process = subprocess.Popen(

@@ -2,16 +2,21 @@
 
 The metric names every expression may use are not a list kept here: they are scraped
 from the real redis_exporter (the binary the test exporter image is built from,
-tests/images/build.sh) in front of a real master with a connected replica, rendered by
-components/rendering.py (tests/unit/conftest.py). Every expression is parsed by
+tests/images/build.sh) in front of real servers rendered by components/rendering.py
+(tests/unit/conftest.py): a master with a connected replica, their Sentinel, and a Redis
+Cluster node. The few names that do not come from the exporter are listed in
+NOT_FROM_THE_EXPORTER with where they come from. Every expression is parsed by
 promql-parser, and the metric names a small regex tokenizer finds are checked against
 the names the parser's syntax tree holds, so the tokenizer cannot quietly miss one.
+The promtool tests of the rules are tests/unit/test_alert_rules.py's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,11 @@ import promql_parser
 import pytest
 import yaml
 
-from tests.unit.conftest import LiveDeployment, scrape_exporter
+from components import plan, rendering
+from components.program import naming_for
+from components.settings import load_settings
+from components.topology import ClusterNode, build_cluster_topology
+from tests.unit.conftest import LOCALHOST, LiveDeployment, LiveNode, free_port, local_layout, scrape_exporter
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "monitoring" / "prometheus-rules.yml"
@@ -31,11 +40,35 @@ REQUIRED_METRICS = {
     "redis_instance_info",
     "redis_connected_slaves",
     "redis_connected_slave_lag_seconds",
+    "redis_master_link_up",
     "redis_memory_used_bytes",
     "redis_memory_max_bytes",
     "redis_evicted_keys_total",
     "redis_rejected_connections_total",
+    "redis_rdb_last_bgsave_status",
+    "redis_aof_last_write_status",
+    "redis_aof_last_bgrewrite_status",
+    # a Sentinel (redis_exporter's exporter/sentinels.go)
+    "redis_sentinel_master_status",
+    "redis_sentinel_master_ok_sentinels",
+    "redis_sentinel_master_ckquorum_status",
+    # a Redis Cluster node (CLUSTER INFO, exporter/info.go)
+    "redis_cluster_state",
+    "redis_cluster_slots_ok",
+    "redis_cluster_slots_fail",
 }
+# Names an expression may use that redis_exporter does not publish.
+NOT_FROM_THE_EXPORTER = {
+    "up": "Prometheus' own, one per scrape target",
+    "redis_ha_backup_last_success_timestamp_seconds": "the backup job's (see the rules file's header)",
+}
+# The target labels of the rules file's conventions: every selector of a rule names
+# redis_ha_kind (a Sentinel-group rule must not see Redis Cluster nodes, nor the other
+# way round); the backup job's metric has only redis_ha_deployment.
+KIND_LABEL = "redis_ha_kind"
+WITHOUT_KIND = {"redis_ha_backup_last_success_timestamp_seconds"}
+# A Redis Cluster node of its own (no cluster created: the metric names are all there).
+CLUSTER_CONFIG = {"backend": "docker", "topology": "cluster", "redisVersion": "7.0", "publishPorts": False}
 
 # --- the expressions --------------------------------------------------------------
 
@@ -60,8 +93,16 @@ def dashboard_exprs() -> list[tuple[str, str]]:
     ]
 
 
+def rule_name(rule: dict[str, Any]) -> str:
+    return f"alert {rule['alert']}" if "alert" in rule else f"record {rule['record']}"
+
+
+def recorded_names() -> set[str]:
+    return {r["record"] for r in rule_list() if "record" in r}
+
+
 def all_exprs() -> list[tuple[str, str]]:
-    return [(f"alert {r['alert']}", r["expr"]) for r in rule_list()] + dashboard_exprs()
+    return [(rule_name(r), r["expr"]) for r in rule_list()] + dashboard_exprs()
 
 
 # --- metric names in an expression -------------------------------------------------
@@ -97,17 +138,22 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def parsed_metric_names(expr: str) -> set[str]:
-    """The metric names of the syntax tree promql-parser builds."""
-    names: set[str] = set()
+def selectors(expr: str) -> list[Any]:
+    """The vector selectors of the syntax tree promql-parser builds."""
+    found: list[Any] = []
 
     def visit(node: Any) -> bool:
-        if isinstance(node, promql_parser.VectorSelector) and node.name:
-            names.add(node.name)
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
         return True
 
     promql_parser.walk(promql_parser.parse(expr), visit)
-    return names
+    return found
+
+
+def parsed_metric_names(expr: str) -> set[str]:
+    """The metric names of the syntax tree promql-parser builds."""
+    return {node.name for node in selectors(expr) if node.name}
 
 
 # --- the real exporter's metric names ---------------------------------------------
@@ -118,15 +164,52 @@ def _metric_names_of(exposition: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def exporter_metrics(deployment: LiveDeployment) -> set[str]:
+def cluster_node(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str]) -> Iterator[LiveNode]:
+    """One Redis Cluster node, rendered by the plan like every node of a cluster
+    deployment (no cluster created: the cluster metric names are all there)."""
+    settings = load_settings(CLUSTER_CONFIG)
+    template = build_cluster_topology(settings, naming_for(settings))
+    first = template.members[0]
+    node = dataclasses.replace(first.node, hostname=LOCALHOST, port=free_port())
+    topology = dataclasses.replace(template, members=(ClusterNode(node, first.shard, None), *template.members[1:]))
+    settings = dataclasses.replace(settings, port=node.port, cluster_bus_port=free_port())
+    directory = tmp_path_factory.mktemp("cluster-node")
+    paths = rendering.Paths(conf_dir=str(directory), data_dir=str(directory))
+    group = plan.cluster_part(settings, local_layout(paths), topology).groups[0]
+    for name, content in group.files(node, passwords).items():
+        (directory / name).write_text(content)
+    live = LiveNode(node=node, settings=settings, directory=directory, conf=directory / "redis.conf")
+    live.start()
+    try:
+        live.wait_ready("admin", passwords["admin"])
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def exporter_metrics(deployment: LiveDeployment, cluster_node: LiveNode) -> set[str]:
     """Every metric name redis_exporter publishes for the live master (with its
-    replica connected, so that the replication series exist) and for the replica, run
-    as the backends run it: without CONFIG (security.EXPORTER_ENVIRONMENT)."""
-    scraped = scrape_exporter(deployment, (deployment.master, deployment.replica))
-    master, replica = scraped[deployment.master.node.name], scraped[deployment.replica.node.name]
-    assert "redis_up 1" in master.splitlines(), "the exporter could not log in to the master"
-    assert "redis_up 1" in replica.splitlines(), "the exporter could not log in to the replica"
-    return _metric_names_of(master) | _metric_names_of(replica)
+    replica connected, so that the replication series exist), the replica, a Redis
+    Cluster node and their Sentinel, run as the backends run it: without CONFIG
+    (security.EXPORTER_ENVIRONMENT), as `exporter` on the Redis nodes and as
+    `sentinel-exporter` on the Sentinel, with the users as rendered."""
+    sentinel = deployment.client(deployment.sentinel)
+    sentinel.execute_command("ACL", "LOG", "RESET")
+    redis_nodes = (deployment.master, deployment.replica, cluster_node)
+    scraped = scrape_exporter(deployment, redis_nodes)
+    scraped.update(scrape_exporter(deployment, (deployment.sentinel,), user="sentinel-exporter"))
+    names = {}
+    for live in (*redis_nodes, deployment.sentinel):
+        text = scraped[live.node.name]
+        assert "redis_up 1" in text.splitlines(), f"the exporter could not log in to {live.node.name}"
+        names[live.node.kind if live is not deployment.replica else "replica"] = _metric_names_of(text)
+    # Nothing the exporter asked the Sentinel was refused: the declared allowlist
+    # (security.SENTINEL_EXPORTER_COMMANDS) is all it needs.
+    assert sentinel.execute_command("ACL", "LOG") == []
+    assert {n for n in names["sentinel"] if n.startswith("redis_sentinel_master_")}, "no Sentinel metrics"
+    assert "redis_cluster_state" in names["cluster"] and "redis_cluster_state" not in names["redis"]
+    return set().union(*names.values())
 
 
 # --- rules file ---------------------------------------------------------------------
@@ -140,26 +223,47 @@ def test_rules_file_structure() -> None:
     for group in rules["groups"]:
         assert set(group) == {"name", "rules"} and group["rules"], group["name"]
         for rule in group["rules"]:
-            where = rule.get("alert")
+            where = rule_name(rule)
+            assert isinstance(rule["expr"], str) and rule["expr"].strip(), where
+            if "record" in rule:
+                # level:metric:operations, in the redis_ha namespace
+                assert set(rule) <= {"record", "expr", "labels"}, where
+                assert re.fullmatch(r"redis_ha:[a-z_]+", rule["record"]), where
+                continue
             assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, where
             assert re.fullmatch(r"Redis[A-Z][A-Za-z]+", rule["alert"]), where
-            assert isinstance(rule["expr"], str) and rule["expr"].strip(), where
             if "for" in rule:
                 assert re.fullmatch(r"\d+[smh]", rule["for"]), where
             assert rule["labels"]["severity"] in SEVERITIES, where
             assert {"summary", "description"} <= set(rule["annotations"]), where
-    alerts = [r["alert"] for r in rule_list()]
-    assert len(alerts) == len(set(alerts)), alerts
+    names = [rule_name(r) for r in rule_list()]
+    assert len(names) == len(set(names)), names
 
 
 def test_rules_cover_what_the_issue_asks() -> None:
-    alerts = {r["alert"]: r["expr"] for r in rule_list()}
-    for alert in ("RedisDown", "RedisMasterChanged", "RedisMasterWithoutReplicas", "RedisReplicationLag"):
+    alerts = {r["alert"]: r["expr"] for r in rule_list() if "alert" in r}
+    for alert in ("RedisDown", "RedisMasterWithoutReplicas", "RedisReplicaLinkDown", "RedisReplicationLag"):
         assert alert in alerts
     for alert in ("RedisMemoryHigh", "RedisEvictingKeys", "RedisRejectedConnections"):
         assert alert in alerts
+    for alert in ("RedisNoMaster", "RedisMultipleMasters", "RedisSentinelQuorumLost", "RedisSentinelMastersDisagree"):
+        assert alert in alerts
+    for alert in ("RedisSentinelFailover", "RedisClusterFailover", "RedisClusterShardWithoutMaster"):
+        assert alert in alerts
+    for alert in ("RedisRdbSaveFailing", "RedisAofWriteFailing", "RedisBackupTooOld", "RedisBackupMissing"):
+        assert alert in alerts
     used = set().union(*(metric_names(e) for e in alerts.values()))
     assert used >= REQUIRED_METRICS, REQUIRED_METRICS - used
+
+
+@pytest.mark.parametrize(("where", "expr"), [(rule_name(r), r["expr"]) for r in rule_list()])
+def test_every_selector_of_a_rule_names_the_node_kind(where: str, expr: str) -> None:
+    for node in selectors(expr):
+        if node.name in WITHOUT_KIND or node.name in recorded_names():
+            continue
+        kinds = [m for m in node.matchers.matchers if m.name == KIND_LABEL]
+        assert len(kinds) == 1, f"{where}: {node} has no {KIND_LABEL} matcher"
+        assert kinds[0].value and re.fullmatch(r"(redis|sentinel|cluster)(\|(redis|sentinel|cluster))*", kinds[0].value)
 
 
 @pytest.mark.parametrize(("where", "expr"), all_exprs(), ids=[w for w, _ in all_exprs()])
@@ -193,8 +297,13 @@ def test_exporter_publishes_the_required_metrics(exporter_metrics: set[str]) -> 
 def test_every_metric_of_every_expression_is_published_by_the_exporter(
     where: str, expr: str, exporter_metrics: set[str]
 ) -> None:
-    unknown = metric_names(expr) - exporter_metrics
+    unknown = metric_names(expr) - exporter_metrics - set(NOT_FROM_THE_EXPORTER) - recorded_names()
     assert not unknown, f"{where}: {sorted(unknown)} not published by redis_exporter"
+
+
+def test_the_names_not_from_the_exporter_are_not_the_exporter_s(exporter_metrics: set[str]) -> None:
+    assert not set(NOT_FROM_THE_EXPORTER) & exporter_metrics
+    assert not recorded_names() & exporter_metrics
 
 
 def test_an_expression_with_a_wrong_metric_name_is_caught(exporter_metrics: set[str]) -> None:

@@ -325,7 +325,7 @@ def test_sentinel_acl_default_off_and_no_plain_password(deployment: LiveDeployme
     listed = "\n".join(acl)
     for user, password in deployment.passwords.items():
         assert password not in listed, user
-    assert {line.split()[1] for line in acl} == {"default", "admin", "sentinel", "sentinel-client"}
+    assert {line.split()[1] for line in acl} == {"default", "admin", "sentinel", "sentinel-client", "sentinel-exporter"}
 
 
 def test_sentinel_rewrote_its_config(deployment: LiveDeployment) -> None:
@@ -456,7 +456,9 @@ def test_healthcheck_fails_when_the_node_stops(lone_master: LiveDeployment) -> N
 def render_all(version: str) -> dict[str, str]:
     settings = load_settings({"backend": "docker", "redisVersion": version})
     topology = build_sentinel_topology(settings, naming_for(settings))
-    passwords = dict.fromkeys(("admin", "replica", "sentinel", "exporter", "sentinel-client"), "pw")
+    passwords = dict.fromkeys(
+        ("admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter"), "pw"
+    )
     passwords |= {r.name: "pw" for r in settings.roles}
     files: dict[str, str] = {}
     for node in topology.redis_nodes + topology.sentinels:

@@ -81,7 +81,7 @@ def test_app_role_rules_reset_first_and_drop_dangerous_last(role: AppRole) -> No
 def test_redis_users_are_system_users_then_roles(settings) -> None:
     names = [u.name for u in security.redis_users(settings)]
     assert names == ["admin", "replica", "sentinel", "exporter"] + [r.name for r in settings.roles]
-    assert security.user_names(settings) == (*names, "sentinel-client")
+    assert security.user_names(settings) == (*names, "sentinel-client", "sentinel-exporter")
 
 
 def test_users_acl_has_hashes_only(settings, passwords) -> None:
@@ -263,7 +263,7 @@ def test_allowlists_cover_every_user_of_every_server_kind(settings: Settings) ->
     servers = acl["servers"]
     assert list(servers) == ["redis", "sentinel", "cluster"]
     assert list(servers["redis"]) == [u.name for u in security.redis_users(settings)]
-    assert list(servers["sentinel"]) == ["admin", "sentinel", "sentinel-client"]
+    assert list(servers["sentinel"]) == ["admin", "sentinel", "sentinel-client", "sentinel-exporter"]
     assert list(servers["cluster"]) == [u.name for u in security.cluster_redis_users(settings)]
     assert servers["redis"]["admin"] == {"commands": ["+@all"], "keys": ["*"], "channels": ["*"]}
     assert servers["redis"]["exporter"]["keys"] == servers["redis"]["exporter"]["channels"] == []

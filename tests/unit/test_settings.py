@@ -456,7 +456,8 @@ def test_both_topologies_side_by_side() -> None:
     s = load_settings({**DOCKER, "topology": "both", "clusterShards": "4", "clusterReplicasPerShard": "2"})
     assert s.has_cluster and s.has_sentinel
     assert s.cluster_nodes == 12
-    assert s.exporters == 2
+    # The Sentinel group's Redis and Sentinel exporters, the cluster's.
+    assert s.exporters == 3
 
 
 def test_cluster_without_replicas_needs_min_replicas_to_write_0() -> None:
