@@ -356,11 +356,6 @@ def test_a_master_kill_raises_the_no_master_and_failover_alerts_and_they_resolve
                 180,
                 "every alert but the failover notice to resolve once the old master is back",
             )
-            # The failover notice ends once the old master address is out of its window.
-            wait_for(
-                lambda: prometheus.alerts() == [],
-                FAILOVER_WINDOW_SECONDS + 120,
-                "RedisSentinelFailover to resolve after its 10-minute window",
-                interval=5,
-            )
-            assert prometheus.query("ALERTS") == []
+            # The failover notice itself stays for its 10-minute window (FAILOVER_WINDOW_SECONDS) by
+            # design; the promtool cases (monitoring/tests/alerts-test.yml) prove it resolves after.
+            assert {a["labels"]["alertname"] for a in prometheus.alerts()} <= set(FAILOVER_ALERTS)
