@@ -11,13 +11,9 @@ lists every node). The six existing nodes must be left alone.
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -25,47 +21,23 @@ import pytest
 
 from components.outputs import stack_passwords
 from tests.e2e.conftest import e2e_config
+from tests.e2e.day2 import Stack
 from tests.e2e.test_dev_stack import verify
-from tests.support.applier import Applied, DockerApplier
-from tests.support.program import ProgramRun, run_program
+from tests.support.applier import DockerApplier
+from tests.support.program import run_program
 from tests.support.updates import run_update
-from tests.verify.access import Node, Outputs
 from tests.verify.cluster_access import cluster_client, healthy_cluster, nodes_view, wait_healthy_cluster
-
-
-@dataclass
-class ClusterDeployment:
-    name: str
-    config: dict[str, Any]
-    run: ProgramRun
-    applied: Applied
-    applier: DockerApplier
-    outputs_path: Path
-
-    def write_outputs(self) -> None:
-        self.outputs_path.write_text(json.dumps(self.run.outputs))
-        os.chmod(self.outputs_path, 0o600)
-
-    @property
-    def outputs(self) -> Outputs:
-        return Outputs.load(self.outputs_path)
-
-    def nodes(self) -> list[Node]:
-        outputs = self.outputs
-        return [Node(spec, outputs) for spec in outputs.nodes("cluster")]
 
 
 @pytest.fixture(scope="module")
 def cluster(
     test_images: None, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ClusterDeployment]:
+) -> Iterator[Stack]:
     name = f"rhce2e-{secrets.token_hex(3)}"
     config = e2e_config(name, topology="cluster")
     run = run_program(config, stack="dev")
     applier = DockerApplier(docker_client)
-    deployment = ClusterDeployment(
-        name, config, run, Applied(), applier, tmp_path_factory.mktemp("cluster") / "outputs.json"
-    )
+    deployment = Stack(name, config, run, applier, tmp_path_factory.mktemp("cluster") / "outputs.json")
     try:
         applier.apply(run, deployment.applied)
         deployment.write_outputs()
@@ -83,9 +55,7 @@ def _containers(client: docker.DockerClient, name: str, kind: str) -> list[Any]:
     return client.containers.list(all=True, filters=filters)
 
 
-def test_six_nodes_are_deployed_and_the_cluster_is_created(
-    cluster: ClusterDeployment, docker_client: docker.DockerClient
-) -> None:
+def test_six_nodes_are_deployed_and_the_cluster_is_created(cluster: Stack, docker_client: docker.DockerClient) -> None:
     nodes = _containers(docker_client, cluster.name, "cluster")
     assert len(nodes) == 6 and all(c.status == "running" for c in nodes)
     assert _containers(docker_client, cluster.name, "sentinel") == []
@@ -93,13 +63,13 @@ def test_six_nodes_are_deployed_and_the_cluster_is_created(
     assert step.attrs["State"]["ExitCode"] == 0
     logs = cluster.applied.logs[f"{cluster.name}-cluster-create"]
     assert "creating it from the masters" in logs and "done: 6 nodes" in logs, logs[-2000:]
-    state = healthy_cluster(cluster.outputs, cluster.nodes())
+    state = healthy_cluster(cluster.outputs, cluster.nodes("cluster"))
     # The deploy-time roles in the outputs are the live ones: creation kept the shards.
     deployed_masters = sorted(n["name"] for n in cluster.outputs.nodes("cluster") if n["role"] == "master")
     assert sorted(state.masters) == deployed_masters
 
 
-def test_verification_suite_passes_on_the_cluster(cluster: ClusterDeployment) -> None:
+def test_verification_suite_passes_on_the_cluster(cluster: Stack) -> None:
     result = verify(cluster.outputs_path)
     print(result.stdout[-4000:])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -110,7 +80,7 @@ def test_verification_suite_passes_on_the_cluster(cluster: ClusterDeployment) ->
     assert int(summary.split()[1]) >= 55, summary
 
 
-def test_no_password_in_container_definitions(cluster: ClusterDeployment, docker_client: docker.DockerClient) -> None:
+def test_no_password_in_container_definitions(cluster: Stack, docker_client: docker.DockerClient) -> None:
     passwords = stack_passwords(cluster.run.outputs).values()
     for name in cluster.applied.containers:
         definition = str(docker_client.api.inspect_container(name)["Config"])
@@ -119,21 +89,19 @@ def test_no_password_in_container_definitions(cluster: ClusterDeployment, docker
     assert not [p for p in passwords if p in logs], "a password is in the creation step's output"
 
 
-def test_creation_step_run_again_changes_nothing(
-    cluster: ClusterDeployment, docker_client: docker.DockerClient
-) -> None:
+def test_creation_step_run_again_changes_nothing(cluster: Stack, docker_client: docker.DockerClient) -> None:
     name = f"{cluster.name}-cluster-create"
-    before = sorted((line.id, line.is_master, line.slots) for line in nodes_view(cluster.nodes()[0]))
+    before = sorted((line.id, line.is_master, line.slots) for line in nodes_view(cluster.nodes("cluster")[0]))
     docker_client.api.start(name)
     status = docker_client.api.wait(name, timeout=300)
     logs = docker_client.api.logs(name, tail=5).decode()
     assert status["StatusCode"] == 0, logs
     assert "nothing to change: 6 nodes" in logs, logs
-    after = sorted((line.id, line.is_master, line.slots) for line in nodes_view(cluster.nodes()[0]))
+    after = sorted((line.id, line.is_master, line.slots) for line in nodes_view(cluster.nodes("cluster")[0]))
     assert after == before
 
 
-def test_cluster_drills_pass(cluster: ClusterDeployment) -> None:
+def test_cluster_drills_pass(cluster: Stack) -> None:
     result = verify(cluster.outputs_path, "--destructive", "--", "-m", "destructive")
     print(result.stdout[-4000:])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
@@ -142,7 +110,7 @@ def test_cluster_drills_pass(cluster: ClusterDeployment) -> None:
     assert summary == "redis-ha-verify: 2 properties hold, 0 do not", summary
 
 
-def test_scale_out_from_three_to_four_shards(cluster: ClusterDeployment) -> None:
+def test_scale_out_from_three_to_four_shards(cluster: Stack) -> None:
     outputs = cluster.outputs
     client = cluster_client(outputs)
     keys = [f"redis-ha:e2e:scale:{uuid.uuid4().hex}:{i}" for i in range(200)]
@@ -170,7 +138,7 @@ def test_scale_out_from_three_to_four_shards(cluster: ClusterDeployment) -> None
     assert "adding master" in logs and "rebalancing slots" in logs and "done: 8 nodes" in logs, logs[-3000:]
 
     outputs = cluster.outputs
-    nodes = cluster.nodes()
+    nodes = cluster.nodes("cluster")
     assert len(nodes) == 8
     state = wait_healthy_cluster(outputs, nodes, timeout=60)
     assert len(state.masters) == 4
@@ -185,7 +153,7 @@ def test_scale_out_from_three_to_four_shards(cluster: ClusterDeployment) -> None
     client.close()
 
 
-def test_verification_suite_passes_after_the_scale_out(cluster: ClusterDeployment) -> None:
+def test_verification_suite_passes_after_the_scale_out(cluster: Stack) -> None:
     assert len(cluster.outputs.nodes("cluster")) == 8
     result = verify(cluster.outputs_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
