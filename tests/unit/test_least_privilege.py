@@ -148,9 +148,9 @@ def test_sweep_lists_allowlisted_commands_refused_for_their_keys(
 # --- the verification suite itself, on these processes -------------------------------
 
 
-def test_the_verification_suite_passes_on_the_live_nodes(deployment: LiveDeployment, tmp_path: Path) -> None:
-    """tests/verify/test_least_privilege.py and test_security.py, through the real
-    stack-output contract (components/outputs.py) with `local://` testinfra hosts."""
+def local_outputs(deployment: LiveDeployment, tmp_path: Path) -> Path:
+    """The live nodes as stack outputs (components/outputs.py) with `local://` testinfra
+    hosts, in a private file."""
     description = outputs.describe_deployment(
         deployment.settings,
         deployment.topology,
@@ -160,6 +160,14 @@ def test_the_verification_suite_passes_on_the_live_nodes(deployment: LiveDeploym
     )
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps({"redisHa": description, "passwords": deployment.passwords}))
+    path.chmod(0o600)
+    return path
+
+
+def test_the_verification_suite_passes_on_the_live_nodes(deployment: LiveDeployment, tmp_path: Path) -> None:
+    """tests/verify/test_least_privilege.py and test_security.py, through the real
+    stack-output contract (components/outputs.py) with `local://` testinfra hosts."""
+    path = local_outputs(deployment, tmp_path)
     verify = ROOT / "tests" / "verify"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--outputs", str(path)]
     result = subprocess.run(
@@ -313,16 +321,7 @@ def test_the_verification_suite_fails_on_a_widened_sentinel_client(
     a user runs it, fails for exactly the widened user on the widened Sentinel and its
     message names the user and the command; every other case still passes."""
     _widen(deployment, widened, deployment.sentinel, "sentinel-client", "+client|pause")
-    description = outputs.describe_deployment(
-        deployment.settings,
-        deployment.topology,
-        lambda node: "local://",
-        str(deployment.master.directory),
-        str(deployment.master.directory / "redis-start.sh"),
-    )
-    path = tmp_path / "outputs.json"
-    path.write_text(json.dumps({"redisHa": description, "passwords": deployment.passwords}))
-    path.chmod(0o600)
+    path = local_outputs(deployment, tmp_path)
     result = subprocess.run(
         [
             sys.executable,
@@ -354,16 +353,7 @@ def test_the_celery_cases_leave_no_acl_refusal_behind(deployment: LiveDeployment
     """tests/verify/test_app_celery.py on these processes (a real worker and producer on
     this machine, REDIS_HA_CLIENT_DIRECT): the broker role has no SCAN (scan: false), so
     the suite's cleanup of a run's keys must not need it as that role."""
-    description = outputs.describe_deployment(
-        deployment.settings,
-        deployment.topology,
-        lambda node: "local://",
-        str(deployment.master.directory),
-        str(deployment.master.directory / "redis-start.sh"),
-    )
-    path = tmp_path / "outputs.json"
-    path.write_text(json.dumps({"redisHa": description, "passwords": deployment.passwords}))
-    path.chmod(0o600)
+    path = local_outputs(deployment, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--outputs", str(path)]
         + [str(ROOT / "tests" / "verify" / "test_app_celery.py")],
