@@ -178,4 +178,7 @@ def describe_cluster(
 
 def combine_deployments(sentinel: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
     """Topology `both`: the Sentinel group's description plus the cluster's nodes and section."""
-    return {**sentinel, "nodes": [*sentinel["nodes"], *cluster["nodes"]], "cluster": cluster["cluster"]}
+    section = dict(cluster["cluster"])
+    if "backup" in cluster:
+        section["backup"] = cluster["backup"]
+    return {**sentinel, "nodes": [*sentinel["nodes"], *cluster["nodes"]], "cluster": section}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import outputs, rendering, security
+from components.backup_plan import Backup, backup_worker
 from components.rendering import Paths
 from components.settings import Settings
 from components.topology import (
@@ -148,6 +149,7 @@ class Part:
     exporters: tuple[Exporter, ...]  # at most one per group
     job: OneShot | None
     topology: SentinelTopology | ClusterTopology
+    backup: Backup | None = None  # the backup worker (components/backup_plan.py)
 
     def group(self, kind: str) -> Group:
         return next(g for g in self.groups if g.kind == kind)
@@ -160,16 +162,27 @@ class Part:
         return next(g for g in self.groups if g.kind == node.kind)
 
     def describe(
-        self, settings: Settings, testinfra_host: Callable[[Node], str], create_step: str = ""
+        self,
+        settings: Settings,
+        testinfra_host: Callable[[Node], str],
+        create_step: str = "",
+        backup_at: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """The stack-output description of this part (no secrets)."""
+        """The stack-output description of this part (no secrets); `backup_at`: where
+        the backup worker is (Backup.describe), if the part has one."""
         paths = self.groups[0].paths
         if isinstance(self.topology, SentinelTopology):
             start_script = self.group(REDIS).command[-1]
-            return outputs.describe_deployment(settings, self.topology, testinfra_host, paths.conf_dir, start_script)
-        return outputs.describe_cluster(
-            settings, self.topology, testinfra_host, paths.conf_dir, paths.data_dir, create_step
-        )
+            described = outputs.describe_deployment(
+                settings, self.topology, testinfra_host, paths.conf_dir, start_script
+            )
+        else:
+            described = outputs.describe_cluster(
+                settings, self.topology, testinfra_host, paths.conf_dir, paths.data_dir, create_step
+            )
+        if self.backup is not None:
+            described["backup"] = self.backup.describe(backup_at or {})
+        return described
 
 
 @dataclass(frozen=True)
@@ -281,7 +294,7 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
                 topo.sentinel_exporter, s.exporter_image, SENTINEL, topo.sentinels, security.SENTINEL_EXPORTER.name
             )
         )
-    return Part(s.name, SENTINEL, (redis, sentinel), tuple(exporters), None, topo)
+    return Part(s.name, SENTINEL, (redis, sentinel), tuple(exporters), None, topo, backup_worker(s, s.name, topo))
 
 
 def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
@@ -332,7 +345,8 @@ def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
     exporters: tuple[Exporter, ...] = ()
     if cluster.exporter is not None:
         exporters = (Exporter(cluster.exporter, s.exporter_image, CLUSTER, cluster.nodes),)
-    return Part(f"{s.name}-cluster", CLUSTER, (group,), exporters, job, cluster)
+    name = f"{s.name}-cluster"
+    return Part(name, CLUSTER, (group,), exporters, job, cluster, backup_worker(s, name, cluster))
 
 
 def build_plan(settings: Settings, layout: Layout, naming: Naming) -> Plan:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pulumi
 
-from components import outputs, plan, scrape, security
+from components import backup_plan, outputs, plan, scrape, security
 from components.credentials import Credentials, CredentialsArgs
 from components.outputs import combine_deployments
-from components.settings import Settings, load_settings
+from components.settings import S3_SECRET_KEYS, Settings, load_settings
 
 # Config keys whose values are structured (YAML lists/objects), read with get_object.
 OBJECT_KEYS = ("roles", "save")
@@ -38,7 +38,9 @@ def build_plan(settings: Settings) -> plan.Plan:
 
 
 def deploy(
-    raw: Mapping[str, Any], configured_passwords: Mapping[str, pulumi.Output[str]]
+    raw: Mapping[str, Any],
+    configured_passwords: Mapping[str, pulumi.Output[str]],
+    s3_keys: Mapping[str, pulumi.Output[str]] | None = None,
 ) -> dict[str, pulumi.Output[Any]]:
     """Validate everything, then create the resources; returns the stack outputs.
 
@@ -46,19 +48,28 @@ def deploy(
     leaves anything half-created behind.
     """
     settings = load_settings(raw)
-    return deploy_settings(settings, configured_passwords)
+    return deploy_settings(settings, configured_passwords, s3_keys)
 
 
 def deploy_settings(
-    settings: Settings, configured_passwords: Mapping[str, pulumi.Output[str]]
+    settings: Settings,
+    configured_passwords: Mapping[str, pulumi.Output[str]],
+    s3_keys: Mapping[str, pulumi.Output[str]] | None = None,
 ) -> dict[str, pulumi.Output[Any]]:
+    """`s3_keys`: the configured S3 key pair (config key -> secret), for backupTarget s3."""
     deployment_plan = build_plan(settings)
     credentials = Credentials(
         f"{settings.name}-credentials",
         CredentialsArgs(users=security.user_names(settings), configured=configured_passwords),
     )
     backend = importlib.import_module(f"components.{settings.backend}.deployment")
-    descriptions = backend.deploy(settings, deployment_plan.parts, credentials.passwords)
+    # The backends render every secret file from one mapping: the users' passwords and,
+    # for the backup worker, the S3 key pair.
+    secrets = dict(credentials.passwords)
+    for key, name in zip(S3_SECRET_KEYS, (backup_plan.S3_ACCESS_KEY_ID, backup_plan.S3_SECRET_ACCESS_KEY), strict=True):
+        if s3_keys and key in s3_keys:
+            secrets[name] = pulumi.Output.secret(s3_keys[key])
+    descriptions = backend.deploy(settings, deployment_plan.parts, secrets)
     deployment = descriptions[0]
     if len(descriptions) == 2:
         deployment = pulumi.Output.all(*descriptions).apply(lambda parts: combine_deployments(parts[0], parts[1]))

@@ -109,6 +109,18 @@ EXPORTER = AclUser(
 # flag --config-command=-.
 EXPORTER_ENVIRONMENT: Mapping[str, str] = {"REDIS_EXPORTER_CONFIG_COMMAND": "-"}
 
+# docs/redis-notes.md#backup-user: the backup worker (redis_ha/backup) reads the roles
+# and offsets (ROLE, INFO), the cluster's shards (CLUSTER SHARDS) and takes a snapshot
+# the way `redis-cli --rdb` does (REPLCONF rdb-only, then SYNC). Like `replica`, its
+# password is as good as the data; unlike it, it cannot become anyone's replica (no
+# PSYNC), and it is the only credential the backup container holds.
+BACKUP_COMMANDS = ("sync", "replconf", "ping", "info", "role")
+BACKUP_CLUSTER_COMMANDS = (*BACKUP_COMMANDS, "cluster|shards", "cluster|myid")
+BACKUP = AclUser("backup", f"resetchannels -@all {_grant(BACKUP_COMMANDS)}", "scheduled and on-demand backups")
+CLUSTER_BACKUP = AclUser(
+    "backup", f"resetchannels -@all {_grant(BACKUP_CLUSTER_COMMANDS)}", "scheduled and on-demand backups"
+)
+
 ADMIN = AclUser("admin", "~* &* +@all", "operators; the only user with every command")
 
 # docs/redis-notes.md#define-the-default-user: an aclfile without a `default` line
@@ -177,20 +189,31 @@ SENTINEL_EXPORTER = AclUser(
     "Prometheus redis_exporter in front of the Sentinels, read-only",
 )
 
-SYSTEM_USERS = (ADMIN, REPLICA, SENTINEL, EXPORTER)
+SYSTEM_USERS = (ADMIN, REPLICA, SENTINEL, EXPORTER, BACKUP)
 SENTINEL_PORT_USERS = (ADMIN, SENTINEL_PEER, SENTINEL_CLIENT, SENTINEL_EXPORTER)
 
 # The declared allowlist of each system user, by server kind; ALWAYS_ALLOWED comes on
 # top. None: every command (admin).
 SYSTEM_ALLOWLISTS: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
-    "redis": {"admin": None, "replica": REPLICA_COMMANDS, "sentinel": SENTINEL_COMMANDS, "exporter": EXPORTER_COMMANDS},
+    "redis": {
+        "admin": None,
+        "replica": REPLICA_COMMANDS,
+        "sentinel": SENTINEL_COMMANDS,
+        "exporter": EXPORTER_COMMANDS,
+        "backup": BACKUP_COMMANDS,
+    },
     "sentinel": {
         "admin": None,
         "sentinel": SENTINEL_PEER_COMMANDS,
         "sentinel-client": SENTINEL_CLIENT_COMMANDS,
         "sentinel-exporter": SENTINEL_EXPORTER_COMMANDS,
     },
-    "cluster": {"admin": None, "replica": REPLICA_COMMANDS, "exporter": EXPORTER_COMMANDS},
+    "cluster": {
+        "admin": None,
+        "replica": REPLICA_COMMANDS,
+        "exporter": EXPORTER_COMMANDS,
+        "backup": BACKUP_CLUSTER_COMMANDS,
+    },
 }
 
 
@@ -263,7 +286,7 @@ def cluster_redis_users(settings: Settings) -> tuple[AclUser, ...]:
     replicas authenticate to their master as `replica` (masteruser/masterauth), and
     `redis-cli --cluster` runs as `admin`."""
     apps = tuple(AclUser(r.name, f"{app_role_rules(r)} {CLUSTER_DISCOVERY}", r.description) for r in settings.roles)
-    return (ADMIN, REPLICA, EXPORTER, *apps)
+    return (ADMIN, REPLICA, EXPORTER, CLUSTER_BACKUP, *apps)
 
 
 def user_names(settings: Settings) -> tuple[str, ...]:

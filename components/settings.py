@@ -13,6 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.settings_backup import BACKUP_TARGETS, S3_SECRET_KEYS, check_s3_secrets
+from components.settings_backup import READERS as BACKUP_READERS
+
 # The error and the roles live in modules of their own (settings_roles.py raises
 # SettingsError too); callers keep importing them from here.
 from components.settings_base import NAMESPACE as NAMESPACE
@@ -143,6 +146,31 @@ class Settings:
     cluster_bus_port: int = 0
     # First host port of the cluster nodes' range (published like redisHostPort).
     cluster_host_port: int = 17379
+    # Backups (components/settings_backup.py): none, a volume the stack does not own, s3.
+    backup_target: str = "none"
+    backup_schedule: str = "0 */6 * * *"
+    backup_retention: int = 7
+    # Docker volume / Kubernetes claim; empty: <name>-backups.
+    backup_volume: str = ""
+    # Any image with python3 (3.9 or later) and a user 999 that may write /backups.
+    backup_image: str = "python:3.11-alpine"
+    backup_s3_endpoint: str = ""
+    backup_s3_bucket: str = ""
+    # Empty: the deployment name.
+    backup_s3_prefix: str = ""
+    backup_s3_region: str = "us-east-1"
+
+    @property
+    def backups(self) -> bool:
+        return self.backup_target != "none"
+
+    @property
+    def backup_volume_name(self) -> str:
+        return self.backup_volume or f"{self.name}-backups"
+
+    @property
+    def backup_prefix(self) -> str:
+        return (self.backup_s3_prefix or self.name).strip("/")
 
     @property
     def minimum_memory_limit(self) -> int:
@@ -369,6 +397,10 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "clusterNodeTimeout": ("cluster_node_timeout", _int_range(1000, 120000)),
     "clusterBusPort": ("cluster_bus_port", _int_range(0, 65535)),
     "clusterHostPort": ("cluster_host_port", _int_range(1024, 65535)),
+    "backupTarget": ("backup_target", _choice(BACKUP_TARGETS)),
+    "backupRetention": ("backup_retention", _int_range(1, 1000)),
+    "backupImage": ("backup_image", _regex(_IMAGE_RE, "an image reference with python3, such as python:3.11-alpine")),
+    **BACKUP_READERS,
 }
 
 # The config keys of the toolkit's users' passwords; an application role's key follows
@@ -378,7 +410,7 @@ SECRET_KEYS = tuple(password_key(user) for user in SYSTEM_PASSWORD_USERS)
 
 def known_keys() -> tuple[str, ...]:
     """The keys every stack may set; application roles add their password keys."""
-    return tuple(_READERS) + SECRET_KEYS
+    return tuple(_READERS) + SECRET_KEYS + S3_SECRET_KEYS
 
 
 def load_settings(raw: Mapping[str, Any]) -> Settings:
@@ -393,7 +425,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
         raise SettingsError("backend", None, "one of " + ", ".join(BACKENDS) + " (required)")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if is_password_key(key):
+        if is_password_key(key) or key in S3_SECRET_KEYS:
             continue
         attr, reader = _READERS[key]
         values[attr] = reader(key, value)
@@ -411,4 +443,5 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
     check_cross_field(settings, raw)
     # Which password keys exist depends on the roles, known only now.
     check_passwords(settings, {k: v for k, v in raw.items() if is_password_key(k)})
+    check_s3_secrets(raw)
     return settings

@@ -14,6 +14,7 @@ from components.settings import (
     SettingsError,
     _with_headroom,
 )
+from components.settings_backup import check_backup
 
 
 def image_tag(image: str) -> str:
@@ -100,6 +101,7 @@ def check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
 
     _check_image(s)
     _check_memory(s, raw)
+    check_backup(s, raw)
     majority = s.sentinels // 2 + 1
     if s.quorum > s.sentinels:
         raise SettingsError("quorum", s.quorum, f"at most the number of Sentinels ({s.sentinels})")

@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from components.settings import Settings
 
 # Users the toolkit owns; application roles may not take these names.
-RESERVED_USERS = ("default", "admin", "replica", "sentinel", "sentinel-client", "exporter", "sentinel-exporter")
+RESERVED_USERS = (
+    "default",
+    "admin",
+    "replica",
+    "sentinel",
+    "sentinel-client",
+    "exporter",
+    "sentinel-exporter",
+    "backup",
+)
 # The toolkit's users that log in (`default` is always off), so each has a password.
 SYSTEM_PASSWORD_USERS = tuple(u for u in RESERVED_USERS if u != "default")
 PASSWORD_SUFFIX = "Password"

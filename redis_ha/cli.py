@@ -107,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     backend_option(switch)
     switch.add_argument("--outputs", type=Path, help="stack outputs JSON instead of --stack")
 
+    for name, help_text in (
+        ("backup", "take a backup now (from a replica) with the deployment's backup worker, then prune"),
+        ("backups", "list the backups the deployment's backup worker can restore"),
+        ("restore", "restore a backup into the running deployment (replaces its whole dataset)"),
+    ):
+        sub = stack_command(name, help_text, required=False)
+        backend_option(sub)
+        sub.add_argument("--outputs", type=Path, help="stack outputs JSON instead of --stack")
+        sub.add_argument("--part", help="which part's worker (topology both: the deployment or the cluster name)")
+        if name == "restore":
+            sub.add_argument("--from", dest="backup_id", required=True, help="the backup id (redis-ha backups)")
+
     render = stack_command("render", "write every file the stack deploys into a directory, secrets redacted")
     render.add_argument("--out", type=Path, required=True, help="output directory (created; must be empty)")
     return parser
@@ -265,9 +277,8 @@ def _verify(args: argparse.Namespace) -> int:
     return _verify_stack(_workspace_stack(args, create=False), args)
 
 
-def _switchover(args: argparse.Namespace) -> int:
-    from redis_ha import switchover
-
+def _stack_outputs(args: argparse.Namespace) -> dict[str, Any]:
+    """The outputs of --outputs FILE or of --stack STACK (secrets shown)."""
     if (args.outputs is None) == (args.stack is None):
         raise CliError("give exactly one of --outputs FILE or --stack STACK")
     if args.outputs is not None:
@@ -283,8 +294,20 @@ def _switchover(args: argparse.Namespace) -> int:
             lines = [line for line in str(error).splitlines() if line.strip()]
             raise CliError(f"cannot read the stack outputs ({lines[-1] if lines else 'no message'})") from None
     if "redisHa" not in values:
-        raise CliError("the stack has no redisHa output (no Sentinel deployment, or not deployed)")
-    return switchover.main(values)
+        raise CliError("the stack has no redisHa output (not deployed)")
+    return dict(values)
+
+
+def _switchover(args: argparse.Namespace) -> int:
+    from redis_ha import switchover
+
+    return switchover.main(_stack_outputs(args))
+
+
+def _backups(args: argparse.Namespace) -> int:
+    from redis_ha import backups
+
+    return backups.main(_stack_outputs(args), args.command, args.part, getattr(args, "backup_id", None))
 
 
 # --- render ------------------------------------------------------------------------
@@ -357,6 +380,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "verify": _verify,
     "render": _render,
     "switchover": _switchover,
+    "backup": _backups,
+    "backups": _backups,
+    "restore": _backups,
 }
 
 

@@ -9,7 +9,14 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from components.program import OBJECT_KEYS, deploy
-from components.settings import NAMESPACE, SettingsError, check_passwords, is_password_key, load_settings
+from components.settings import (
+    NAMESPACE,
+    S3_SECRET_KEYS,
+    SettingsError,
+    check_passwords,
+    is_password_key,
+    load_settings,
+)
 
 
 def configured_keys() -> list[str]:
@@ -25,7 +32,7 @@ def run() -> None:
     raw = {}
     plain_passwords = {}
     for key in configured_keys():
-        if is_password_key(key):
+        if is_password_key(key) or key in S3_SECRET_KEYS:
             # The plain value, to be validated; get_config, unlike Config.get, does not
             # warn about reading a secret. It is wrapped as a secret before anything uses it.
             plain_passwords[key] = runtime_config.get_config(f"{NAMESPACE}:{key}") or ""
@@ -37,8 +44,14 @@ def run() -> None:
     try:
         # Which password keys exist depends on the roles; every password is checked
         # before deploy registers the first resource.
-        passwords = check_passwords(load_settings(raw), plain_passwords)
-        outputs = deploy(raw, {user: pulumi.Output.secret(value) for user, value in passwords.items()})
+        s3_keys = {k: v for k, v in plain_passwords.items() if k in S3_SECRET_KEYS}
+        user_passwords = {k: v for k, v in plain_passwords.items() if k not in S3_SECRET_KEYS}
+        passwords = check_passwords(load_settings(raw | s3_keys), user_passwords)
+        outputs = deploy(
+            raw | s3_keys,
+            {user: pulumi.Output.secret(value) for user, value in passwords.items()},
+            {key: pulumi.Output.secret(value) for key, value in s3_keys.items()},
+        )
     except SettingsError as error:
         # A clean one-line error, before any resource exists.
         raise pulumi.RunError(str(error)) from None

@@ -29,6 +29,8 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
+from components import backup_plan
+from components.backup_plan import Backup
 from components.credentials import with_passwords
 from components.docker.layout import (
     EXPORTER_PASSWORD_FILE,
@@ -95,12 +97,21 @@ class _DockerPart(pulumi.ComponentResource):
         for exporter in part.exporters:
             self._exporter(exporter, started[exporter.watches][:1])
         create_step = ""
+        every_node = [c for containers in started.values() for c in containers]
         if part.job is not None:
             create_step = f"{part.name}-create"
-            self._one_shot(part.job, create_step, [c for kind in part.job.after for c in started[kind]])
+            every_node.append(
+                self._one_shot(part.job, create_step, [c for kind in part.job.after for c in started[kind]])
+            )
+        backup_at = {}
+        if part.backup is not None:
+            self._backup(part.backup, every_node)
+            backup_at = {"testinfraHost": testinfra_host(part.backup.name)}
 
         self.network_name = self._network.name
-        self.deployment = pulumi.Output.from_input(part.describe(s, lambda n: testinfra_host(n.name), create_step))
+        self.deployment = pulumi.Output.from_input(
+            part.describe(s, lambda n: testinfra_host(n.name), create_step, backup_at)
+        )
         self.register_outputs({"network_name": self.network_name, "deployment": self.deployment})
 
     def _container(self, name: str, kind: str, depends_on: list[docker.Container], **inputs: Any) -> docker.Container:
@@ -226,6 +237,46 @@ class _DockerPart(pulumi.ComponentResource):
             must_run=False,
             attach=True,
             logs=True,
+        )
+
+    def _backup(self, backup: Backup, depends_on: list[docker.Container]) -> docker.Container:
+        """The backup worker: takes a backup on the schedule, prunes, and runs the
+        on-demand `redis-ha backup/restore` (docker exec). Its volume is not a resource
+        of the stack: Docker creates it on first use and `pulumi destroy` leaves it, so
+        backups outlive the deployment and a new stack of the same settings finds them."""
+        files = with_passwords(self._args.passwords, backup.files)
+        uploads = [
+            _secret_upload(f"{backup_plan.CONF_DIR}/{name}", _pick(files, name), REDIS_UID)
+            for name in backup.secret_files
+        ]
+        uploads.append(
+            docker.ContainerUploadArgs(
+                file=f"{backup_plan.CONF_DIR}/{backup_plan.CONFIG_FILE}",
+                content=json.dumps(backup.config, indent=2, sort_keys=True) + "\n",
+            )
+        )
+        uploads += [
+            docker.ContainerUploadArgs(file=f"{backup_plan.PROGRAM_DIR}/{path}", content=source)
+            for path, source in backup_plan.program_files().items()
+        ]
+        volumes = []
+        if backup.volume:
+            volumes = [docker.ContainerVolumeArgs(volume_name=backup.volume, container_path=backup_plan.MOUNT_PATH)]
+        return self._container(
+            backup.name,
+            "backup",
+            depends_on,
+            hostname=backup.name,
+            image=backup.image,
+            command=list(backup.args("schedule")),
+            user=REDIS_UID,
+            uploads=uploads,
+            volumes=volumes,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],
+            restart="unless-stopped",
+            # A snapshot in progress is abandoned on stop; its temp file is never a backup.
+            stop_timeout=10,
+            destroy_grace_seconds=10,
         )
 
 

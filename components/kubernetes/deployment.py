@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.credentials import with_passwords
 from components.kubernetes import monitoring, network, pods, workloads
+from components.kubernetes.backup import deploy_backup
 from components.kubernetes.certificates import issue_node_certificate
 from components.kubernetes.layout import (
     CONFIG_CHECKSUM,
@@ -138,6 +139,10 @@ class _KubernetesPart(pulumi.ComponentResource):
                 spec=workloads.job_spec(s, part, part.job, component, digest(scripts), SCRIPTS_CHECKSUM),
                 opts=self._child([sets[k] for k in part.job.after]),
             )
+        backup_at = {}
+        if part.backup is not None:
+            deploy_backup(self._meta, s, part, part.backup, args.passwords, self._child)
+            backup_at = {"cronJob": part.backup.name, "namespace": s.namespace}
         if s.monitoring and part.exporters:
             monitoring.deploy_monitoring(name, s, self._ns, self, part.exporters, with_files=args.monitoring_files)
 
@@ -148,7 +153,7 @@ class _KubernetesPart(pulumi.ComponentResource):
         self.client_service = pulumi.Output.from_input(
             f"{service_host(s, network.client_service_name(s, client))}:{client.ports[0][1]}"
         )
-        self.deployment = pulumi.Output.from_input(part.describe(s, self._testinfra_host, create_step))
+        self.deployment = pulumi.Output.from_input(part.describe(s, self._testinfra_host, create_step, backup_at))
         self.register_outputs(
             {"namespace": self.namespace, "client_service": self.client_service, "deployment": self.deployment}
         )

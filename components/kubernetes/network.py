@@ -112,6 +112,8 @@ def network_policy(meta: Metadata, settings: Settings, part: Part, group: Group,
     only; the exporter's port from this namespace and any Prometheus."""
     s = settings
     kinds = [g.kind for g in part.groups] + ([f"{part.kind}-create"] if part.job is not None else [])
+    if part.backup is not None:
+        kinds.append(f"{part.kind}-backup")
     peers = [_NP.NetworkPolicyPeerArgs(pod_selector=pods.selector(s, kind)) for kind in kinds]
     peers.append(
         _NP.NetworkPolicyPeerArgs(

@@ -70,8 +70,11 @@ class Stack:
 
 
 @contextmanager
-def deployed(client: docker.DockerClient, directory: Path, prefix: str = "rhd2", **overrides: Any) -> Iterator[Stack]:
-    name = f"{prefix}-{secrets.token_hex(3)}"
+def deployed(
+    client: docker.DockerClient, directory: Path, prefix: str = "rhd2", name: str = "", **overrides: Any
+) -> Iterator[Stack]:
+    """A fresh stack (`name`, default a new `<prefix>-<random>`), destroyed afterwards."""
+    name = name or f"{prefix}-{secrets.token_hex(3)}"
     config = e2e_config(name, **overrides)
     stack = Stack(name, config, run_program(config, stack="dev"), DockerApplier(client), directory / f"{name}.json")
     try:

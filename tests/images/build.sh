@@ -217,6 +217,10 @@ build_python_client_rootfs() {
     "$PYTHON_BIN" -m compileall -q -j 0 -s "$root" -p / "$root$PYTHON_STDLIB" "$root$site" >/dev/null ||
         die "compileall failed in the python client rootfs"
     mkdir -p "$root/app"
+    # The backup worker's mount point (backupTarget volume): a new Docker volume takes
+    # the mode of the directory it is mounted on, so the worker (uid 999) can write it.
+    mkdir -p "$root/backups"
+    chmod 0777 "$root/backups"
 }
 
 smoke_build_python_client_rootfs() {

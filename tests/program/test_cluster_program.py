@@ -150,7 +150,7 @@ def test_cluster_children_are_parented_to_their_component(any_run: ProgramRun) -
 
 
 def test_secret_material_appears_only_inside_secret_inputs(any_run: ProgramRun) -> None:
-    assert len(any_run.passwords) == 12
+    assert len(any_run.passwords) == 13
     values = secret_values(any_run)
     for resource in any_run.resources:
         text = " ".join(plain_strings(resource.wire))

@@ -141,7 +141,8 @@ def _plain_strings(value: Any) -> list[str]:
 
 
 def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> None:
-    assert len(dev.passwords) == 12  # admin, replica, sentinel, exporter, sentinel-client, sentinel-exporter, 6 roles
+    # admin, replica, sentinel, exporter, backup, sentinel-client, sentinel-exporter, 6 roles
+    assert len(dev.passwords) == 13
     secrets = set(dev.passwords.values())
     secrets |= {hashlib.sha256(p.encode()).hexdigest() for p in dev.passwords.values()}
     for r in dev.resources:
@@ -162,10 +163,10 @@ def test_outputs_describe_every_node_and_keep_passwords_secret(dev: ProgramRun) 
     assert set(dev.outputs) == {"redisHa", "passwords", "prometheusScrapeConfigs", *role_outputs}
     assert dev.secret_outputs == {"passwords", *role_outputs}
     assert sorted(dev.outputs["passwords"]) == sorted(
-        ["admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter"]
+        ["admin", "replica", "sentinel", "exporter", "backup", "sentinel-client", "sentinel-exporter"]
     )
     assert [r["passwordOutput"] for r in deployment["roles"]] == role_outputs
-    assert len(set(stack_passwords(dev.outputs).values())) == 12
+    assert len(set(stack_passwords(dev.outputs).values())) == 13
     assert not set(stack_passwords(dev.outputs).values()) & set(json.dumps(deployment).split('"'))
     nodes = {n["name"]: n for n in deployment["nodes"]}
     assert sorted(nodes) == sorted(
@@ -232,7 +233,7 @@ def test_configured_sentinel_client_and_role_passwords_are_used() -> None:
     assert run.outputs["passwords"]["sentinel-client"] == configured["sentinelClientPassword"]
     assert run.outputs["cachePassword"] == configured["cachePassword"]
     # generated for everyone else only
-    assert len(run.passwords) == 10 and not [n for n in run.passwords if n.endswith(("-sentinel-client", "-cache"))]
+    assert len(run.passwords) == 11 and not [n for n in run.passwords if n.endswith(("-sentinel-client", "-cache"))]
 
     def digest(password: str) -> str:
         return "#" + hashlib.sha256(password.encode()).hexdigest()
@@ -259,7 +260,7 @@ def test_component_deployment_output_names_the_docker_hosts(mocks: ProgramRun) -
     settings = load_settings({"backend": "docker", "name": "unit"})
     passwords = {
         u: pulumi.Output.secret(f"pw-{u}")
-        for u in ("admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter")
+        for u in ("admin", "replica", "sentinel", "exporter", "backup", "sentinel-client", "sentinel-exporter")
     }
     passwords |= {r.name: pulumi.Output.secret(f"pw-{r.name}") for r in settings.roles}
     ha = RedisHA("unit", PartArgs(settings, build_plan(settings).parts[0], passwords))

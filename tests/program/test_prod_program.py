@@ -44,7 +44,7 @@ SECRET_KEY = "4dabf18193072939515e22adb298388d"
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
 KUBERNETES_VERSION = latest_version()
 TLS_OVERRIDES = {"tls": "true", "storageClass": "fast-ssd"}
-USERS = ("admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter")
+USERS = ("admin", "replica", "sentinel", "exporter", "backup", "sentinel-client", "sentinel-exporter")
 MIB = 1024**2
 
 
@@ -533,7 +533,7 @@ def test_every_container_has_requests_and_limits(any_run: ProgramRun) -> None:
 
 def test_no_configmap_holds_a_password_or_hash(any_run: ProgramRun) -> None:
     values = secret_values(any_run)
-    assert len(any_run.passwords) == 12
+    assert len(any_run.passwords) == 13
     configmaps = any_run.of_type(CONFIGMAP)
     assert configmaps
     for configmap in configmaps:

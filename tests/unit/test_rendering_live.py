@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from components import rendering
+from components import rendering, security
 from components.program import naming_for
 from components.settings import load_settings
 from components.topology import build_sentinel_topology
@@ -84,7 +84,14 @@ def test_acl_list_default_off_and_no_plain_password(deployment: LiveDeployment) 
     for user, password in deployment.passwords.items():
         assert password not in listed, user
     roles = {r.name for r in deployment.settings.roles}
-    assert {line.split()[1] for line in acl} == {"default", "admin", "replica", "sentinel", "exporter"} | roles
+    assert {line.split()[1] for line in acl} == {
+        "default",
+        "admin",
+        "replica",
+        "sentinel",
+        "exporter",
+        "backup",
+    } | roles
 
 
 def test_unauthenticated_client_gets_noauth(deployment: LiveDeployment) -> None:
@@ -456,10 +463,7 @@ def test_healthcheck_fails_when_the_node_stops(lone_master: LiveDeployment) -> N
 def render_all(version: str) -> dict[str, str]:
     settings = load_settings({"backend": "docker", "redisVersion": version})
     topology = build_sentinel_topology(settings, naming_for(settings))
-    passwords = dict.fromkeys(
-        ("admin", "replica", "sentinel", "exporter", "sentinel-client", "sentinel-exporter"), "pw"
-    )
-    passwords |= {r.name: "pw" for r in settings.roles}
+    passwords = dict.fromkeys(security.user_names(settings), "pw")
     files: dict[str, str] = {}
     for node in topology.redis_nodes + topology.sentinels:
         for file_name, content in node_files(settings, topology, node, passwords, rendering.DOCKER_PATHS).items():

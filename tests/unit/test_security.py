@@ -80,7 +80,7 @@ def test_app_role_rules_reset_first_and_drop_dangerous_last(role: AppRole) -> No
 
 def test_redis_users_are_system_users_then_roles(settings) -> None:
     names = [u.name for u in security.redis_users(settings)]
-    assert names == ["admin", "replica", "sentinel", "exporter"] + [r.name for r in settings.roles]
+    assert names == ["admin", "replica", "sentinel", "exporter", "backup"] + [r.name for r in settings.roles]
     assert security.user_names(settings) == (*names, "sentinel-client", "sentinel-exporter")
 
 

@@ -673,7 +673,7 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
         "password-of-a-role-not-deployed",
         bad_password("celeryPassword", GOOD_PASSWORD, roles=[CACHE_ROLE]),
         "celeryPassword",
-        "the password key of a user: adminPassword, cachePassword, exporterPassword,",
+        "the password key of a user: adminPassword, backupPassword, cachePassword, exporterPassword,",
     ),
     (
         "password-key-dashed",
