@@ -1,0 +1,113 @@
+"""Fetching a node's RDB snapshot the way a new replica gets it.
+
+`REPLCONF rdb-only 1` (Redis 7.0+) tells the node to close the link once the snapshot
+is sent instead of going on with the replication stream; `PSYNC ? -1` asks for a full
+resynchronisation, whose `+FULLRESYNC <replid> <offset>` reply names the exact point
+of the replication history the snapshot holds. While the node forks and writes, it
+sends bare newlines to keep the link alive. The snapshot then comes either as a
+bulk string of known length (`$<length>`: written to the node's disk first) or, when
+the client announced `REPLCONF capa eof` and the node syncs diskless, as
+`$EOF:<40 random bytes>`, the data, and the same 40 bytes again.
+
+The data is streamed to a file and hashed on the way; it is never held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .resp import Connection, ProtocolError, RespError
+
+_CHUNK = 1 << 20
+_MARK_SIZE = 40
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    size: int
+    sha256: str
+    replid: str
+    offset: int
+    diskless: bool
+
+
+def fetch_rdb(conn: Connection, destination: Path, *, diskless: bool = False, timeout: float = 300.0) -> Snapshot:
+    """Write the snapshot of the node behind `conn` (authenticated) to `destination`."""
+    conn.settimeout(timeout)
+    try:
+        conn.call("REPLCONF", "rdb-only", "1")
+    except RespError as error:
+        if "NOPERM" in str(error):
+            raise
+        # Before 7.0: the node streams on after the snapshot; we stop reading there.
+    if diskless:
+        conn.call("REPLCONF", "capa", "eof")
+    conn.send("PSYNC", "?", "-1")
+    line = _next_line(conn)
+    if line.startswith(b"-"):
+        raise RespError(f"{conn.address}: PSYNC: {line[1:].decode(errors='replace')}")
+    fields = line.split()
+    if len(fields) != 3 or fields[0] != b"+FULLRESYNC":
+        raise ProtocolError(f"{conn.address} answered PSYNC with {line[:80]!r}, not +FULLRESYNC")
+    replid, offset = fields[1].decode(), int(fields[2])
+    header = _next_line(conn)
+    if not header.startswith(b"$"):
+        raise ProtocolError(f"{conn.address} sent {header[:80]!r} where the snapshot was due")
+    digest = hashlib.sha256()
+    partial = destination.with_name(destination.name + ".partial")
+    with partial.open("wb") as out:
+        if header.startswith(b"$EOF:"):
+            mark = header[5:]
+            if len(mark) != _MARK_SIZE:
+                raise ProtocolError(f"{conn.address} sent an end mark of {len(mark)} bytes")
+            size = _copy_until_mark(conn, out, digest, mark)
+        else:
+            size = int(header[1:])
+            _copy_exact(conn, out, digest, size)
+        out.flush()
+        os.fsync(out.fileno())
+    partial.replace(destination)
+    return Snapshot(destination, size, digest.hexdigest(), replid, offset, header.startswith(b"$EOF:"))
+
+
+def _next_line(conn: Connection) -> bytes:
+    """The next line that is not a keep-alive newline."""
+    while True:
+        line = conn.readline()
+        if line:
+            return line
+
+
+def _copy_exact(conn: Connection, out: object, digest: object, size: int) -> None:
+    remaining = size
+    while remaining:
+        chunk = conn.reader.read1(min(_CHUNK, remaining))
+        if not chunk:
+            raise ProtocolError(f"{conn.address} closed the link {remaining} bytes before the end of the snapshot")
+        out.write(chunk)  # type: ignore[attr-defined]
+        digest.update(chunk)  # type: ignore[attr-defined]
+        remaining -= len(chunk)
+
+
+def _copy_until_mark(conn: Connection, out: object, digest: object, mark: bytes) -> int:
+    tail = b""
+    size = 0
+    while True:
+        chunk = conn.reader.read1(_CHUNK)
+        if not chunk:
+            raise ProtocolError(f"{conn.address} closed the link before the end mark of the snapshot")
+        data = tail + chunk
+        end = data.find(mark)
+        if end >= 0:
+            data, tail = data[:end], b""
+        else:
+            data, tail = data[:-_MARK_SIZE], data[-_MARK_SIZE:]
+        out.write(data)  # type: ignore[attr-defined]
+        digest.update(data)  # type: ignore[attr-defined]
+        size += len(data)
+        if end >= 0:
+            return size
