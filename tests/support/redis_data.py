@@ -95,11 +95,19 @@ def snapshot(client_for_db: Any, databases: tuple[int, ...] = DATABASES) -> dict
     return result
 
 
+# When a consumer was last seen (and, 7.2+, last active) is the wall-clock time a
+# node processed the read: a replica's differs from its master's by the link delay.
+_CLOCK_FIELDS = {b"seen-time", b"active-time"}
+
+
 def _normal(reply: Any) -> Any:
     if isinstance(reply, list):
-        return [_normal(r) for r in reply]
-    if isinstance(reply, dict):
-        return {k: _normal(v) for k, v in reply.items()}
+        items = [_normal(r) for r in reply]
+        # A RESP2 map arrives as a flat list: drop the clock fields with their values.
+        names = [items[i] if isinstance(items[i], bytes) else None for i in range(0, len(items), 2)]
+        if len(items) % 2 == 0 and _CLOCK_FIELDS & set(names):
+            return [v for i in range(0, len(items), 2) if names[i // 2] not in _CLOCK_FIELDS for v in items[i : i + 2]]
+        return items
     return reply
 
 

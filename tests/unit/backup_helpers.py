@@ -1,0 +1,83 @@
+"""Shared by the backup engine's live tests: the `backup` ACL user with exactly the
+commands the engine documents, configs for the engine, and tampering helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from redis_ha.backup import crc
+from redis_ha.backup.manifest import MANIFEST
+
+BACKUP_USER = "backup"
+# The engine's documented needs (redis_ha/backup/__init__.py); nothing more.
+REDIS_BACKUP_COMMANDS = ("info", "replconf", "psync")
+CLUSTER_BACKUP_COMMANDS = (*REDIS_BACKUP_COMMANDS, "cluster|shards")
+
+
+def create_backup_user(client: redis.Redis, password: str, commands: tuple[str, ...]) -> None:
+    rules = ["reset", "on", f">{password}", "resetchannels", "-@all", *[f"+{c}" for c in commands]]
+    client.execute_command("ACL", "SETUSER", BACKUP_USER, *rules)
+
+
+def write_secret(directory: Path, name: str, value: str) -> str:
+    path = directory / name
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def sentinel_config(
+    base: Path, deployment: Any, backup_password: str, target: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    base.mkdir(parents=True, exist_ok=True)
+    work = base / "work"
+    work.mkdir(exist_ok=True)
+    return {
+        "deployment": "redis-ha",
+        "topology": "sentinel",
+        "masterName": deployment.settings.master_name,
+        "sentinels": [["127.0.0.1", live.port] for live in deployment.sentinels],
+        "backupUser": {"user": BACKUP_USER, "passwordFile": write_secret(base, "backup.password", backup_password)},
+        "sentinelUser": {
+            "user": "sentinel-client",
+            "passwordFile": write_secret(base, "sentinel.password", deployment.passwords["sentinel-client"]),
+        },
+        "restoreUser": "admin",
+        "schedule": "0 */6 * * *",
+        "retention": 3,
+        "target": target,
+        "workDir": str(work),
+        "waitTimeoutSeconds": 30,
+        **extra,
+    }
+
+
+def backup_file(root: Path, backup_id: str, name: str) -> Path:
+    return root / backup_id / name
+
+
+def rewrite_rdb(path: Path, old: bytes, new: bytes) -> None:
+    """Replace `old` by `new` (same length) in an RDB file and fix its CRC-64."""
+    assert len(old) == len(new)
+    data = path.read_bytes()
+    assert data.count(old) == 1, old
+    body = data[:-8].replace(old, new)
+    path.write_bytes(body + struct.pack("<Q", crc.crc64(body)))
+
+
+def reseal_manifest(root: Path, backup_id: str, name: str, **changes: Any) -> None:
+    """Update a file's size and sha256 in the manifest (as if the backup had been
+    taken that way), plus any other field changes."""
+    manifest_path = root / backup_id / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    data = (root / backup_id / name).read_bytes()
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            entry.update(sizeBytes=len(data), sha256=hashlib.sha256(data).hexdigest(), **changes)
+    manifest_path.write_text(json.dumps(manifest))
