@@ -13,12 +13,12 @@ import redis
 DATABASES = (0, 1, 3)
 
 
-def populate(client_for_db: Any, scale: int = 1) -> dict[int, int]:
+def populate(client_for_db: Any, scale: int = 1, databases: tuple[int, ...] = DATABASES) -> dict[int, int]:
     """Fill DATABASES with keys of every type, small and large encodings; returns the
     number of keys per database."""
     rng = random.Random(7)
     counts = {}
-    for db in DATABASES:
+    for db in databases:
         c: redis.Redis = client_for_db(db)
         p = c.pipeline(transaction=False)
         tag = f"db{db}:"
