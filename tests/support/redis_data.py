@@ -123,10 +123,18 @@ def same_contents(expected: dict[Any, Any], actual: dict[Any, Any], ttl_toleranc
             continue
         (kind_a, value_a, ttl_a), (kind_b, value_b, ttl_b) = expected[name], actual[name]
         if (kind_a, value_a) != (kind_b, value_b):
-            problems.append(f"{name}: {kind_a} differs")
+            problems.append(f"{name}: {kind_a} differs: {_first_difference(value_a, value_b)}")
         if (ttl_a < 0) != (ttl_b < 0) or abs(ttl_a - ttl_b) > ttl_tolerance_ms:
             problems.append(f"{name}: ttl {ttl_a} vs {ttl_b}")
     return problems
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"at {path or 'top'}: {a!r:.200} vs {b!r:.200}"
 
 
 def now_ms() -> int:

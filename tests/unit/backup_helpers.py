@@ -81,3 +81,18 @@ def reseal_manifest(root: Path, backup_id: str, name: str, **changes: Any) -> No
         if entry["name"] == name:
             entry.update(sizeBytes=len(data), sha256=hashlib.sha256(data).hexdigest(), **changes)
     manifest_path.write_text(json.dumps(manifest))
+
+
+def wait_replicated(live: Any, timeout: float = 10.0) -> None:
+    """Until the replica has applied everything the master has (same offset): equal
+    key counts alone would not show a consumer group read still on its way."""
+    import time
+
+    master, replica = live.client(live.master), live.client(live.replica)
+    deadline = time.monotonic() + timeout
+    while True:
+        offset = master.info("replication")["master_repl_offset"]
+        if replica.info("replication")["master_repl_offset"] >= offset:
+            return
+        assert time.monotonic() < deadline, "the replica did not catch up with its master"
+        time.sleep(0.05)

@@ -392,3 +392,8 @@ def scrape_exporter(
         process.terminate()
         process.wait(timeout=10)
     return scraped
+
+
+# --- the S3-compatible server of the backup tests (built from its Go module) ------------
+
+from tests.support.s3 import s3_server  # noqa: E402, F401

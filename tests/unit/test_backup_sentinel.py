@@ -31,6 +31,7 @@ from tests.unit.backup_helpers import (
     reseal_manifest,
     rewrite_rdb,
     sentinel_config,
+    wait_replicated,
 )
 from tests.unit.conftest import LiveDeployment, make_password, wait_until
 
@@ -76,7 +77,7 @@ def source(
     live = _start(tmp_path_factory.mktemp("source"), passwords, backup_password)
     try:
         redis_data.populate(_db(live))
-        wait_until(lambda: live.client(live.replica).dbsize() == live.client(live.master).dbsize(), 10, "the replica")
+        wait_replicated(live)
         yield live
     finally:
         live.stop()
