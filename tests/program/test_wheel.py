@@ -118,6 +118,8 @@ def test_the_wheel_holds_the_toolkit_and_nothing_of_the_tests(installed: dict[st
         "components/monitoring/grafana-dashboard.json",
         "redis_ha/cli.py",
         "redis_ha/stack.py",
+        "redis_ha/backup/__main__.py",
+        "redis_ha/backup/engine.py",
         "redis_ha_verify/cli.py",
         "redis_ha_verify/conftest.py",
         "redis_ha_verify/celery_app/tasks.py",

@@ -26,7 +26,9 @@ SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 def test_the_wheel_packages_are_listed_and_hold_no_tests_package() -> None:
     packages = SETUPTOOLS["packages"]
     assert not [p for p in packages if p == "tests" or p.startswith("tests.")], packages
-    assert {"components", "redis_ha", "redis_ha_verify", "redis_ha_verify.celery_app"} <= set(packages)
+    assert {"components", "redis_ha", "redis_ha.backup", "redis_ha_verify", "redis_ha_verify.celery_app"} <= set(
+        packages
+    )
     assert {"components.templates", "components.monitoring", "components.docker", "components.kubernetes"} <= set(
         packages
     )
