@@ -160,12 +160,18 @@ def cluster_shards(config: Config, credentials: Credentials) -> list[Shard]:
             errors.append(f"{host}:{port}: {error}")
     if reply is None:
         raise BackupError(f"no seed node answered CLUSTER SHARDS: {'; '.join(errors)}")
+    return parse_shards(reply, config.tls is not None)
+
+
+def parse_shards(reply: Any, tls: bool = False) -> list[Shard]:
+    """CLUSTER SHARDS as shards ordered by their lowest slot; Refused unless every slot
+    has exactly one shard, and every shard one master."""
     shards = []
     for raw in reply:
         item = pairs(raw)
         bounds = [int(b) for b in item.get("slots") or []]
         ranges = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
-        nodes = [_cluster_node(n, config.tls is not None) for n in item.get("nodes") or []]
+        nodes = [_cluster_node(n, tls) for n in item.get("nodes") or []]
         masters = [n for n in nodes if n.role == "master"]
         if not ranges:
             continue  # a shard without slots (a node not yet given any) holds no data

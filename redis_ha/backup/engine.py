@@ -184,6 +184,11 @@ def fetch_and_verify(
             summary = rdb.walk(str(path))
         except rdb.RdbError as error:
             raise Refused(f"backup {manifest.id}: {entry.name} does not parse: {error}") from None
+        if (summary.redis_version, summary.rdb_version) != (entry.redis_version, entry.rdb_version):
+            raise Refused(
+                f"backup {manifest.id}: {entry.name} was written by Redis {summary.redis_version} (RDB "
+                f"{summary.rdb_version}), the manifest says {entry.redis_version} (RDB {entry.rdb_version})"
+            )
         counted = {str(db): n for db, n in sorted(summary.keys.items())}
         if counted != entry.keys:
             raise Refused(f"backup {manifest.id}: {entry.name} holds keys {counted}, the manifest says {entry.keys}")

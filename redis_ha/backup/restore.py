@@ -25,6 +25,9 @@ from .manifest import Manifest, version_tuple
 from .resp import Connection, RespError, encode, keyspace, parse_info
 from .targets import Target, make_target
 
+# A batch ends at this many bytes too: a few large values must not pile up in memory.
+_BATCH_BYTES = 16 << 20
+
 
 @dataclass
 class _Master:
@@ -33,6 +36,7 @@ class _Master:
     info: dict[str, str]
     replicas: list[tuple[str, int]]
     pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
     db: int = -1
 
 
@@ -102,6 +106,7 @@ def _flush(master: _Master) -> None:
     payload = b"".join(master.pending)
     count = len(master.pending)
     master.pending = []
+    master.pending_bytes = 0
     for reply in master.conn.pipeline_encoded(payload, count):
         if isinstance(reply, RespError):
             raise BackupError(f"restore into {master.address[0]}:{master.address[1]} failed: {reply}")
@@ -112,8 +117,10 @@ def _feed(master: _Master, entry: rdb.Entry, payload: bytes, batch: int) -> None
         master.pending.append(encode(("SELECT", entry.db)))
         master.db = entry.db
     ttl = entry.expire_ms or 0
-    master.pending.append(encode((b"RESTORE", entry.key, ttl, payload, b"ABSTTL", b"REPLACE")))
-    if len(master.pending) >= batch:
+    command = encode((b"RESTORE", entry.key, ttl, payload, b"ABSTTL", b"REPLACE"))
+    master.pending.append(command)
+    master.pending_bytes += len(command)
+    if len(master.pending) >= batch or master.pending_bytes >= _BATCH_BYTES:
         _flush(master)
 
 
@@ -193,6 +200,9 @@ def _restore_sentinel(
     config: Config, manifest: Manifest, summaries: dict[str, rdb.Summary], work: Path, credentials: Credentials
 ) -> dict[str, Any]:
     view = discovery.sentinel_view(config)
+    flags = set(view.state.get("flags", "").split(","))
+    if flags != {"master"} or view.state.get("failover-state", "none") not in ("none", ""):
+        raise Refused(f"the Sentinels see the master with flags {view.state.get('flags')}: not restoring now")
     master = _open_master(config, view.master, credentials)
     try:
         _check_versions(manifest, [master])

@@ -108,6 +108,8 @@ def _normal(reply: Any) -> Any:
         if len(items) % 2 == 0 and _CLOCK_FIELDS & set(names):
             return [v for i in range(0, len(items), 2) if names[i // 2] not in _CLOCK_FIELDS for v in items[i : i + 2]]
         return items
+    if isinstance(reply, dict):
+        return {k: _normal(v) for k, v in reply.items() if k not in _CLOCK_FIELDS}
     return reply
 
 
@@ -130,6 +132,10 @@ def same_contents(expected: dict[Any, Any], actual: dict[Any, Any], ttl_toleranc
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        for k in a:
+            if a[k] != b[k]:
+                return _first_difference(a[k], b[k], f"{path}[{k!r}]")
     if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             if x != y:

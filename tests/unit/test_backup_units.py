@@ -200,3 +200,48 @@ def test_the_zipapp_runs_with_the_system_python_alone(tmp_path: Path) -> None:
         text=True,
     )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "cannot read the config" in bad.stderr
+
+
+def _shard(ranges: list[int], *nodes: tuple[str, int, str]) -> list[object]:
+    return [
+        b"slots",
+        ranges,
+        b"nodes",
+        [
+            [
+                b"id",
+                ident.encode(),
+                b"port",
+                port,
+                b"ip",
+                b"10.0.0.1",
+                b"endpoint",
+                b"10.0.0.1",
+                b"role",
+                role.encode(),
+                b"replication-offset",
+                10,
+                b"health",
+                b"online",
+            ]
+            for ident, port, role in nodes
+        ],
+    ]
+
+
+def test_the_cluster_slot_map_must_be_whole() -> None:
+    from redis_ha.backup.config import Refused
+    from redis_ha.backup.discovery import parse_shards
+
+    whole = [
+        _shard([8192, 16383], ("b", 2, "master"), ("b2", 12, "replica")),
+        _shard([0, 100, 101, 8191], ("a", 1, "master"), ("a2", 11, "replica")),
+        _shard([], ("spare", 3, "master")),  # no slots: holds no data, left out
+    ]
+    shards = parse_shards(whole)
+    assert [s.master.id for s in shards] == ["a", "b"]
+    assert shards[0].ranges == [(0, 100), (101, 8191)] and shards[0].replicas[0].port == 11
+    with pytest.raises(Refused, match="1 of 16384 slots have no shard"):
+        parse_shards([_shard([0, 8190], ("a", 1, "master")), _shard([8192, 16383], ("b", 2, "master"))])
+    with pytest.raises(Refused, match="2 masters"):
+        parse_shards([_shard([0, 16383], ("a", 1, "master"), ("b", 2, "master"))])
