@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -109,10 +110,13 @@ def main() -> None:
         "restoreSeconds": report["seconds"],
         "restoreKeysPerSecond": round(args.keys / report["seconds"]),
         "restorePayloadMBps": report["mbPerSecond"],
+        # The engine's own peak memory (this process: the servers are children).
+        "engineMaxRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(result, indent=2))
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "backup_local.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "backup_local.json" if args.keys == 200_000 else f"backup_local_{args.keys}.json"
+    (ROOT / "bench" / "results" / name).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

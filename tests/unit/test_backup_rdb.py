@@ -182,3 +182,76 @@ def test_crafted_file_with_every_opcode_walks(tmp_path: Path) -> None:
 def test_lzf_back_references_may_overlap() -> None:
     # literal "ab", then a back reference of length 6 at distance 2: "abababab"
     assert lzf_decompress(b"\x01ab" + bytes(((4 << 5) | 0, 1)), 8) == b"abababab"
+
+
+def _certificates(directory: Path) -> dict[str, Path]:
+    """A CA and a certificate for 127.0.0.1 it signed (server and client alike)."""
+    import subprocess
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=redis-ha-test-ca",
+    )
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=localhost")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
+    return {name: directory / f"{name}" for name in ("ca.crt", "node.crt", "node.key")}
+
+
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="needs the openssl command")
+def test_a_snapshot_comes_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    from redis_ha.backup.resp import RespError, Tls
+    from tests.support.redis_servers import free_port
+
+    files = _certificates(tmp_path)
+    tls_port = free_port()
+    server = BareRedis(
+        tmp_path / "tls-node",
+        f"tls-port {tls_port}",
+        f"tls-cert-file {files['node.crt']}",
+        f"tls-key-file {files['node.key']}",
+        f"tls-ca-cert-file {files['ca.crt']}",
+        "tls-auth-clients yes",
+    )
+    try:
+        server.client().set("over-tls", "yes")
+        tls = Tls(str(files["ca.crt"]), str(files["node.crt"]), str(files["node.key"]))
+        with Connection(LOCALHOST, tls_port, tls=tls) as conn:
+            assert conn.call("GET", "over-tls") == b"yes"
+            snap = fetch_rdb(conn, tmp_path / "tls.rdb")
+        assert rdb.walk(str(snap.path)).keys == {0: 1}
+        # Without its certificate the client is turned away.
+        with pytest.raises((OSError, RespError)), Connection(LOCALHOST, tls_port, tls=Tls(str(files["ca.crt"]))) as c:
+            c.call("PING")
+    finally:
+        server.stop()
