@@ -160,3 +160,12 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"the config {path} must hold a JSON object")
     return config_from_dict(data)
+
+
+def as_config(config: Config | dict[str, Any] | str | Path) -> Config:
+    """A Config from a Config, the config file's dict, or the file's path."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return config_from_dict(config)
+    return load_config(config)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import discovery, rdb, schedule
-from .config import BackupError, Config, Refused
+from .config import BackupError, Config, Refused, as_config
 from .manifest import MANIFEST, FileEntry, Manifest, backup_id, now_utc
 from .replication import fetch_rdb
 from .resp import RespError
@@ -49,8 +49,9 @@ class _Job:
     source: discovery.Source
 
 
-def take_backup(config: Config, *, target: Target | None = None) -> Manifest:
+def take_backup(config: Config | dict[str, Any] | str | Path, *, target: Target | None = None) -> Manifest:
     """Snapshot a replica (of every shard), store the files, then the manifest."""
+    config = as_config(config)
     started = time.monotonic()
     target = target or make_target(config.target)
     slots: list[dict[str, Any]] = []
@@ -125,8 +126,9 @@ def _snapshot(config: Config, target: Target, new_id: str, job: _Job, path: Path
     )
 
 
-def list_backups(config: Config, *, target: Target | None = None) -> list[dict[str, Any]]:
+def list_backups(config: Config | dict[str, Any] | str | Path, *, target: Target | None = None) -> list[dict[str, Any]]:
     """Every backup of the target, oldest first; complete ones with their summary."""
+    config = as_config(config)
     target = target or make_target(config.target)
     result = []
     for item in target.list():
@@ -196,8 +198,11 @@ def fetch_and_verify(
     return summaries
 
 
-def verify_backup(config: Config, backup: str, *, target: Target | None = None) -> Manifest:
+def verify_backup(
+    config: Config | dict[str, Any] | str | Path, backup: str, *, target: Target | None = None
+) -> Manifest:
     """Refused unless the backup is complete and every file checks out."""
+    config = as_config(config)
     target = target or make_target(config.target)
     manifest = read_manifest(target, backup)
     work = _work_dir(config, f"verify-{backup}")
@@ -208,8 +213,9 @@ def verify_backup(config: Config, backup: str, *, target: Target | None = None) 
     return manifest
 
 
-def prune(config: Config, *, target: Target | None = None) -> list[str]:
+def prune(config: Config | dict[str, Any] | str | Path, *, target: Target | None = None) -> list[str]:
     """Apply the retention: returns the ids deleted."""
+    config = as_config(config)
     target = target or make_target(config.target)
     doomed = retention_plan(target.list(), config.retention)
     for item in doomed:
@@ -218,7 +224,7 @@ def prune(config: Config, *, target: Target | None = None) -> list[str]:
 
 
 def run_schedule(
-    config: Config,
+    config: Config | dict[str, Any] | str | Path,
     *,
     max_runs: int | None = None,
     now: Callable[[], datetime] = now_utc,
@@ -227,6 +233,7 @@ def run_schedule(
 ) -> int:
     """Sleep until each fire time of the schedule, take a backup, prune. Returns the
     number of failed runs (only when `max_runs` ends the loop)."""
+    config = as_config(config)
     plan = schedule.parse(config.schedule)
     log_event("schedule", out, schedule=config.schedule, retention=config.retention, topology=config.topology)
     runs = failures = 0

@@ -59,6 +59,10 @@ class Manifest:
     def total_keys(self) -> int:
         return sum(sum(f.keys.values()) for f in self.files)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as manifest.json holds it."""
+        return dict(json.loads(self.to_json()))
+
     def to_json(self) -> str:
         data = asdict(self)
         data["files"] = [_camel(asdict(f)) for f in self.files]

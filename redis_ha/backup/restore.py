@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import discovery, rdb
-from .config import BackupError, Config, Credentials, Refused
+from .config import BackupError, Config, Credentials, Refused, as_config
 from .crc import key_slot
 from .engine import _work_dir, fetch_and_verify, read_manifest
 from .manifest import Manifest, version_tuple
@@ -48,7 +48,10 @@ class _Stats:
     functions: int = 0
 
 
-def restore(config: Config, backup: str, admin_password: str, *, target: Target | None = None) -> dict[str, Any]:
+def restore(
+    config: Config | dict[str, Any] | str | Path, backup: str, admin_password: str, *, target: Target | None = None
+) -> dict[str, Any]:
+    config = as_config(config)
     started = time.monotonic()
     target = target or make_target(config.target)
     manifest = read_manifest(target, backup)

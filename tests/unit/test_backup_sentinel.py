@@ -293,8 +293,11 @@ def test_no_replica_is_refused_unless_the_master_is_allowed(
         with pytest.raises(Refused, match="no replica"):
             take_backup(_config(live, tmp_path / "a", backup_password, store))
         assert list_backups(_config(live, tmp_path / "a", backup_password, store)) == []
-        manifest = take_backup(_config(live, tmp_path / "b", backup_password, store, allowMaster=True))
+        # The config file's dict does as well as a Config.
+        raw = sentinel_config(tmp_path / "b", live, backup_password, {"kind": "directory", "path": str(store)})
+        manifest = take_backup({**raw, "allowMaster": True})
         assert manifest.files[0].source["role"] == "master"
+        assert manifest.to_dict()["files"][0]["source"]["role"] == "master"
     finally:
         live.stop()
 
