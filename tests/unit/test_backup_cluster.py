@@ -176,3 +176,18 @@ def test_a_cluster_backup_is_refused_by_a_sentinel_config(
     )
     with pytest.raises(Refused, match="cluster deployment"):
         restore(sentinel_like, manifest.id, source.passwords["admin"])
+
+
+def test_a_shard_without_a_healthy_replica_is_refused(
+    clusters: tuple[LiveCluster, LiveCluster], backup_password: str, tmp_path: Path
+) -> None:
+    # Last in the module: it stops a replica of the source cluster.
+    source, _ = clusters
+    replica = next(
+        live for live in source.live.values() if source.client(live.node.name).info("replication")["role"] == "slave"
+    )
+    replica.stop()
+    store = tmp_path / "store"
+    with pytest.raises(Refused, match="no healthy replica"):
+        take_backup(_config(source, tmp_path / "s", backup_password, store))
+    assert not store.exists() or not any(store.iterdir())
