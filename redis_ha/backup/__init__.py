@@ -22,15 +22,16 @@ Errors: config.Refused (exit code 2: nothing changed), config.BackupError (1).
 
 Commands each server kind sees (for the ACL users):
     backup user, on a Redis node (Sentinel topology):
-        info, replconf, psync                    (+ auth, always allowed)
+        info, replconf, sync                     (+ auth, always allowed)
     backup user, on a cluster node:
-        info, replconf, psync, cluster|shards
+        info, replconf, sync, cluster|shards
     Sentinel-port user (sentinelUser, the read-only sentinel-client):
         sentinel|get-master-addr-by-name, sentinel|replicas, sentinel|master
     restore user (admin; its password from stdin, never argv or env):
         info, flushall, select, restore, wait, function|load, cluster|shards
-INFO is asked for its server, replication and keyspace sections only. PSYNC runs
-after `REPLCONF rdb-only 1`, so the node ends the link once the snapshot is sent.
+INFO is asked for its server, replication and keyspace sections only. SYNC runs
+after `REPLCONF rdb-only 1`, so the node ends the link once the snapshot is sent (no
+PSYNC: the user cannot become a replica).
 
 Config keys (JSON; paths only, no secrets): deployment, topology (sentinel|cluster),
 masterName, sentinels [[host, port]...], clusterNodes [[host, port]...], tls (caFile,

@@ -115,7 +115,10 @@ def _snapshot(config: Config, target: Target, new_id: str, job: _Job, path: Path
             "role": source.role,
             "lagBytes": source.lag,
         },
-        replication={"replid": snapshot.replid, "offset": snapshot.offset},
+        replication={
+            "replid": snapshot.replid or summary.aux.get("repl-id", ""),
+            "offset": snapshot.offset if snapshot.offset is not None else int(summary.aux.get("repl-offset", -1)),
+        },
         keys={str(db): n for db, n in sorted(summary.keys.items())},
         info_keyspace={str(db): n for db, n in sorted(source.keyspace.items())},
         size_bytes=snapshot.size,

@@ -1,13 +1,15 @@
-"""Fetching a node's RDB snapshot the way a new replica gets it.
+"""Fetching a node's RDB snapshot the way a new replica gets it (as `redis-cli --rdb`).
 
 `REPLCONF rdb-only 1` (Redis 7.0+) tells the node to close the link once the snapshot
-is sent instead of going on with the replication stream; `PSYNC ? -1` asks for a full
-resynchronisation, whose `+FULLRESYNC <replid> <offset>` reply names the exact point
-of the replication history the snapshot holds. While the node forks and writes, it
-sends bare newlines to keep the link alive. The snapshot then comes either as a
-bulk string of known length (`$<length>`: written to the node's disk first) or, when
-the client announced `REPLCONF capa eof` and the node syncs diskless, as
-`$EOF:<40 random bytes>`, the data, and the same 40 bytes again.
+is sent instead of going on with the replication stream; `SYNC` asks for the full
+snapshot. (`PSYNC ? -1` would do as well and answer `+FULLRESYNC <replid> <offset>`
+first, but it lets a client become a replica, which the `backup` ACL user must not:
+the snapshot's own AUX fields `repl-id` and `repl-offset` name the same point of the
+replication history.) While the node forks and writes, it sends bare newlines to
+keep the link alive. The snapshot then comes either as a bulk string of known length
+(`$<length>`: written to the node's disk first) or, when the client announced
+`REPLCONF capa eof` and the node syncs diskless, as `$EOF:<40 random bytes>`, the
+data, and the same 40 bytes again.
 
 The data is streamed to a file and hashed on the way; it is never held in memory.
 """
@@ -30,12 +32,14 @@ class Snapshot:
     path: Path
     size: int
     sha256: str
-    replid: str
-    offset: int
+    replid: str | None  # from +FULLRESYNC (PSYNC only); else read the RDB's AUX repl-id
+    offset: int | None
     diskless: bool
 
 
-def fetch_rdb(conn: Connection, destination: Path, *, diskless: bool = False, timeout: float = 300.0) -> Snapshot:
+def fetch_rdb(
+    conn: Connection, destination: Path, *, diskless: bool = False, timeout: float = 300.0, psync: bool = False
+) -> Snapshot:
     """Write the snapshot of the node behind `conn` (authenticated) to `destination`."""
     conn.settimeout(timeout)
     try:
@@ -46,15 +50,21 @@ def fetch_rdb(conn: Connection, destination: Path, *, diskless: bool = False, ti
         # Before 7.0: the node streams on after the snapshot; we stop reading there.
     if diskless:
         conn.call("REPLCONF", "capa", "eof")
-    conn.send("PSYNC", "?", "-1")
-    line = _next_line(conn)
-    if line.startswith(b"-"):
-        raise RespError(f"{conn.address}: PSYNC: {line[1:].decode(errors='replace')}")
-    fields = line.split()
-    if len(fields) != 3 or fields[0] != b"+FULLRESYNC":
-        raise ProtocolError(f"{conn.address} answered PSYNC with {line[:80]!r}, not +FULLRESYNC")
-    replid, offset = fields[1].decode(), int(fields[2])
+    replid: str | None = None
+    offset: int | None = None
+    if psync:
+        conn.send("PSYNC", "?", "-1")
+    else:
+        conn.send("SYNC")
     header = _next_line(conn)
+    if header.startswith(b"-"):
+        raise RespError(f"{conn.address}: {'PSYNC' if psync else 'SYNC'}: {header[1:].decode(errors='replace')}")
+    if header.startswith(b"+FULLRESYNC"):
+        fields = header.split()
+        if len(fields) != 3:
+            raise ProtocolError(f"{conn.address} answered PSYNC with {header[:80]!r}")
+        replid, offset = fields[1].decode(), int(fields[2])
+        header = _next_line(conn)
     if not header.startswith(b"$"):
         raise ProtocolError(f"{conn.address} sent {header[:80]!r} where the snapshot was due")
     digest = hashlib.sha256()

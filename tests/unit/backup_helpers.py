@@ -16,7 +16,7 @@ from redis_ha.backup.manifest import MANIFEST
 
 BACKUP_USER = "backup"
 # The engine's documented needs (redis_ha/backup/__init__.py); nothing more.
-REDIS_BACKUP_COMMANDS = ("info", "replconf", "psync")
+REDIS_BACKUP_COMMANDS = ("info", "replconf", "sync")
 CLUSTER_BACKUP_COMMANDS = (*REDIS_BACKUP_COMMANDS, "cluster|shards")
 
 

@@ -41,7 +41,11 @@ def snapshot_file(source: BareRedis, tmp_path_factory: pytest.TempPathFactory) -
         snap = fetch_rdb(conn, path)
     assert not snap.diskless and snap.size == path.stat().st_size
     assert snap.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert len(snap.replid) == 40
+    # SYNC: the point in the replication history comes from the file's AUX fields.
+    assert snap.replid is None
+    aux = rdb.walk(str(path)).aux
+    assert aux["repl-id"] == source.client().info("replication")["master_replid"]
+    assert int(aux["repl-offset"]) >= 0
     return path
 
 
@@ -108,6 +112,14 @@ def test_restore_of_the_payloads_reproduces_every_value(source: BareRedis, snaps
                 assert other.client(db).object("encoding", key) == source.client(db).object("encoding", key), key
     finally:
         other.stop()
+
+
+def test_psync_names_the_snapshot_point_first(source: BareRedis, tmp_path: Path) -> None:
+    with Connection(LOCALHOST, source.port) as conn:
+        snap = fetch_rdb(conn, tmp_path / "psync.rdb", psync=True)
+    assert snap.replid == source.client().info("replication")["master_replid"]
+    assert snap.offset is not None and snap.offset >= 0
+    assert rdb.walk(str(snap.path)).aux["repl-id"] == snap.replid
 
 
 def test_a_diskless_snapshot_arrives_between_end_marks(source: BareRedis, tmp_path: Path) -> None:

@@ -245,3 +245,37 @@ def test_the_cluster_slot_map_must_be_whole() -> None:
         parse_shards([_shard([0, 8190], ("a", 1, "master")), _shard([8192, 16383], ("b", 2, "master"))])
     with pytest.raises(Refused, match="2 masters"):
         parse_shards([_shard([0, 16383], ("a", 1, "master"), ("b", 2, "master"))])
+
+
+def test_the_engine_needs_no_more_than_the_deployed_backup_user_allows() -> None:
+    # The engine's documented needs (the live tests' `backup` user has exactly these)
+    # are within the allowlists components/security.py deploys.
+    from components import security
+    from tests.unit.backup_helpers import CLUSTER_BACKUP_COMMANDS, REDIS_BACKUP_COMMANDS
+
+    assert set(REDIS_BACKUP_COMMANDS) <= set(security.BACKUP_COMMANDS)
+    assert set(CLUSTER_BACKUP_COMMANDS) <= set(security.BACKUP_CLUSTER_COMMANDS)
+    assert "psync" not in security.BACKUP_COMMANDS
+    import redis_ha.backup as package
+
+    for command in REDIS_BACKUP_COMMANDS:
+        assert command in (package.__doc__ or "")
+
+
+def test_the_deployed_worker_layout_runs_with_the_system_python_alone(tmp_path: Path) -> None:
+    # components/backup_plan.py ships the package as plain files next to a launcher.
+    from components.backup_plan import program_files
+
+    program = tmp_path / "program"
+    for name, text in program_files().items():
+        (program / name).parent.mkdir(parents=True, exist_ok=True)
+        (program / name).write_text(text)
+    store = tmp_path / "store"
+    DirectoryTarget(store).put_bytes("20260101T000000Z", "x.rdb", b"")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_config(target={"kind": "directory", "path": str(store)})))
+    listed = subprocess.run(
+        ["/usr/bin/python3", "-I", str(program), "list", "--config", str(config)], capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == {"complete": False, "files": ["x.rdb"], "id": "20260101T000000Z"}
