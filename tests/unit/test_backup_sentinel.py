@@ -323,3 +323,66 @@ def test_the_schedule_takes_and_prunes_and_logs_json_lines(
     assert len([b for b in list_backups(config) if b["complete"]]) == 2  # retention 2
     assert backup_password not in out.getvalue() and source.passwords["admin"] not in out.getvalue()
     assert prune(config) == []
+
+
+def test_two_replicas_the_backup_skips_a_dead_one_and_the_restore_waits_for_both(
+    tmp_path: Path, passwords: dict[str, str], backup_password: str
+) -> None:
+    """A master, two replicas and three Sentinels: the second replica is a bare
+    redis-server following the master (the live fixtures render one), with the users
+    the Sentinels, the engine and the test log in as."""
+    from tests.support.redis_servers import BareRedis
+
+    live = _start(tmp_path / "two", passwords, backup_password)
+    extra = None
+    try:
+        extra = BareRedis(
+            tmp_path / "replica-2",
+            f"replicaof 127.0.0.1 {live.master.port}",
+            "masteruser replica",
+            f"masterauth {passwords['replica']}",
+        )
+        plain = extra.client()
+        for user in ("admin", "sentinel"):
+            plain.execute_command("ACL", "SETUSER", user, "reset", "on", f">{passwords[user]}", "~*", "&*", "+@all")
+        create_backup_user(plain, backup_password, REDIS_BACKUP_COMMANDS)
+        plain.execute_command("ACL", "SETUSER", "default", "off")
+        second = redis.Redis(port=extra.port, username="admin", password=passwords["admin"], protocol=2)
+        wait_until(lambda: second.info("replication")["master_link_status"] == "up", 15, "the second replica's link")
+        sentinel = live.client(live.sentinel, "sentinel-client")
+
+        def both_listed() -> bool:
+            entries = [list(e) for e in sentinel.execute_command("SENTINEL", "REPLICAS", live.settings.master_name)]
+            return sum(1 for e in entries if "ok" in e) == 2
+
+        wait_until(both_listed, 30, "the Sentinels to list both replicas")
+        redis_data.populate(_db(live), databases=(0, 2))
+        store = tmp_path / "store"
+        config = _config(live, tmp_path / "cfg", backup_password, store)
+        live.replica.stop()  # the rendered replica is gone: the backup comes from the other one
+        manifest = take_backup(config)
+        assert manifest.files[0].source == {
+            "address": f"127.0.0.1:{extra.port}",
+            "runId": second.info("server")["run_id"],
+            "role": "slave",
+            "lagBytes": manifest.files[0].source["lagBytes"],
+        }
+        live.start_node(live.replica)
+        wait_until(
+            lambda: live.client(live.replica).info("replication").get("master_link_status") == "up", 15, "the resync"
+        )
+        expected = redis_data.snapshot(_db(live), (0, 2))
+        _db(live)(0).flushall()
+        report = restore(config, manifest.id, passwords["admin"])
+        assert report["masters"][0]["replicasAcknowledged"] == 2
+        admin = passwords["admin"]
+
+        def on_second(db: int) -> redis.Redis:
+            return redis.Redis(port=extra.port, username="admin", password=admin, db=db, protocol=2)
+
+        for node_db in (_db(live), _db(live, live.replica), on_second):
+            assert redis_data.same_contents(expected, redis_data.snapshot(node_db, (0, 2))) == []
+    finally:
+        if extra is not None:
+            extra.stop()
+        live.stop()
