@@ -357,6 +357,8 @@ def test_two_replicas_the_backup_skips_a_dead_one_and_the_restore_waits_for_both
 
         wait_until(both_listed, 30, "the Sentinels to list both replicas")
         redis_data.populate(_db(live), databases=(0, 2))
+        library = "#!lua name=backuplib\nredis.register_function('answer', function() return 42 end)"
+        _db(live)(0).execute_command("FUNCTION", "LOAD", library)
         store = tmp_path / "store"
         config = _config(live, tmp_path / "cfg", backup_password, store)
         live.replica.stop()  # the rendered replica is gone: the backup comes from the other one
@@ -373,8 +375,12 @@ def test_two_replicas_the_backup_skips_a_dead_one_and_the_restore_waits_for_both
         )
         expected = redis_data.snapshot(_db(live), (0, 2))
         _db(live)(0).flushall()
+        _db(live)(0).execute_command("FUNCTION", "FLUSH")
         report = restore(config, manifest.id, passwords["admin"])
         assert report["masters"][0]["replicasAcknowledged"] == 2
+        assert manifest.files[0].functions == 1 and report["functions"] == 1
+        assert _db(live)(0).execute_command("FCALL", "answer", 0) == 42
+        assert "backuplib" in str(live.client(live.replica).execute_command("FUNCTION", "LIST"))
         admin = passwords["admin"]
 
         def on_second(db: int) -> redis.Redis:
