@@ -109,13 +109,14 @@ EXPORTER = AclUser(
 # flag --config-command=-.
 EXPORTER_ENVIRONMENT: Mapping[str, str] = {"REDIS_EXPORTER_CONFIG_COMMAND": "-"}
 
-# docs/redis-notes.md#backup-user: the backup worker (redis_ha/backup) reads the roles
-# and offsets (ROLE, INFO), the cluster's shards (CLUSTER SHARDS) and takes a snapshot
-# the way `redis-cli --rdb` does (REPLCONF rdb-only, then SYNC). Like `replica`, its
-# password is as good as the data; unlike it, it cannot become anyone's replica (no
-# PSYNC), and it is the only credential the backup container holds.
-BACKUP_COMMANDS = ("sync", "replconf", "ping", "info", "role")
-BACKUP_CLUSTER_COMMANDS = (*BACKUP_COMMANDS, "cluster|shards", "cluster|myid")
+# docs/redis-notes.md#backup-user: the backup worker (redis_ha/backup) reads roles, link
+# state and offsets from INFO, the cluster's shards from CLUSTER SHARDS, and takes a
+# snapshot the way `redis-cli --rdb` does (REPLCONF rdb-only, then SYNC); PING for
+# operators checking the credential. Like `replica`, its password is as good as the
+# data; unlike it, it cannot become anyone's replica (no PSYNC), and it is the only
+# Redis credential the backup worker holds.
+BACKUP_COMMANDS = ("sync", "replconf", "ping", "info")
+BACKUP_CLUSTER_COMMANDS = (*BACKUP_COMMANDS, "cluster|shards")
 BACKUP = AclUser("backup", f"resetchannels -@all {_grant(BACKUP_COMMANDS)}", "scheduled and on-demand backups")
 CLUSTER_BACKUP = AclUser(
     "backup", f"resetchannels -@all {_grant(BACKUP_CLUSTER_COMMANDS)}", "scheduled and on-demand backups"
