@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -29,6 +32,7 @@ from tests.e2e.day2 import Stack, deployed
 from tests.support import dataset
 from tests.verify.access import Outputs
 from tests.verify.clients import MappedSentinel, _endpoint
+from tests.verify.cluster_access import cluster_client, forget_node_ids, wait_healthy_cluster
 from tests.verify.topology_state import sentinel_master
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("test_images")]
@@ -155,3 +159,149 @@ def test_backup_destroy_redeploy_restore(docker_client: docker.DockerClient, tmp
             with pytest.raises(backups.BackupError, match="sha256|checksum"):
                 backups.restore(outputs.deployment, outputs.passwords["admin"], backup_id)
             assert _admin(outputs, master, 0).get("after-restore") == b"kept"
+
+
+# --- the Redis Cluster topology, backups in S3 ------------------------------------
+
+S3_IMAGE = "redis-ha-test/s3:versitygw"
+S3_PORT = 7070
+
+
+@pytest.fixture(scope="module")
+def s3_image(docker_client: docker.DockerClient) -> Iterator[str]:
+    """A one-binary image of the S3 server the unit tests use (versitygw, built from its
+    Go module by scripts/s3/build.sh), so that the backup worker reaches it on the
+    deployment's network like any object store."""
+    from tests.support.s3 import build_server
+
+    binary = build_server()
+    with tempfile.TemporaryDirectory() as root:
+        for directory, mode in (("data", 0o777), ("tmp", 0o1777)):
+            Path(root, directory).mkdir()
+            Path(root, directory).chmod(mode)
+        shutil.copy(binary, Path(root, "versitygw"))
+        tar = subprocess.run(
+            ["tar", "-C", root, "--numeric-owner", "--owner=0", "--group=0", "-cf", "-", "."],
+            capture_output=True,
+            check=True,
+        ).stdout
+    subprocess.run(
+        ["docker", "import", "--change", 'ENTRYPOINT ["/versitygw"]', "-", S3_IMAGE],
+        input=tar,
+        capture_output=True,
+        check=True,
+    )
+    try:
+        yield S3_IMAGE
+    finally:
+        with suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            docker_client.images.remove(S3_IMAGE)
+
+
+@contextmanager
+def s3_server(client: docker.DockerClient, image: str, name: str) -> Iterator[dict[str, Any]]:
+    """The S3 server as a container of its own (removed afterwards), published on
+    127.0.0.1 only; attached to a deployment's network with `attach`."""
+    access, secret = "rhbk" + secrets.token_hex(6), secrets.token_urlsafe(24)
+    container = client.containers.run(
+        image,
+        ["--quiet", "--port", f":{S3_PORT}", "posix", "/data"],
+        name=f"{name}-s3",
+        detach=True,
+        environment={"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret},
+        ports={f"{S3_PORT}/tcp": ("127.0.0.1", None)},
+        user="999",
+    )
+    try:
+        container.reload()
+        port = int(container.ports[f"{S3_PORT}/tcp"][0]["HostPort"])
+        from redis_ha.backup.config import BackupError
+        from redis_ha.backup.s3 import S3Target
+
+        target = S3Target(f"http://127.0.0.1:{port}", "backups", access_key=access, secret_key=secret)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                target.create_bucket()
+                break
+            except BackupError:  # not listening yet: docker-proxy resets the connection
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield {"container": container, "access": access, "secret": secret, "target": target, "host": f"{name}-s3"}
+    finally:
+        container.remove(force=True, v=True)
+
+
+@contextmanager
+def attached(client: docker.DockerClient, server: dict[str, Any], network: str) -> Iterator[None]:
+    """The S3 server on a deployment's network, and off it again before the stack's
+    network is removed (a container still attached would keep the network)."""
+    client.networks.get(network).connect(server["container"], aliases=[server["host"]])
+    try:
+        yield
+    finally:
+        with suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.networks.get(network).disconnect(server["container"], force=True)
+
+
+def _cluster_check(stack: Stack, expected: dict[str, Any]) -> None:
+    """Every key through the slot map, and each shard's replicas holding its master's keys."""
+    outputs = stack.outputs
+    state = wait_healthy_cluster(outputs, stack.nodes("cluster"))
+    client = cluster_client(outputs, decode_responses=False, socket_timeout=10.0)
+    problems = dataset.differences(expected, dataset.snapshot(lambda db: client, databases=(0,)))
+    assert not problems, f"{problems[:5]} ({len(problems)} in all)"
+    specs = {spec["name"]: spec for spec in outputs.nodes("cluster")}
+    total = 0
+    for master, replicas in state.masters.items():
+        keys = _admin(outputs, specs[master], 0).dbsize()
+        total += keys
+        for replica in replicas:
+            assert _admin(outputs, specs[replica.name], 0).dbsize() == keys, f"{replica.name} differs from {master}"
+    assert total == len(expected)
+
+
+def test_cluster_backup_to_s3_and_restore_into_a_new_cluster(
+    docker_client: docker.DockerClient, tmp_path: Path, s3_image: str
+) -> None:
+    name = f"rhbc-{secrets.token_hex(3)}"
+    with s3_server(docker_client, s3_image, name) as s3:
+        config = {
+            "topology": "cluster",
+            "backupTarget": "s3",
+            "backupImage": WORKER_IMAGE,
+            "backupS3Endpoint": f"http://{s3['host']}:{S3_PORT}",
+            "backupS3Bucket": "backups",
+            "backupS3AccessKeyId": s3["access"],
+            "backupS3SecretAccessKey": s3["secret"],
+        }
+        network = f"{name}-cluster-net"
+        with deployed(docker_client, tmp_path, name=name, **config) as first, attached(docker_client, s3, network):
+            outputs = first.outputs
+            wait_healthy_cluster(outputs, first.nodes("cluster"))
+            client = cluster_client(outputs, decode_responses=False, socket_timeout=10.0)
+            dataset.load(lambda db: client, databases=(0,))
+            for spec in outputs.nodes("cluster"):
+                r = _admin(outputs, spec, 0)
+                if r.info("replication")["role"] == "master":
+                    assert r.wait(1, 10_000) == 1, spec["name"]
+            expected = dataset.snapshot(lambda db: client, databases=(0,))
+            taken = json.loads(backups.take(outputs.deployment).splitlines()[0])
+            s3["target"].prefix = f"{name}/{name}-cluster"
+            stored = s3["target"].keys()
+            keys = [k for k in stored if f"/{taken['id']}/" in k]
+            # One RDB per shard and the manifest, in the bucket.
+            assert len([k for k in keys if k.endswith(".rdb")]) == 3, keys
+            assert any(k.endswith("manifest.json") for k in keys), keys
+
+        # The new cluster's nodes have the old names and new ids.
+        forget_node_ids()
+        with deployed(docker_client, tmp_path, name=name, **config) as second, attached(docker_client, s3, network):
+            outputs = second.outputs
+            wait_healthy_cluster(outputs, second.nodes("cluster"))
+            empty = cluster_client(outputs, decode_responses=False, socket_timeout=10.0)
+            assert dataset.snapshot(lambda db: empty, databases=(0,)) == {}
+            assert taken["id"] in backups.listing(outputs.deployment)
+            backups.restore(outputs.deployment, outputs.passwords["admin"], taken["id"])
+            _cluster_check(second, expected)

@@ -18,10 +18,10 @@ import redis
 DATABASES = (0, 1)
 
 
-def load(client_for_db: Callable[[int], redis.Redis], scale: int = 1) -> int:
-    """Write the dataset; returns the number of keys written."""
+def load(client_for_db: Callable[[int], Any], scale: int = 1, databases: Iterable[int] = DATABASES) -> int:
+    """Write the dataset (a Redis Cluster has database 0 only); returns the number of keys."""
     written = 0
-    for db in DATABASES:
+    for db in databases:
         r = client_for_db(db)
         pipe = r.pipeline(transaction=False)
         for i in range(200 * scale):
@@ -74,15 +74,17 @@ def _value(r: redis.Redis, key: bytes, kind: str) -> Any:
     raise AssertionError(f"unexpected type {kind} of {key!r}")
 
 
-def snapshot(client_for_db: Callable[[int], redis.Redis], databases: Iterable[int] = DATABASES) -> dict[str, Any]:
+def snapshot(client_for_db: Callable[[int], Any], databases: Iterable[int] = DATABASES) -> dict[str, Any]:
     """(db, key) -> (type, value, absolute expiry in ms or -1) for every key."""
     found: dict[str, Any] = {}
     for db in databases:
         r = client_for_db(db)
         for key in r.scan_iter(count=1000):
-            kind = r.type(key).decode()
+            kind = r.type(key)
             expiry = r.execute_command("PEXPIRETIME", key)
-            found[f"{db}/{key.decode()}"] = (kind, _value(r, key, kind), expiry)
+            kind = kind if isinstance(kind, str) else kind.decode()
+            name = key if isinstance(key, str) else key.decode()
+            found[f"{db}/{name}"] = (kind, _value(r, key, kind), expiry)
     return found
 
 

@@ -89,6 +89,11 @@ def node_id(node: Node) -> str:
     return _IDS[node.name]
 
 
+def forget_node_ids() -> None:
+    """For a new deployment that reuses the node names of a destroyed one."""
+    _IDS.clear()
+
+
 def slot_coverage(view: list[NodeLine]) -> list[int]:
     """How many live masters serve each slot (every entry must be exactly 1)."""
     counts = [0] * SLOTS
