@@ -38,7 +38,9 @@ def build_plan(settings: Settings) -> plan.Plan:
 
 
 def deploy(
-    raw: Mapping[str, Any], configured_passwords: Mapping[str, pulumi.Output[str]]
+    raw: Mapping[str, Any],
+    configured_passwords: Mapping[str, pulumi.Output[str]],
+    previous_passwords: Mapping[str, pulumi.Output[str]] | None = None,
 ) -> dict[str, pulumi.Output[Any]]:
     """Validate everything, then create the resources; returns the stack outputs.
 
@@ -46,19 +48,29 @@ def deploy(
     leaves anything half-created behind.
     """
     settings = load_settings(raw)
-    return deploy_settings(settings, configured_passwords)
+    return deploy_settings(settings, configured_passwords, previous_passwords)
 
 
 def deploy_settings(
-    settings: Settings, configured_passwords: Mapping[str, pulumi.Output[str]]
+    settings: Settings,
+    configured_passwords: Mapping[str, pulumi.Output[str]],
+    previous_passwords: Mapping[str, pulumi.Output[str]] | None = None,
 ) -> dict[str, pulumi.Output[Any]]:
+    """`previous_passwords`: user -> old configured password while its rotation is in
+    phase 1 (docs/redis-notes.md#rotating-passwords)."""
     deployment_plan = build_plan(settings)
     credentials = Credentials(
         f"{settings.name}-credentials",
-        CredentialsArgs(users=security.user_names(settings), configured=configured_passwords),
+        CredentialsArgs(
+            users=security.user_names(settings),
+            configured=configured_passwords,
+            previous=previous_passwords or {},
+            generation=settings.password_generation,
+            previous_generation=settings.previous_password_generation,
+        ),
     )
     backend = importlib.import_module(f"components.{settings.backend}.deployment")
-    descriptions = backend.deploy(settings, deployment_plan.parts, credentials.passwords)
+    descriptions = backend.deploy(settings, deployment_plan.parts, credentials.for_backends())
     deployment = descriptions[0]
     if len(descriptions) == 2:
         deployment = pulumi.Output.all(*descriptions).apply(lambda parts: combine_deployments(parts[0], parts[1]))

@@ -9,7 +9,8 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from components.program import OBJECT_KEYS, deploy
-from components.settings import NAMESPACE, SettingsError, check_passwords, is_password_key, load_settings
+from components.settings import NAMESPACE, SettingsError, is_password_key, load_settings
+from components.settings_roles import check_all_passwords
 
 
 def configured_keys() -> list[str]:
@@ -37,8 +38,12 @@ def run() -> None:
     try:
         # Which password keys exist depends on the roles; every password is checked
         # before deploy registers the first resource.
-        passwords = check_passwords(load_settings(raw), plain_passwords)
-        outputs = deploy(raw, {user: pulumi.Output.secret(value) for user, value in passwords.items()})
+        passwords, previous = check_all_passwords(load_settings(raw), plain_passwords)
+        outputs = deploy(
+            raw,
+            {user: pulumi.Output.secret(value) for user, value in passwords.items()},
+            {user: pulumi.Output.secret(value) for user, value in previous.items()},
+        )
     except SettingsError as error:
         # A clean one-line error, before any resource exists.
         raise pulumi.RunError(str(error)) from None
