@@ -72,6 +72,18 @@ def digest(data: object) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def writer_name(node: Node) -> str:
+    return f"{node.name}-secrets"
+
+
+def _check_writer(name: str, code: int | None) -> None:
+    if code not in (None, 0):
+        raise pulumi.RunError(
+            f"{name} exited with {code}: the node did not apply its new secrets (docker logs {name}; "
+            "and the node's own log); `pulumi up` again once the node runs"
+        )
+
+
 def writer_script(files: tuple[str, ...]) -> str:
     """The writer's command: each file into the volume (a copy, then a rename, so the
     node never reads half a file), the version last; on an update (the node has
@@ -249,8 +261,8 @@ class _DockerPart(pulumi.ComponentResource):
             _secret_upload(f"{WRITER_INCOMING}/{name}", _pick(files, name), REDIS_UID)
             for name in (*names, VERSION_FILE)
         ]
-        return self._container(
-            f"{node.name}-secrets",
+        writer = self._container(
+            writer_name(node),
             "secrets-writer",
             depends_on,
             image=group.image,
@@ -264,6 +276,16 @@ class _DockerPart(pulumi.ComponentResource):
             attach=True,
             logs=True,
         )
+        # The provider records a one-shot container's exit code without failing on it
+        # (kreuzwerker/terraform-provider-docker, resourceDockerContainerRead): a writer
+        # whose node did not apply the secrets fails the update here.
+        name = writer_name(node)
+
+        def check(code: int | None) -> None:
+            _check_writer(name, code)
+
+        writer.exit_code.apply(check)
+        return writer
 
     def _node(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
         conf_dir, scripts_dir = group.paths.conf_dir, LAYOUT.scripts_dir

@@ -74,7 +74,9 @@ def kind_of(resource: Any) -> str:
 
 
 def by_name(run: ProgramRun, token: str) -> dict[str, Any]:
-    return {r.name: r for r in run.of_type(token)}
+    found = {r.name: r for r in run.of_type(token)}
+    assert len(found) == len(run.of_type(token)), token
+    return found
 
 
 def passwords_of(run: ProgramRun) -> dict[str, str]:
@@ -116,7 +118,8 @@ def test_a_rotation_changes_no_node_container_on_docker(dev_phases: list[Program
     for name in writers:
         assert phases[0][name].inputs != phases[1][name].inputs != phases[2][name].inputs, name
     for token in (VOLUME, NETWORK):
-        assert [r.inputs for r in dev_phases[0].of_type(token)] == [r.inputs for r in dev_phases[2].of_type(token)]
+        first, last = by_name(dev_phases[0], token), by_name(dev_phases[2], token)
+        assert first.keys() == last.keys() and all(first[n].inputs == last[n].inputs for n in first), token
 
 
 def test_the_program_orders_the_writers_redis_first(dev_phases: list[ProgramRun]) -> None:
@@ -162,6 +165,7 @@ def test_phase_1_accepts_both_passwords_and_phase_2_only_the_new(dev_phases: lis
 
 
 def run_settings(run: ProgramRun) -> Any:
+    """The dev stack's settings (every phase has the same users)."""
     from components.settings import load_settings
 
     return load_settings(stack_config("dev"))
@@ -250,3 +254,14 @@ def test_bad_rotation_config_registers_nothing(override: dict[str, Any], key: st
     assert "allowed: " in message
     # A password never appears in the error.
     assert OLD_ADMIN not in message and NEW_ADMIN not in message
+
+
+def test_a_writer_whose_node_did_not_apply_fails_the_update() -> None:
+    """pulumi-docker records a one-shot container's exit code without failing; the
+    program turns a failed secrets writer into a failed `pulumi up`."""
+    from components.docker.deployment import _check_writer
+
+    _check_writer("redis-ha-redis-1-secrets", 0)
+    _check_writer("redis-ha-redis-1-secrets", None)  # under preview or mocks
+    with pytest.raises(pulumi.RunError, match="redis-ha-redis-1-secrets exited with 1"):
+        _check_writer("redis-ha-redis-1-secrets", 1)
