@@ -45,6 +45,10 @@ class Paths:
     per_node_files: bool = False
     # Where the start script records the version of the secrets it has applied.
     applied_file: str = ""
+    # An exporter runs beside the node (a Kubernetes sidecar) and reads its password
+    # file at start: after applying new secrets the start script asks it to read the
+    # file again (redis_exporter's /-/reload).
+    sidecar_exporter: bool = False
 
 
 DOCKER_PATHS = Paths()

@@ -25,6 +25,7 @@ LAYOUT = Layout(
         secrets_dir=CONFIG_SOURCE_DIR,
         per_node_files=True,
         applied_file=f"{CONF_DIR}/secrets.applied",
+        sidecar_exporter=True,
     ),
     # Sentinel's state (the config it rewrites) lives on its own PersistentVolumeClaim.
     sentinel=Paths(
@@ -33,6 +34,7 @@ LAYOUT = Layout(
         secrets_dir=CONFIG_SOURCE_DIR,
         per_node_files=True,
         applied_file=f"{DATA_DIR}/secrets.applied",
+        sidecar_exporter=True,
     ),
     scripts_dir=SCRIPTS_DIR,
     job_secrets_dir=AUTH_DIR,
