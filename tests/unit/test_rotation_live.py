@@ -3,7 +3,7 @@
 A master, a replica and three Sentinels (Debian's redis-server/redis-sentinel 7.0 on
 127.0.0.1) run under the real start scripts of the dev stack (redis-start.sh and
 sentinel-start.sh as rendered for Docker; the environment points them at local
-directories). Each node has a `secrets` directory that stands for what the backend
+directories), under dash and under busybox ash. Each node has a `secrets` directory that stands for what the backend
 delivers (the Docker secrets volume, the mounted Kubernetes Secret): the test writes
 the node's rendered files there, each by rename and the version last, as the Docker
 writer does, for every node at once (as the kubelet would, with no order between
@@ -42,6 +42,7 @@ from tests.support.program import stack_config
 from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 
 LOCALHOST = "127.0.0.1"
+SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
 APPLY_TIMEOUT = 60.0
 # Sentinel counts a master as down after this long without a valid reply: short, so
 # that a Sentinel logging in with a password its master does not accept yet shows.
@@ -100,8 +101,8 @@ class RotNode:
 class Rotation:
     """Renders, delivers and runs the nodes; `deliver(passwords)` is one `pulumi up`."""
 
-    def __init__(self, base: Path, settings: Settings, passwords: dict[str, str]) -> None:
-        self.base, self.settings, self.passwords = base, settings, passwords
+    def __init__(self, base: Path, settings: Settings, passwords: dict[str, str], shell: list[str]) -> None:
+        self.base, self.settings, self.passwords, self.shell = base, settings, passwords, shell
         template = build_sentinel_topology(settings, naming_for(settings))
         redis_nodes = tuple(
             dataclasses.replace(n, hostname=LOCALHOST, port=free_port()) for n in template.redis_nodes[:2]
@@ -205,7 +206,7 @@ class Rotation:
         script = self.scripts / ("sentinel-start.sh" if rot.live.node.kind == "sentinel" else "redis-start.sh")
         with rot.live.log.open("ab") as log:
             rot.live.process = subprocess.Popen(
-                ["dash", str(script)],
+                [*self.shell, str(script)],
                 env=self.env(rot),
                 cwd=rot.live.directory,
                 stdout=log,
@@ -356,11 +357,13 @@ def acl_hashes(lines: list[str]) -> dict[str, set[str]]:
     }
 
 
-@pytest.fixture
-def rotation(tmp_path: Path) -> Iterator[Rotation]:
-    assert shutil.which("dash"), "dash runs the start scripts"
+@pytest.fixture(params=sorted(SHELLS))
+def rotation(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rotation]:
+    """Under dash and under busybox ash (the alpine images' shell)."""
+    shell = SHELLS[request.param]
+    assert shutil.which(shell[0]), f"{shell[0]} runs the start scripts"
     settings = rotation_settings()
-    deployment = Rotation(tmp_path, settings, user_passwords(settings))
+    deployment = Rotation(tmp_path, settings, user_passwords(settings), shell)
     try:
         deployment.deliver(deployment.passwords)
         for rot in deployment.redis:
