@@ -2,8 +2,9 @@
 
 A master, a replica and three Sentinels (Debian's redis-server/redis-sentinel 7.0 on
 127.0.0.1) run under the real start scripts of the dev stack (redis-start.sh and
-sentinel-start.sh as rendered for Docker; the environment points them at local
-directories), under dash and under busybox ash. Each node has a `secrets` directory that stands for what the backend
+sentinel-start.sh as rendered for Docker, under dash and under busybox ash, and as
+rendered for Kubernetes, where a node's own file is `<pod>.<file>`; the environment
+points them at local directories). Each node has a `secrets` directory that stands for what the backend
 delivers (the Docker secrets volume, the mounted Kubernetes Secret): the test writes
 the node's rendered files there, each by rename and the version last, as the Docker
 writer does, for every node at once (as the kubelet would, with no order between
@@ -23,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -35,6 +37,7 @@ import redis
 
 from components import rendering, security
 from components.docker.layout import LAYOUT as DOCKER_LAYOUT
+from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
@@ -101,8 +104,12 @@ class RotNode:
 class Rotation:
     """Renders, delivers and runs the nodes; `deliver(passwords)` is one `pulumi up`."""
 
-    def __init__(self, base: Path, settings: Settings, passwords: dict[str, str], shell: list[str]) -> None:
+    def __init__(
+        self, base: Path, settings: Settings, passwords: dict[str, str], shell: list[str], backend: str = "docker"
+    ) -> None:
         self.base, self.settings, self.passwords, self.shell = base, settings, passwords, shell
+        # Kubernetes delivers a node's own file as `<pod>.<file>` (one Secret per group).
+        self.layout = K8S_LAYOUT if backend == "kubernetes" else DOCKER_LAYOUT
         template = build_sentinel_topology(settings, naming_for(settings))
         redis_nodes = tuple(
             dataclasses.replace(n, hostname=LOCALHOST, port=free_port()) for n in template.redis_nodes[:2]
@@ -112,10 +119,10 @@ class Rotation:
         self.scripts = base / "scripts"
         self.scripts.mkdir()
         (self.scripts / "redis-start.sh").write_text(
-            rendering.render_start_script(settings, self.topology, DOCKER_LAYOUT.redis)
+            rendering.render_start_script(settings, self.topology, self.layout.redis)
         )
         (self.scripts / "sentinel-start.sh").write_text(
-            rendering.render_sentinel_start_script(settings, self.topology, DOCKER_LAYOUT.sentinel)
+            rendering.render_sentinel_start_script(settings, self.topology, self.layout.sentinel)
         )
         self.redis = [self._node(n, dataclasses.replace(settings, port=n.port)) for n in redis_nodes]
         self.sentinels = [self._node(n, dataclasses.replace(settings, sentinel_port=n.port)) for n in sentinels]
@@ -160,8 +167,16 @@ class Rotation:
                 tmp = rot.secrets / f".{name}.new"
                 tmp.write_text(content)
                 os.chmod(tmp, 0o600)
-                tmp.replace(rot.secrets / name)
+                tmp.replace(rot.secrets / self.delivered_name(rot, name))
             self.versions[rot.name] = files["secrets.version"]
+
+    def delivered_name(self, rot: RotNode, name: str) -> str:
+        """Where the node finds a file: a Kubernetes pod its own config file as
+        `<pod>.<file>` (the Redis pod by POD_NAME, a Sentinel by its hostname)."""
+        if not self.layout.redis.per_node_files or name not in ("redis.conf", "sentinel.conf"):
+            return name
+        owner = socket.gethostname() if rot.live.node.kind == "sentinel" else rot.name
+        return f"{owner}.{name}"
 
     def wait_applied(self) -> None:
         for rot in self.nodes:
@@ -186,7 +201,7 @@ class Rotation:
             return {
                 **env,
                 "REDIS_HA_PORT": str(rot.port),
-                "REDIS_HA_SENTINEL_SEED": str(rot.secrets / "sentinel.conf"),
+                "REDIS_HA_SENTINEL_SEED": str(rot.secrets / self.delivered_name(rot, "sentinel.conf")),
                 "REDIS_HA_SENTINEL_STATE": str(rot.live.conf),
                 "REDIS_HA_SENTINEL_PASSWORD_FILE": str(rot.secrets / rendering.SENTINEL_CLIENT_PASSWORD_FILE),
                 "REDIS_HA_REDIS_NODES": " ".join(f"{LOCALHOST}:{n.port}" for n in self.redis),
@@ -200,6 +215,7 @@ class Rotation:
             "REDIS_HA_SENTINEL_PASSWORD_FILE": str(rot.live.directory / rendering.SENTINEL_CLIENT_PASSWORD_FILE),
             "REDIS_HA_ADMIN_PASSWORD_FILE": str(rot.live.directory / rendering.ADMIN_PASSWORD_FILE),
             "REDIS_HA_SENTINEL_WAIT": "5",
+            "POD_NAME": rot.name,
         }
 
     def start(self, rot: RotNode) -> None:
@@ -357,13 +373,15 @@ def acl_hashes(lines: list[str]) -> dict[str, set[str]]:
     }
 
 
-@pytest.fixture(params=sorted(SHELLS))
+@pytest.fixture(params=[("docker", "dash"), ("docker", "busybox-ash"), ("kubernetes", "busybox-ash")], ids="-".join)
 def rotation(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rotation]:
-    """Under dash and under busybox ash (the alpine images' shell)."""
-    shell = SHELLS[request.param]
+    """The Docker stack's scripts under dash and under busybox ash (the alpine images'
+    shell), and the Kubernetes stack's (`<pod>.<file>` in the mounted Secret)."""
+    backend, shell_name = request.param
+    shell = SHELLS[shell_name]
     assert shutil.which(shell[0]), f"{shell[0]} runs the start scripts"
     settings = rotation_settings()
-    deployment = Rotation(tmp_path, settings, user_passwords(settings), shell)
+    deployment = Rotation(tmp_path, settings, user_passwords(settings), shell, backend)
     try:
         deployment.deliver(deployment.passwords)
         for rot in deployment.redis:
@@ -440,7 +458,7 @@ def test_both_phases_rotate_every_password_live(rotation: Rotation, tmp_path: Pa
         assert bare_acl_list(tmp_path / f"bare-{rot.name}", on_disk, new["admin"]) == live, rot.name
         assert (rot.live.directory / "admin.password").read_text() == new["admin"]
     for rot in rotation.sentinels:
-        seed = (rot.secrets / "sentinel.conf").read_text().splitlines()
+        seed = (rot.secrets / rotation.delivered_name(rot, "sentinel.conf")).read_text().splitlines()
         live = rotation.client(rot).execute_command("ACL", "LIST")
         assert acl_hashes(live) == acl_hashes(seed), rot.name
 
@@ -469,7 +487,7 @@ def test_a_sentinel_keeps_the_old_auth_pass_while_a_redis_node_refuses_the_new_o
             files["secrets.version"] = "sentinels-first"
             for name, content in files.items():
                 (rot.secrets / f".{name}.new").write_text(content)
-                (rot.secrets / f".{name}.new").replace(rot.secrets / name)
+                (rot.secrets / f".{name}.new").replace(rot.secrets / rotation.delivered_name(rot, name))
         time.sleep(3)
         for rot in rotation.sentinels:
             state = rot.live.conf.read_text()
@@ -482,7 +500,7 @@ def test_a_sentinel_keeps_the_old_auth_pass_while_a_redis_node_refuses_the_new_o
             files["secrets.version"] = "redis"
             for name, content in files.items():
                 (rot.secrets / f".{name}.new").write_text(content)
-                (rot.secrets / f".{name}.new").replace(rot.secrets / name)
+                (rot.secrets / f".{name}.new").replace(rot.secrets / rotation.delivered_name(rot, name))
         rotation.versions = {r.name: ("redis" if r in rotation.redis else "sentinels-first") for r in rotation.nodes}
         rotation.wait_applied()
     for rot in rotation.sentinels:
