@@ -84,7 +84,7 @@ def _check_writer(name: str, code: int | None) -> None:
         )
 
 
-def writer_script(files: tuple[str, ...]) -> str:
+def writer_script(files: tuple[str, ...], wait_seconds: int = APPLY_WAIT_SECONDS) -> str:
     """The writer's command: each file into the volume (a copy, then a rename, so the
     node never reads half a file), the version last; on an update (the node has
     recorded a version before) it waits until the node has applied this one."""
@@ -103,8 +103,8 @@ wanted=$(cat "$dst/{VERSION_FILE}")
 tries=0
 until [ "$(cat "$dst/applied" 2> /dev/null)" = "$wanted" ]; do
     tries=$((tries + 1))
-    if [ "$tries" -gt {APPLY_WAIT_SECONDS * 2} ]; then
-        echo "write-secrets: the node did not apply the new secrets within {APPLY_WAIT_SECONDS}s (see its log)" >&2
+    if [ "$tries" -gt {wait_seconds * 2} ]; then
+        echo "write-secrets: the node did not apply the new secrets within {wait_seconds}s (see its log)" >&2
         exit 1
     fi
     sleep 0.5
