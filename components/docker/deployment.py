@@ -78,9 +78,11 @@ def writer_name(node: Node) -> str:
 
 def _check_writer(name: str, code: int | None) -> None:
     if code not in (None, 0):
+        # The exited container keeps its exit code, and an unchanged writer does not run
+        # again: once the node runs, the writer must be replaced to deliver again.
         raise pulumi.RunError(
-            f"{name} exited with {code}: the node did not apply its new secrets (docker logs {name}; "
-            "and the node's own log); `pulumi up` again once the node runs"
+            f"{name} exited with {code}: its node did not apply the new secrets in time (see `docker logs {name}` "
+            f"and the node's log); once the node runs, deliver again with `pulumi up --replace <urn of {name}>`"
         )
 
 
