@@ -1,7 +1,8 @@
 """The dev backend: every node of a plan part as a Docker container (pulumi-docker).
 
 A part gets a private network; each node a container (and a volume when its group
-keeps data) with its rendered files uploaded into the writable /data; each exporter
+keeps data) with its scripts uploaded into the writable /data and its secret files in a
+secrets volume (below; a cluster node gets them as uploads too); each exporter
 one container that scrapes every node of its group (the Redis nodes, the Sentinels,
 the cluster nodes) through its multi-target /scrape endpoint, with the scrape targets
 Prometheus is given in components/scrape.py; a one-shot step (the cluster's
