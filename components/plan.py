@@ -261,8 +261,9 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         command=("sh", f"{layout.scripts_dir}/{SENTINEL_START_SCRIPT}"),
         ports=((SENTINEL, s.sentinel_port),),
         config_file="sentinel.conf",
-        # The probe and sentinel-start.sh ask Sentinels as the read-only sentinel-client.
-        shared_files=(SENTINEL_CLIENT_PASSWORD_FILE,),
+        # The probe and sentinel-start.sh ask Sentinels as the read-only sentinel-client;
+        # sentinel-start.sh applies a changed password as admin.
+        shared_files=(SENTINEL_CLIENT_PASSWORD_FILE, ADMIN_PASSWORD_FILE),
         probe=Probe(_probe_name(SENTINEL), slow_start=False),
         paths=sentinel_paths,
         # The rewritten config (current master, epochs, peers) outlives the container.
@@ -282,6 +283,7 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         _render_files=lambda node, pw: {
             "sentinel.conf": rendering.render_sentinel_conf(s, node, topo.master, pw, sentinel_paths),
             SENTINEL_CLIENT_PASSWORD_FILE: pw["sentinel-client"],
+            ADMIN_PASSWORD_FILE: pw["admin"],
         },
         _render_scripts=sentinel_scripts,
     )
@@ -298,7 +300,9 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
 
 
 def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
-    paths = layout.redis
+    # Cluster nodes get their files at start only: no live secrets (rotation is
+    # refused for the cluster topologies, components/settings_roles.check_rotation).
+    paths = dataclasses.replace(layout.redis, secrets_dir="", per_node_files=False, applied_file="")
     shards = {m.node.name: m.shard for m in cluster.members}
     group = Group(
         kind=CLUSTER,

@@ -40,6 +40,7 @@ def build_plan(settings: Settings) -> plan.Plan:
 def deploy(
     raw: Mapping[str, Any],
     configured_passwords: Mapping[str, pulumi.Output[str]],
+    previous_passwords: Mapping[str, pulumi.Output[str]] | None = None,
     s3_keys: Mapping[str, pulumi.Output[str]] | None = None,
 ) -> dict[str, pulumi.Output[Any]]:
     """Validate everything, then create the resources; returns the stack outputs.
@@ -48,24 +49,34 @@ def deploy(
     leaves anything half-created behind.
     """
     settings = load_settings(raw)
-    return deploy_settings(settings, configured_passwords, s3_keys)
+    return deploy_settings(settings, configured_passwords, previous_passwords, s3_keys)
 
 
 def deploy_settings(
     settings: Settings,
     configured_passwords: Mapping[str, pulumi.Output[str]],
+    previous_passwords: Mapping[str, pulumi.Output[str]] | None = None,
     s3_keys: Mapping[str, pulumi.Output[str]] | None = None,
 ) -> dict[str, pulumi.Output[Any]]:
-    """`s3_keys`: the configured S3 key pair (config key -> secret), for backupTarget s3."""
+    """`previous_passwords`: user -> old configured password while its rotation is in
+    phase 1 (docs/redis-notes.md#rotating-passwords); `s3_keys`: the configured S3 key
+    pair (config key -> secret), for backupTarget s3."""
     deployment_plan = build_plan(settings)
     credentials = Credentials(
         f"{settings.name}-credentials",
-        CredentialsArgs(users=security.user_names(settings), configured=configured_passwords),
+        CredentialsArgs(
+            users=security.user_names(settings),
+            configured=configured_passwords,
+            previous=previous_passwords or {},
+            generation=settings.password_generation,
+            previous_generation=settings.previous_password_generation,
+        ),
     )
     backend = importlib.import_module(f"components.{settings.backend}.deployment")
-    # The backends render every secret file from one mapping: the users' passwords and,
-    # for the backup worker, the S3 key pair.
-    secrets = dict(credentials.passwords)
+    # The backends render every secret file from one mapping: the users' passwords (and
+    # the previous ones while a rotation is in phase 1) and, for the backup worker, the
+    # S3 key pair.
+    secrets = credentials.for_backends()
     for key, name in zip(S3_SECRET_KEYS, (backup_plan.S3_ACCESS_KEY_ID, backup_plan.S3_SECRET_ACCESS_KEY), strict=True):
         if s3_keys and key in s3_keys:
             secrets[name] = pulumi.Output.secret(s3_keys[key])

@@ -36,6 +36,19 @@ class Paths:
 
     conf_dir: str = "/data"
     data_dir: str = "/data"
+    # Where the backend delivers the secret files while the node runs, and where a
+    # change arrives without a restart (docs/redis-notes.md#rotating-passwords); the
+    # start scripts watch it and apply a change live. "" (a Redis Cluster node, the
+    # live tests' single directory): no watcher.
+    secrets_dir: str = ""
+    # The node's own files are `<node>.<file>` there (one Kubernetes Secret per group).
+    per_node_files: bool = False
+    # Where the start script records the version of the secrets it has applied.
+    applied_file: str = ""
+    # An exporter runs beside the node (a Kubernetes sidecar) and reads its password
+    # file at start: after applying new secrets the start script asks it to read the
+    # file again (redis_exporter's /-/reload).
+    sidecar_exporter: bool = False
 
 
 DOCKER_PATHS = Paths()
@@ -168,6 +181,7 @@ def render_sentinel_start_script(settings: Settings, topology: SentinelTopology,
     return _render(
         "sentinel-start.sh.j2",
         settings=settings,
+        paths=paths,
         seed=f"{paths.conf_dir}/sentinel.conf",
         state=f"{paths.data_dir}/sentinel.conf",
         sentinel_addresses=[f"{n.hostname}:{n.port}" for n in topology.sentinels],

@@ -303,8 +303,34 @@ def password_hash(password: str) -> str:
     return "#" + hashlib.sha256(password.encode()).hexdigest()
 
 
+# During phase 1 of a rotation the backends get a user's previous password under this
+# key next to its current one (components/credentials.py): its `user` lines then carry
+# both hashes, the new one first, and both passwords log in.
+PREVIOUS = "previous:"
+
+
+def previous_of(user: str) -> str:
+    return PREVIOUS + user
+
+
+def password_hashes(name: str, passwords: Mapping[str, str]) -> str:
+    """`#<new>` or, during phase 1 of a rotation, `#<new> #<old>`."""
+    hashes = [password_hash(passwords[name])]
+    if previous_of(name) in passwords:
+        hashes.append(password_hash(passwords[previous_of(name)]))
+    return " ".join(hashes)
+
+
 def acl_line(user: AclUser, passwords: Mapping[str, str]) -> str:
-    return f"user {user.name} on {password_hash(passwords[user.name])} {user.rules}"
+    return f"user {user.name} on {password_hashes(user.name, passwords)} {user.rules}"
+
+
+def without_secrets(passwords: Iterable[str]) -> dict[str, str]:
+    """Stand-in passwords, one per user, the same whatever the real ones are and
+    whether a rotation is in phase 1: files rendered with them differ only where a
+    setting differs, which is what a pod template checksum or a container label may
+    follow (a rotation must change neither)."""
+    return {u: f"redis-ha-placeholder-{u}" for u in passwords if not u.startswith(PREVIOUS)}
 
 
 # --- allowlists

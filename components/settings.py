@@ -24,14 +24,16 @@ from components.settings_roles import (
     DEFAULT_ROLES,
     SYSTEM_PASSWORD_USERS,
     AppRole,
-    check_passwords,
+    check_all_passwords,
     is_password_key,
     password_key,
     read_roles,
 )
 from components.settings_roles import PASSWORD_ALLOWED as PASSWORD_ALLOWED
 from components.settings_roles import RESERVED_USERS as RESERVED_USERS
+from components.settings_roles import check_passwords as check_passwords
 from components.settings_roles import password_keys as password_keys
+from components.settings_roles import previous_password_key as previous_password_key
 
 BACKENDS = ("docker", "kubernetes")
 TOPOLOGIES = ("sentinel", "cluster", "both")
@@ -131,6 +133,10 @@ class Settings:
     client_timeout: int = 300
     tcp_keepalive: int = 300
     roles: tuple[AppRole, ...] = DEFAULT_ROLES
+    # Rotation of the generated passwords (docs/redis-notes.md#rotating-passwords):
+    # generation N is in use; during phase 1 generation N-1 is accepted too.
+    password_generation: int = 0
+    previous_password_generation: int | None = None
     # Optional fixed passwords are Pulumi secrets and are never part of Settings;
     # only the names of the users that have one.
     namespace: str = "redis"
@@ -397,6 +403,8 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "clusterNodeTimeout": ("cluster_node_timeout", _int_range(1000, 120000)),
     "clusterBusPort": ("cluster_bus_port", _int_range(0, 65535)),
     "clusterHostPort": ("cluster_host_port", _int_range(1024, 65535)),
+    "passwordGeneration": ("password_generation", _int_range(0, 1000000)),
+    "previousPasswordGeneration": ("previous_password_generation", _int_range(0, 1000000)),
     "backupTarget": ("backup_target", _choice(BACKUP_TARGETS)),
     "backupRetention": ("backup_retention", _int_range(1, 1000)),
     "backupImage": ("backup_image", _regex(_IMAGE_RE, "an image reference with python3, such as python:3.11-alpine")),
@@ -442,6 +450,6 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
 
     check_cross_field(settings, raw)
     # Which password keys exist depends on the roles, known only now.
-    check_passwords(settings, {k: v for k, v in raw.items() if is_password_key(k)})
+    check_all_passwords(settings, {k: v for k, v in raw.items() if is_password_key(k)})
     check_s3_secrets(raw)
     return settings

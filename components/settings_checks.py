@@ -95,6 +95,27 @@ def _check_memory(s: Settings, raw: Mapping[str, Any]) -> None:
         )
 
 
+def _check_generation(s: Settings) -> None:
+    """Phase 1 of a rotation of the generated passwords keeps generation N-1 next to N;
+    phase 2 removes previousPasswordGeneration (docs/redis-notes.md#rotating-passwords)."""
+    previous = s.previous_password_generation
+    if previous is None:
+        return
+    if s.topology != "sentinel":
+        raise SettingsError(
+            "previousPasswordGeneration",
+            previous,
+            f"unset: live rotation is implemented for topology sentinel only (this stack: {s.topology})",
+        )
+    if s.password_generation == 0 or previous != s.password_generation - 1:
+        wanted = f"{s.password_generation - 1} (passwordGeneration - 1)" if s.password_generation else "nothing"
+        raise SettingsError(
+            "previousPasswordGeneration",
+            previous,
+            f"unset, or during phase 1 of a rotation the generation before passwordGeneration: {wanted}",
+        )
+
+
 def check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
     def has(key: str) -> bool:
         return key in raw
@@ -102,6 +123,7 @@ def check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
     _check_image(s)
     _check_memory(s, raw)
     check_backup(s, raw)
+    _check_generation(s)
     majority = s.sentinels // 2 + 1
     if s.quorum > s.sentinels:
         raise SettingsError("quorum", s.quorum, f"at most the number of Sentinels ({s.sentinels})")

@@ -72,6 +72,7 @@ def password_owners(role_names: Iterable[str]) -> dict[str, str]:
 
 
 def is_password_key(key: str) -> bool:
+    """A user's password key, or the previous password key of a rotation."""
     return key.endswith(PASSWORD_SUFFIX)
 
 
@@ -94,19 +95,76 @@ def password_keys(settings: Settings) -> dict[str, str]:
     return password_owners(r.name for r in settings.roles)
 
 
+# The key of a password that is being rotated out: `previousAdminPassword` next to the
+# new `adminPassword` (docs/redis-notes.md#rotating-passwords).
+PREVIOUS_PREFIX = "previous"
+
+
+def previous_password_key(user: str) -> str:
+    """`admin` -> `previousAdminPassword`: the old password during phase 1 of a rotation."""
+    key = password_key(user)
+    return PREVIOUS_PREFIX + key[:1].upper() + key[1:]
+
+
+def _previous_owner(key: str, owners: Mapping[str, str]) -> str | None:
+    """The user whose previous password `key` holds, if it is such a key."""
+    if key in owners or not key.startswith(PREVIOUS_PREFIX) or len(key) <= len(PREVIOUS_PREFIX):
+        return None
+    rest = key[len(PREVIOUS_PREFIX) :]
+    current = rest[:1].lower() + rest[1:]
+    return owners.get(current)
+
+
 def check_passwords(settings: Settings, values: Mapping[str, str]) -> dict[str, str]:
     """Validate configured passwords (config key -> plain value) and map them to their
-    users. An error names the key and never the value."""
+    users. An error names the key and never the value. `previous<User>Password` keys
+    are checked too (check_rotation) but not returned."""
+    return check_all_passwords(settings, values)[0]
+
+
+def check_all_passwords(settings: Settings, values: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(user -> configured password, user -> previous password during a rotation)."""
     owners = password_keys(settings)
     passwords: dict[str, str] = {}
+    previous_keys: dict[str, str] = {}
     for key in sorted(values):
         if key not in owners:
-            raise SettingsError(key, REDACTED, "the password key of a user: " + ", ".join(sorted(owners)))
+            owner = _previous_owner(key, owners)
+            if owner is None:
+                allowed = sorted(owners) + sorted(previous_password_key(u) for u in owners.values())
+                raise SettingsError(key, REDACTED, "the password key of a user: " + ", ".join(allowed))
+            previous_keys[owner] = key
         value = values[key]
         if not isinstance(value, str) or not _PASSWORD_RE.fullmatch(value):
             raise SettingsError(key, REDACTED, PASSWORD_ALLOWED)
-        passwords[owners[key]] = value
-    return passwords
+        if key in owners:
+            passwords[owners[key]] = value
+    previous = check_rotation(settings, passwords, {u: values[k] for u, k in previous_keys.items()})
+    return passwords, previous
+
+
+def check_rotation(settings: Settings, passwords: Mapping[str, str], previous: Mapping[str, str]) -> dict[str, str]:
+    """Phase 1 of a rotation of a configured password: the new one in `<user>Password`,
+    the old one in `previous<User>Password` (both accepted until the previous key is
+    removed). Generated passwords rotate with passwordGeneration instead."""
+    for user in sorted(previous):
+        key = previous_password_key(user)
+        if settings.topology != "sentinel":
+            raise SettingsError(
+                key,
+                REDACTED,
+                f"unset: live rotation is implemented for topology sentinel only (this stack: {settings.topology})",
+            )
+        if user not in passwords:
+            raise SettingsError(
+                key,
+                REDACTED,
+                f"unset, or set together with {password_key(user)} (the new password); "
+                "generated passwords rotate with passwordGeneration and previousPasswordGeneration",
+            )
+        if previous[user] == passwords[user]:
+            raise SettingsError(key, REDACTED, f"the old password, different from the new one in {password_key(user)}")
+    return dict(previous)
 
 
 @dataclass(frozen=True)

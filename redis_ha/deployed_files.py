@@ -7,7 +7,8 @@ except for the secrets.
 
 Where the files land, relative to the output directory:
 
-- Docker: every upload of a container, at `<container>/<file name>`.
+- Docker: every upload of a container, at `<container>/<file name>`; a node's secrets
+  writer's at `<node>/<file name>` (the node reads them from the volume it fills).
 - Kubernetes: every key of a Secret or ConfigMap that a pod mounts, at
   `<pod>/<file name>`; a `<pod>.<file>` key goes to that pod only (as its init
   container copies it), any other key to every pod of the StatefulSet. A secret key
@@ -91,10 +92,21 @@ def redact(text: str, passwords: Mapping[str, str]) -> str:
     return _PASSWORD_DIRECTIVE.sub(directive, text)
 
 
+def _docker_node(container: Registered) -> str:
+    """The node a container's files are for: a secrets writer's (`<node>-secrets`,
+    components/docker/deployment.py) are its node's, which reads them from the volume
+    the writer fills."""
+    name: str = container.inputs["name"]
+    labels = {item["label"]: item["value"] for item in container.inputs.get("labels", [])}
+    if labels.get("redis-ha.kind") == "secrets-writer":
+        return name.removesuffix("-secrets")
+    return name
+
+
 def _docker_files(run: ProgramRun) -> list[DeployedFile]:
     files = []
     for container in run.of_type(CONTAINER):
-        node = container.inputs["name"]
+        node = _docker_node(container)
         for upload in container.inputs.get("uploads", []):
             content = upload.get("content")
             if not isinstance(content, str):
@@ -207,10 +219,22 @@ def run_passwords(run: ProgramRun) -> dict[str, str]:
     return passwords
 
 
+# The version of a node's secret files (a digest of them, docs/redis-notes.md#rotating-passwords):
+# under mocks a digest of stand-in passwords, which would only mislead a reviewer.
+VERSION_FILE = "secrets.version"
+VERSION_PLACEHOLDER = "<redacted:digest of the secret files>\n"
+
+
 def redacted_files(run: ProgramRun, extra_secrets: Mapping[str, str] | None = None) -> list[DeployedFile]:
     """deployed_files with every password (and `extra_secrets`, name -> value) redacted."""
     passwords = {**run_passwords(run), **(extra_secrets or {})}
-    return [replace(f, content=redact(f.content, passwords)) for f in deployed_files(run)]
+    return [
+        replace(
+            f,
+            content=VERSION_PLACEHOLDER if PurePosixPath(f.path).name == VERSION_FILE else redact(f.content, passwords),
+        )
+        for f in deployed_files(run)
+    ]
 
 
 def write_files(files: Iterable[DeployedFile], out_dir: Path) -> list[Path]:

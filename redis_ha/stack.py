@@ -9,14 +9,8 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from components.program import OBJECT_KEYS, deploy
-from components.settings import (
-    NAMESPACE,
-    S3_SECRET_KEYS,
-    SettingsError,
-    check_passwords,
-    is_password_key,
-    load_settings,
-)
+from components.settings import NAMESPACE, S3_SECRET_KEYS, SettingsError, is_password_key, load_settings
+from components.settings_roles import check_all_passwords
 
 
 def configured_keys() -> list[str]:
@@ -46,10 +40,11 @@ def run() -> None:
         # before deploy registers the first resource.
         s3_keys = {k: v for k, v in plain_passwords.items() if k in S3_SECRET_KEYS}
         user_passwords = {k: v for k, v in plain_passwords.items() if k not in S3_SECRET_KEYS}
-        passwords = check_passwords(load_settings(raw | s3_keys), user_passwords)
+        passwords, previous = check_all_passwords(load_settings(raw | s3_keys), user_passwords)
         outputs = deploy(
             raw | s3_keys,
             {user: pulumi.Output.secret(value) for user, value in passwords.items()},
+            {user: pulumi.Output.secret(value) for user, value in previous.items()},
             {key: pulumi.Output.secret(value) for key, value in s3_keys.items()},
         )
     except SettingsError as error:

@@ -1,7 +1,8 @@
 """The dev backend: every node of a plan part as a Docker container (pulumi-docker).
 
 A part gets a private network; each node a container (and a volume when its group
-keeps data) with its rendered files uploaded into the writable /data; each exporter
+keeps data) with its scripts uploaded into the writable /data and its secret files in a
+secrets volume (below; a cluster node gets them as uploads too); each exporter
 one container that scrapes every node of its group (the Redis nodes, the Sentinels,
 the cluster nodes) through its multi-target /scrape endpoint, with the scrape targets
 Prometheus is given in components/scrape.py; a one-shot step (the cluster's
@@ -9,6 +10,16 @@ creation) a container that runs once, which `pulumi up` waits for.
 
 Containers have fixed names, so a replacement must remove the old one first
 (`delete_before_replace`); the order the program needs is stated with `depends_on`.
+
+Secrets (docs/redis-notes.md#rotating-passwords): a Redis node's or a Sentinel's files
+that hold a password or a hash are not uploads of its container (every container input
+replaces the container when it changes: a restart). They go into a volume of the
+node's own, `<node>-secrets`, written by a one-shot writer container `<node>-secrets`
+that changes, and so is replaced and runs again, when they change; the node's start
+script applies them live. On an update the writer waits until the running node has
+applied what it wrote, so `pulumi up` returns once every node uses the new secrets.
+The node container carries a digest of its files rendered without the secrets (a
+label): a settings change still replaces it, a new password never does.
 
 Day 2 (docs/redis-notes.md#day-2-on-docker): the engine replaces every container whose
 inputs changed, independent ones in parallel, and a container it removes gets
@@ -21,6 +32,7 @@ from the deploy-time files, and Sentinel state lives on the Sentinel's own volum
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +45,7 @@ from components import backup_plan
 from components.backup_plan import Backup
 from components.credentials import with_passwords
 from components.docker.layout import (
+    CONFIG_CHECKSUM_LABEL,
     EXPORTER_PASSWORD_FILE,
     EXPORTER_UID,
     HEALTHCHECK,
@@ -41,11 +54,68 @@ from components.docker.layout import (
     LAYOUT,
     REDIS_UID,
     SECRET_FILE_MODE,
+    SECRETS_DIR,
+    VERSION_FILE,
+    WRITER_INCOMING,
+    WRITER_SCRIPT,
+    WRITER_VOLUME_PATH,
     testinfra_host,
 )
 from components.plan import Exporter, Group, OneShot, Part
+from components.security import without_secrets
 from components.settings import Settings
-from components.topology import Node
+from components.topology import CLUSTER, Node
+
+# How long a writer waits for the running node to apply what it wrote (the node polls
+# every 2 s; the master must accept a new replica password before a replica uses it).
+APPLY_WAIT_SECONDS = 120
+
+
+def digest(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def writer_name(node: Node) -> str:
+    return f"{node.name}-secrets"
+
+
+def _check_writer(name: str, code: int | None) -> None:
+    if code not in (None, 0):
+        # The exited container keeps its exit code, and an unchanged writer does not run
+        # again: once the node runs, the writer must be replaced to deliver again.
+        raise pulumi.RunError(
+            f"{name} exited with {code}: its node did not apply the new secrets in time (see `docker logs {name}` "
+            f"and the node's log); once the node runs, deliver again with `pulumi up --replace <urn of {name}>`"
+        )
+
+
+def writer_script(files: tuple[str, ...], wait_seconds: int = APPLY_WAIT_SECONDS) -> str:
+    """The writer's command: each file into the volume (a copy, then a rename, so the
+    node never reads half a file), the version last; on an update (the node has
+    recorded a version before) it waits until the node has applied this one."""
+    copies = "\n".join(
+        f'cp "$src/{f}" "$dst/.{f}.new" && mv -f "$dst/.{f}.new" "$dst/{f}"' for f in (*files, VERSION_FILE)
+    )
+    return f"""#!/bin/sh
+# Delivers the node's secret files into its secrets volume (docs/redis-notes.md#rotating-passwords).
+set -eu
+umask 077
+src={WRITER_INCOMING}
+dst={WRITER_VOLUME_PATH}
+{copies}
+[ -f "$dst/applied" ] || {{ echo "write-secrets: delivered (the node has not started yet)"; exit 0; }}
+wanted=$(cat "$dst/{VERSION_FILE}")
+tries=0
+until [ "$(cat "$dst/applied" 2> /dev/null)" = "$wanted" ]; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt {wait_seconds * 2} ]; then
+        echo "write-secrets: the node did not apply the new secrets within {wait_seconds}s (see its log)" >&2
+        exit 1
+    fi
+    sleep 0.5
+done
+echo "write-secrets: delivered and applied"
+"""
 
 
 @dataclass(frozen=True)
@@ -86,16 +156,26 @@ class _DockerPart(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         started: dict[str, list[docker.Container]] = {}
+        # The secret writers of each group: a group's writers run after those of the
+        # groups it starts after, so a new password is accepted by the Redis nodes
+        # before the Sentinels log in with it (and the exporters after both).
+        writers: dict[str, list[docker.Container]] = {}
         for group in part.groups:
             containers: list[docker.Container] = []
+            writers[group.kind] = []
             for node in group.nodes:
                 depends = [c for kind in group.after for c in started[kind]]
                 if group.one_at_a_time:
                     depends += containers[-1:]
-                containers.append(self._node(group, node, depends))
+                if group.kind == CLUSTER:
+                    containers.append(self._node(group, node, depends))
+                    continue
+                writer = self._secrets_writer(group, node, [w for kind in group.after for w in writers[kind]])
+                writers[group.kind].append(writer)
+                containers.append(self._node(group, node, [*depends, writer]))
             started[group.kind] = containers
         for exporter in part.exporters:
-            self._exporter(exporter, started[exporter.watches][:1])
+            self._exporter(exporter, started[exporter.watches][:1] + writers.get(exporter.watches, []))
         create_step = ""
         every_node = [c for containers in started.values() for c in containers]
         if part.job is not None:
@@ -114,7 +194,14 @@ class _DockerPart(pulumi.ComponentResource):
         )
         self.register_outputs({"network_name": self.network_name, "deployment": self.deployment})
 
-    def _container(self, name: str, kind: str, depends_on: list[docker.Container], **inputs: Any) -> docker.Container:
+    def _container(
+        self,
+        name: str,
+        kind: str,
+        depends_on: list[docker.Container],
+        extra_labels: Mapping[str, str] | None = None,
+        **inputs: Any,
+    ) -> docker.Container:
         s = self._args.settings
         return docker.Container(
             name,
@@ -122,13 +209,20 @@ class _DockerPart(pulumi.ComponentResource):
             labels=[
                 docker.ContainerLabelArgs(label=LABEL, value=s.name),
                 docker.ContainerLabelArgs(label=KIND_LABEL, value=kind),
+                *(docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted((extra_labels or {}).items())),
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, delete_before_replace=True),
             **inputs,
         )
 
     def _service(
-        self, node: Node, health: list[str], depends_on: list[docker.Container], stop_grace: int, **inputs: Any
+        self,
+        node: Node,
+        health: list[str],
+        depends_on: list[docker.Container],
+        stop_grace: int,
+        extra_labels: Mapping[str, str] | None = None,
+        **inputs: Any,
     ) -> Any:
         """A long-running container reachable by the node's hostname; stopped with
         SIGTERM and `stop_grace` seconds before SIGKILL, by `docker stop`, a daemon
@@ -141,6 +235,7 @@ class _DockerPart(pulumi.ComponentResource):
             node.name,
             node.kind,
             depends_on,
+            extra_labels,
             hostname=node.name,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name, aliases=[node.hostname])],
             ports=ports,
@@ -156,14 +251,73 @@ class _DockerPart(pulumi.ComponentResource):
             **inputs,
         )
 
+    def _secrets_writer(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
+        """The one-shot container that writes the node's secret files into its secrets
+        volume; replaced, so run again, whenever they change."""
+        s = self._args.settings
+        names = (group.config_file, *group.shared_files)
+
+        def render(pw: dict[str, str]) -> dict[str, str]:
+            files = group.files(node, pw)
+            return {**files, VERSION_FILE: digest(files)}
+
+        # The rendered files hold passwords: one secret Output, picked apart per file.
+        files = with_passwords(self._args.passwords, render)
+        volume = docker.Volume(
+            f"{node.name}-secrets",
+            name=f"{node.name}-secrets",
+            labels=[docker.VolumeLabelArgs(label=LABEL, value=s.name)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        script = f"{WRITER_INCOMING}/{WRITER_SCRIPT}"
+        uploads = [docker.ContainerUploadArgs(file=script, content=writer_script(names), executable=True)]
+        uploads += [
+            _secret_upload(f"{WRITER_INCOMING}/{name}", _pick(files, name), REDIS_UID)
+            for name in (*names, VERSION_FILE)
+        ]
+        writer = self._container(
+            writer_name(node),
+            "secrets-writer",
+            depends_on,
+            image=group.image,
+            command=["sh", script],
+            user=REDIS_UID,
+            uploads=uploads,
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=WRITER_VOLUME_PATH)],
+            # One run per change, no restarts; attach waits until it has exited.
+            restart="no",
+            must_run=False,
+            attach=True,
+            logs=True,
+        )
+        # The provider records a one-shot container's exit code without failing on it
+        # (kreuzwerker/terraform-provider-docker, resourceDockerContainerRead): a writer
+        # whose node did not apply the secrets fails the update here.
+        name = writer_name(node)
+
+        def check(code: int | None) -> None:
+            _check_writer(name, code)
+
+        writer.exit_code.apply(check)
+        return writer
+
     def _node(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
         conf_dir, scripts_dir = group.paths.conf_dir, LAYOUT.scripts_dir
-        # The rendered files hold passwords: one secret Output, picked apart per file.
-        files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
-        uploads = [
-            _secret_upload(f"{conf_dir}/{file_name}", _pick(files, file_name), REDIS_UID)
-            for file_name in (group.config_file, *group.shared_files)
-        ]
+        uploads = []
+        volumes = []
+        labels: dict[str, str] = {}
+        if group.kind == CLUSTER:
+            # Cluster nodes get their files at start only (no live rotation).
+            files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
+            uploads = [
+                _secret_upload(f"{conf_dir}/{file_name}", _pick(files, file_name), REDIS_UID)
+                for file_name in (group.config_file, *group.shared_files)
+            ]
+        else:
+            volumes.append(docker.ContainerVolumeArgs(volume_name=f"{node.name}-secrets", container_path=SECRETS_DIR))
+            # Follows the settings, not the passwords: a settings change replaces the
+            # container (a restart with the new files), a rotation does not.
+            labels[CONFIG_CHECKSUM_LABEL] = digest(group.files(node, without_secrets(self._args.passwords)))
         uploads += [
             docker.ContainerUploadArgs(
                 file=f"{scripts_dir}/{HEALTHCHECK if file_name == group.probe.script else file_name}",
@@ -172,7 +326,6 @@ class _DockerPart(pulumi.ComponentResource):
             )
             for file_name, content in group.scripts_for(node).items()
         ]
-        volumes = []
         if group.data_volume:
             volume = docker.Volume(
                 f"{node.name}-data",
@@ -180,12 +333,13 @@ class _DockerPart(pulumi.ComponentResource):
                 labels=[docker.VolumeLabelArgs(label=LABEL, value=self._args.settings.name)],
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            volumes = [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=group.paths.data_dir)]
+            volumes.insert(0, docker.ContainerVolumeArgs(volume_name=volume.name, container_path=group.paths.data_dir))
         return self._service(
             node,
             ["CMD", "sh", f"{scripts_dir}/{HEALTHCHECK}", "ready"],
             depends_on,
             group.stop_grace_seconds,
+            extra_labels=labels,
             image=group.image,
             command=list(group.command),
             user=REDIS_UID,

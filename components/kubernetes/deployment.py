@@ -30,12 +30,13 @@ from components.kubernetes.layout import (
     POD_SECURITY,
     SCRIPTS_CHECKSUM,
     TLS_FILES,
+    VERSION_FILE,
     headless_service,
     service_host,
     testinfra_host,
 )
 from components.plan import ADMIN_PASSWORD_FILE, Exporter, Group, Part
-from components.security import SENTINEL_CLIENT
+from components.security import SENTINEL_CLIENT, without_secrets
 from components.settings import Settings
 from components.topology import Node
 
@@ -247,6 +248,10 @@ class _KubernetesPart(pulumi.ComponentResource):
                 stored.update({f: files[f] for f in group.shared_files})
             if job_reads_it:
                 stored[ADMIN_PASSWORD_FILE] = passwords["admin"]
+            # The start scripts apply the files live when this changes (the kubelet
+            # updates the mounted Secret in place): docs/redis-notes.md#rotating-passwords.
+            if group.paths.secrets_dir:
+                stored[VERSION_FILE] = digest(stored)
             return stored
 
         self._secret(
@@ -275,8 +280,11 @@ class _KubernetesPart(pulumi.ComponentResource):
         s, part = self._args.settings, self._args.part
         # What every pod's files depend on (the first pod's files stand for the group):
         # a settings change rolls the pods, adding nodes (new `<pod>.` keys) does not.
-        files = with_passwords(self._args.passwords, lambda pw: group.files(group.nodes[0], pw))
-        config_checksum: pulumi.Output[str] = pulumi.Output.secret(pulumi.Output.all(files, *tls).apply(digest))
+        # Rendered with stand-in passwords: a rotation changes the Secret only, which
+        # the kubelet updates in the running pods, never the pod template
+        # (docs/redis-notes.md#rotating-passwords).
+        files = group.files(group.nodes[0], without_secrets(self._args.passwords))
+        config_checksum: pulumi.Output[str] = pulumi.Output.all(*tls).apply(lambda pems: digest([files, *pems]))
         annotations: dict[str, pulumi.Input[str]] = {
             CONFIG_CHECKSUM: config_checksum,
             SCRIPTS_CHECKSUM: digest(group.scripts()),

@@ -14,22 +14,41 @@ DATA_DIR = "/data"
 SCRIPTS_DIR = "/opt/redis-ha"
 # The cluster-creation Job sees only the admin password, from the cluster's Secret.
 AUTH_DIR = "/run/redis-ha/auth"
+# Where the init containers see the Secrets they copy from. The group's Secret is
+# mounted as a directory (no subPath), so the kubelet updates it in place when the
+# Secret changes, and the start scripts apply the change live.
+CONFIG_SOURCE_DIR = "/run/redis-ha/config"
 LAYOUT = Layout(
-    redis=Paths(conf_dir=CONF_DIR, data_dir=DATA_DIR),
+    redis=Paths(
+        conf_dir=CONF_DIR,
+        data_dir=DATA_DIR,
+        secrets_dir=CONFIG_SOURCE_DIR,
+        per_node_files=True,
+        applied_file=f"{CONF_DIR}/secrets.applied",
+        sidecar_exporter=True,
+    ),
     # Sentinel's state (the config it rewrites) lives on its own PersistentVolumeClaim.
-    sentinel=Paths(conf_dir=CONF_DIR, data_dir=DATA_DIR),
+    sentinel=Paths(
+        conf_dir=CONF_DIR,
+        data_dir=DATA_DIR,
+        secrets_dir=CONFIG_SOURCE_DIR,
+        per_node_files=True,
+        applied_file=f"{DATA_DIR}/secrets.applied",
+        sidecar_exporter=True,
+    ),
     scripts_dir=SCRIPTS_DIR,
     job_secrets_dir=AUTH_DIR,
 )
-# Where the init containers see the Secrets they copy from.
-CONFIG_SOURCE_DIR = "/run/redis-ha/config"
 TLS_SOURCE_DIR = "/run/redis-ha/tls"
 # The exporter sidecar reads its password file and the CA certificate from Secrets.
 EXPORTER_AUTH_DIR = "/run/redis-ha/exporter"
 EXPORTER_PASSWORD_FILE = "passwords.json"
 EXPORTER_TLS_DIR = "/run/redis-ha/tls"
 TLS_FILES = ("ca.crt", "tls.crt", "tls.key")
-# Annotations that change, and so roll the pods, when their files change.
+# The version of a group's secret files (a digest over the Secret's data).
+VERSION_FILE = "secrets.version"
+# Annotations that change, and so roll the pods, when their files change (the config
+# checksum follows the settings only, never a password: docs/redis-notes.md#rotating-passwords).
 CONFIG_CHECKSUM = "redis-ha/config-checksum"
 SCRIPTS_CHECKSUM = "redis-ha/scripts-checksum"
 # Pod Security Standard the namespace enforces; every pod here meets it.

@@ -59,9 +59,10 @@ class Stack:
     def healthy(self, timeout: float = 90) -> LiveState:
         return wait_healthy(self.outputs, self.nodes("redis"), self.nodes("sentinel"), timeout=timeout)
 
-    def update(self, **changes: Any) -> list[str]:
-        """`pulumi up` after `pulumi config set` of `changes`; returns the applier's actions."""
-        config = {**self.config, **changes}
+    def update(self, unset: tuple[str, ...] = (), **changes: Any) -> list[str]:
+        """`pulumi up` after `pulumi config rm` of `unset` and `pulumi config set` of
+        `changes`; returns the applier's actions."""
+        config = {k: v for k, v in self.config.items() if k not in unset} | changes
         new = run_update(config, self.run, stack="dev")
         actions = self.applier.update(new, self.applied, self.run)
         self.config, self.run = config, new

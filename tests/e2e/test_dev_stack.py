@@ -105,7 +105,8 @@ def test_destroy_removes_every_container_volume_and_network(
     name = "rhae2e-destroy"
     deployment = deploy(name, tmp_path, docker_client, exporter=False)
     label = f"redis-ha.deployment={name}"
-    assert len(docker_client.containers.list(all=True, filters={"label": label})) == 6
+    # 3 Redis nodes and 3 Sentinels, each with its (exited) secrets writer
+    assert len(docker_client.containers.list(all=True, filters={"label": label})) == 12
     errors = deployment.applier.destroy(deployment.applied)
     assert errors == []
     assert docker_client.containers.list(all=True, filters={"label": label}) == []
@@ -157,5 +158,19 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
             assert result.exit_code == 0, result.output
             assert result.output.decode().split() == ["600", user], f"{name}:{upload['file']}: {result.output!r}"
             checked_files += 1
-    # Redis nodes: redis.conf, users.acl, 2 password files; Sentinels: 2; the exporter: 1.
-    assert checked_files >= 3 * 4 + 3 * 2 + 1
+        # The secret files a node reads from its secrets volume (written by its writer,
+        # docs/redis-notes.md#rotating-passwords) and, on a Redis node, the copies its
+        # start script keeps next to redis.conf.
+        kind = {item["label"]: item["value"] for item in r.inputs["labels"]}.get("redis-ha.kind")
+        if kind in ("redis", "sentinel"):
+            paths = "/run/redis-ha/config/*"
+            if kind == "redis":
+                paths += " /data/redis.conf /data/users.acl /data/admin.password /data/sentinel-client.password"
+            result = container.exec_run(["sh", "-c", f"stat -c '%a %u %n' {paths}"], user=user)
+            assert result.exit_code == 0, result.output
+            for line in result.output.decode().splitlines():
+                assert line.split()[:2] == ["600", user], f"{name}: {line}"
+                checked_files += 1
+    # Redis nodes: 5 delivered files, the applied version and 4 copies; Sentinels: 4
+    # delivered and the applied version; the exporter: its password file.
+    assert checked_files >= 3 * 10 + 3 * 5 + 1

@@ -199,9 +199,11 @@ def test_docker_resource_counts(dev_cluster: ProgramRun, dev_both: ProgramRun) -
     assert len(containers_of_kind(dev_cluster, "cluster-exporter")) == 1
     assert len(containers_of_kind(dev_cluster, "cluster-create")) == 1
     assert len(dev_cluster.of_type(CONTAINER)) == 8
-    # both: the Sentinel group's 8 containers, 3 volumes and network beside the cluster's
-    assert len(dev_both.of_type(CONTAINER)) == 16
-    assert len(dev_both.of_type(VOLUME)) == 12  # 6 cluster nodes, 3 Redis nodes, 3 Sentinel states
+    # both: the Sentinel group's 8 containers (and a secrets writer per Redis node and
+    # Sentinel), its volumes and network beside the cluster's
+    assert len(dev_both.of_type(CONTAINER)) == 22
+    # 6 cluster nodes, 3 Redis nodes, 3 Sentinel states, and a secrets volume per Redis node and Sentinel
+    assert len(dev_both.of_type(VOLUME)) == 18
     assert len(dev_both.of_type(NETWORK)) == 2
 
 

@@ -28,15 +28,22 @@ def _containers(run: ProgramRun, kind: str) -> list:
     ]
 
 
+def _delivered(run: ProgramRun, node: str, file_name: str) -> str:
+    """A secret file as the node's secrets writer delivers it."""
+    [writer] = [c for c in run.of_type(CONTAINER) if c.name == f"{node}-secrets"]
+    return next(u["content"] for u in writer.inputs["uploads"] if u["file"] == f"/run/redis-ha/incoming/{file_name}")
+
+
 def test_resource_counts(dev: ProgramRun) -> None:
     assert len(dev.of_type(NETWORK)) == 1
-    # Redis data, and each Sentinel's state
-    assert len(dev.of_type(VOLUME)) == 6
+    # Redis data, each Sentinel's state, and every node's secrets
+    assert len(dev.of_type(VOLUME)) == 12
     assert len(_containers(dev, "redis")) == 3
     assert len(_containers(dev, "sentinel")) == 3
     assert len(_containers(dev, "exporter")) == 1
     assert len(_containers(dev, "sentinel-exporter")) == 1
-    assert len(dev.of_type(CONTAINER)) == 8
+    assert len(_containers(dev, "secrets-writer")) == 6
+    assert len(dev.of_type(CONTAINER)) == 14
 
 
 def test_every_docker_resource_is_a_child_of_the_component(dev: ProgramRun) -> None:
@@ -59,18 +66,26 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
         i = c.inputs
         # The role comes from the Sentinels at every start (deploy-time role only on a fresh deployment).
         assert i["command"] == ["sh", "/data/redis-start.sh"]
-        assert sorted(u["file"] for u in i["uploads"]) == [
-            "/data/admin.password",
-            "/data/healthcheck.sh",
-            "/data/redis-start.sh",
-            "/data/redis.conf",
-            "/data/sentinel-client.password",
-            "/data/users.acl",
-        ]
-        assert [v["containerPath"] for v in i["volumes"]] == ["/data"]
-        assert i["volumes"][0]["volumeName"] in volumes
+        # Only plain scripts: the secret files come through the node's secrets volume.
+        assert sorted(u["file"] for u in i["uploads"]) == ["/data/healthcheck.sh", "/data/redis-start.sh"]
+        assert [v["containerPath"] for v in i["volumes"]] == ["/data", "/run/redis-ha/config"]
+        assert {v["volumeName"] for v in i["volumes"]} <= volumes
+        assert i["volumes"][1]["volumeName"] == f"{i['name']}-secrets"
         assert i["networksAdvanced"] == [{"name": "redis-ha-net", "aliases": [i["name"]]}]
-        conf = next(u["content"] for u in i["uploads"] if u["file"] == "/data/redis.conf")
+        [writer] = [w for w in dev.of_type(CONTAINER) if w.name == f"{i['name']}-secrets"]
+        assert sorted(u["file"] for u in writer.inputs["uploads"]) == [
+            f"/run/redis-ha/incoming/{f}"
+            for f in (
+                "admin.password",
+                "redis.conf",
+                "secrets.version",
+                "sentinel-client.password",
+                "users.acl",
+                "write-secrets.sh",
+            )
+        ]
+        conf = _delivered(dev, i["name"], "redis.conf")
+        assert "aclfile /data/users.acl\n" in conf
         assert f"replica-announce-ip {i['name']}" in conf
         assert ("replicaof redis-ha-redis-1 6379" in conf) == (i["name"] != "redis-ha-redis-1")
 
@@ -80,9 +95,12 @@ def test_sentinels_monitor_the_master_by_hostname(dev: ProgramRun) -> None:
         i = c.inputs
         assert i["command"] == ["sh", "/data/sentinel-start.sh"]
         # The state Sentinel rewrites is on its own volume; the rendered file only seeds it.
-        assert i["volumes"] == [{"volumeName": f"{i['name']}-data", "containerPath": "/data"}]
-        conf = next(u["content"] for u in i["uploads"] if u["file"] == "/etc/redis-ha/sentinel.conf")
-        assert not [u for u in i["uploads"] if u["file"] == "/data/sentinel.conf"]
+        assert i["volumes"] == [
+            {"volumeName": f"{i['name']}-data", "containerPath": "/data"},
+            {"volumeName": f"{i['name']}-secrets", "containerPath": "/run/redis-ha/config"},
+        ]
+        assert not [u for u in i["uploads"] if not u["file"].endswith(".sh")]
+        conf = _delivered(dev, i["name"], "sentinel.conf")
         assert "dir /data\n" in conf
         assert "sentinel monitor redis-ha redis-ha-redis-1 6379 2" in conf
         assert "sentinel resolve-hostnames yes" in conf
@@ -112,11 +130,17 @@ def test_containers_stop_gracefully_and_redis_has_time_to_hand_over(dev: Program
         assert c.inputs["destroyGraceSeconds"] == c.inputs["stopTimeout"] == 45, c.name
         assert "--sentinel" not in c.inputs["command"]
     for c in dev.of_type(CONTAINER):
+        if c in _containers(dev, "secrets-writer"):
+            continue
         assert c.inputs["destroyGraceSeconds"] >= 10, c.name
 
 
 def test_every_container_has_a_healthcheck_and_waits_for_it(dev: ProgramRun) -> None:
     for c in dev.of_type(CONTAINER):
+        if c in _containers(dev, "secrets-writer"):
+            # one run, awaited (attach) instead
+            assert c.inputs["attach"] is True and c.inputs["mustRun"] is False and c.inputs["restart"] == "no"
+            continue
         health = c.inputs["healthcheck"]
         assert health["tests"][0] == "CMD" and len(health["tests"]) > 1, c.name
         assert c.inputs["wait"] is True
@@ -150,7 +174,7 @@ def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> Non
         leaked = [s for s in secrets if s in plain]
         assert not leaked, f"{r.type} {r.name} carries a password or its hash outside a secret"
     # and the config files that hold passwords were registered as secrets
-    for c in _containers(dev, "redis") + _containers(dev, "sentinel"):
+    for c in _containers(dev, "redis") + _containers(dev, "sentinel") + _containers(dev, "secrets-writer"):
         for upload in c.wire["uploads"]:
             if not upload["file"].endswith(".sh"):
                 assert upload["content"].get("4dabf18193072939515e22adb298388d") == SECRET_SIG, upload["file"]
@@ -239,10 +263,10 @@ def test_configured_sentinel_client_and_role_passwords_are_used() -> None:
         return "#" + hashlib.sha256(password.encode()).hexdigest()
 
     for c in _containers(run, "redis"):
-        acl = next(u["content"] for u in c.inputs["uploads"] if u["file"] == "/data/users.acl")
+        acl = _delivered(run, c.name, "users.acl")
         assert f"user cache on {digest(configured['cachePassword'])} " in acl, c.name
     for c in _containers(run, "sentinel"):
-        conf = next(u["content"] for u in c.inputs["uploads"] if u["file"] == "/etc/redis-ha/sentinel.conf")
+        conf = _delivered(run, c.name, "sentinel.conf")
         assert f"user sentinel-client on {digest(configured['sentinelClientPassword'])} " in conf, c.name
 
 

@@ -575,11 +575,13 @@ def test_configured_role_password_reaches_the_acl_secrets_only() -> None:
     assert holders and all(r.type == SECRET for r in run.resources if r.name in holders), holders
 
 
-def test_pods_roll_when_their_secret_config_changes(any_run: ProgramRun) -> None:
+def test_pods_roll_on_a_settings_change_only(any_run: ProgramRun) -> None:
+    """The config checksum follows the settings, never a password (a rotation leaves
+    the pod templates alone: tests/program/test_rotation_program.py)."""
     for resource in any_run.of_type(STATEFULSET):
         annotations = resource.wire["spec"]["template"]["metadata"]["annotations"]
-        # A digest of password-bearing files: registered as a secret itself.
-        assert is_secret(annotations["redis-ha/config-checksum"]), resource.name
+        checksum = annotations["redis-ha/config-checksum"]
+        assert isinstance(checksum, str) and len(checksum) == 64, resource.name
 
 
 # --- stack outputs -------------------------------------------------------------------
@@ -786,7 +788,8 @@ def test_tls_closes_the_plain_ports(prod_tls: ProgramRun, prod: ProgramRun) -> N
                     assert "tls-key-file /etc/redis-ha/tls.key" in conf
                     assert "tls-ca-cert-file /etc/redis-ha/ca.crt" in conf
         sentinel_files = secrets["redis-ha-sentinel"]["stringData"]
-        assert sorted(k for k in sentinel_files if not k.endswith(".sentinel.conf")) == ["sentinel-client.password"]
+        shared = sorted(k for k in sentinel_files if not k.endswith(".sentinel.conf"))
+        assert shared == ["admin.password", "secrets.version", "sentinel-client.password"]
         for key, conf in sentinel_files.items():
             if not key.endswith(".sentinel.conf"):
                 continue

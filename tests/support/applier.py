@@ -35,7 +35,23 @@ What the engine and the provider do, and this applier does the same (sources):
 
 One-shot containers (`attach: true`, `mustRun: false`) are started and waited for
 until they exit; their logs are kept in `Applied.logs`. pulumi-docker does not fail on
-a non-zero exit code; this applier does, so that a failed step fails the test.
+a non-zero exit code; this applier does, so that a failed step fails the test. The
+provider's behaviour, from kreuzwerker/terraform-provider-docker
+internal/provider/resource_docker_container_funcs.go:
+
+- create: the uploads are copied into the created container (CopyToContainer, one
+  archive per upload, extracted at `/`, a path inside a mounted volume lands in the
+  volume) before ContainerStart; with `attach` the create step then blocks on
+  ContainerWait(WaitConditionNotRunning), collecting the output when `logs` is set;
+- read (the refresh after create, and every later `pulumi up`): a container that is
+  not running counts as done when `must_run` is false, and its exit code is stored in
+  the `exit_code` output, not raised (the program checks it: the secrets writers,
+  components/docker/deployment.py);
+- delete: an attached container is not stopped first, only force-removed.
+
+So a one-shot container that is replaced (a changed input, e.g. the secrets writer of
+a node whose passwords changed) runs once more, and whatever depends on it waits until
+it has exited; nothing that merely depends on it is replaced.
 
 `update` applies a second run of the program over the first, with the minimal diff
 the engine would make for what the program uses: resources that did not exist are

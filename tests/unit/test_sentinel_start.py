@@ -91,7 +91,8 @@ def test_shipped_defaults_keep_state_on_the_claim_and_seed_from_the_secret(senti
     text = sentinel_script.read_text()
     assert "seed=${REDIS_HA_SENTINEL_SEED:-/etc/redis-ha/sentinel.conf}" in text
     assert "state=${REDIS_HA_SENTINEL_STATE:-/data/sentinel.conf}" in text
-    assert 'exec ${REDIS_HA_SERVER:-redis-server} "$state" --sentinel' in text
+    # A child, not exec: the script watches the delivered secrets while Sentinel runs.
+    assert '${REDIS_HA_SERVER:-redis-server} "$state" --sentinel &' in text
 
 
 def test_without_state_the_other_sentinels_majority_names_the_master(

@@ -49,15 +49,26 @@ class WriterStats:
 
 
 class Writer(threading.Thread):
-    def __init__(self, outputs: Outputs, kind: str, wait_ms: int = 1000, user: str = "admin") -> None:
+    def __init__(
+        self, outputs: Outputs, kind: str, wait_ms: int = 1000, user: str = "admin", key_prefix: str = "redis-ha:drill:"
+    ) -> None:
         super().__init__(daemon=True, name=f"drill-writer-{kind}")
         assert kind in ("wait", "plain"), kind
         self.outputs, self.wait_ms, self.user = outputs, wait_ms, user
         self.stats = WriterStats(kind)
-        self.prefix = f"redis-ha:drill:{kind}:{uuid.uuid4().hex}:"
+        self.prefix = f"{key_prefix}{kind}:{uuid.uuid4().hex}:"
         self.halt = threading.Event()
+        # Set by `switch`: reconnect with the credentials of the new outputs.
+        self._switch = threading.Event()
         self._last_ack: float | None = None
         self._t0 = 0.0
+
+    def switch(self, outputs: Outputs) -> None:
+        """Use the credentials of `outputs` from the next write on, as an application
+        does when it reads its rotated Secret: a new connection (its user and the
+        Sentinel client's password), the old one closed."""
+        self.outputs = outputs
+        self._switch.set()
 
     def _client(self) -> redis.Redis | None:
         try:
@@ -77,6 +88,12 @@ class Writer(threading.Thread):
         client = self._client()
         i = 0
         while not self.halt.is_set():
+            if self._switch.is_set():
+                self._switch.clear()
+                with contextlib.suppress(Exception):
+                    if client is not None:
+                        client.close()
+                client = self._client()
             key = f"{self.prefix}{i}"
             i += 1
             self.stats.attempts += 1
@@ -129,10 +146,14 @@ class Drill:
         recovered: int = 50,
         recovery_timeout: float = 120,
         user: str = "admin",
+        key_prefix: str = "redis-ha:drill:",
     ) -> None:
         self.outputs, self.warm_up, self.settle = outputs, warm_up, settle
         self.recovered, self.recovery_timeout = recovered, recovery_timeout
-        self.writers = [Writer(outputs, "wait", user=user), Writer(outputs, "plain", user=user)]
+        self.writers = [
+            Writer(outputs, "wait", user=user, key_prefix=key_prefix),
+            Writer(outputs, "plain", user=user, key_prefix=key_prefix),
+        ]
         self.seconds = 0.0
         self._started = 0.0
 
@@ -162,6 +183,12 @@ class Drill:
         for writer, mark in zip(self.writers, marks, strict=True):
             writer.stats.after_operation = len(writer.stats.acknowledged) - mark
         self._stop()
+
+    def switch(self, outputs: Outputs) -> None:
+        """Both writers (and the read-back) use the credentials of `outputs` from now on."""
+        self.outputs = outputs
+        for writer in self.writers:
+            writer.switch(outputs)
 
     def _stop(self) -> None:
         for writer in self.writers:
