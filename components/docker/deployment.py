@@ -185,7 +185,10 @@ class _DockerPart(pulumi.ComponentResource):
             )
         backup_at = {}
         if part.backup is not None:
-            self._backup(part.backup, every_node)
+            # After every node and every secrets writer: in phase 1 of a rotation the new
+            # `backup` password is live before the worker logs in with it.
+            every_writer = [w for group_writers in writers.values() for w in group_writers]
+            self._backup(part.backup, every_node + every_writer)
             backup_at = {"testinfraHost": testinfra_host(part.backup.name)}
 
         self.network_name = self._network.name

@@ -92,7 +92,7 @@ def digest(password: str) -> str:
 
 def test_every_password_changes_between_phase_0_and_phase_2(dev_phases: list[ProgramRun]) -> None:
     before, phase1, after = (passwords_of(r) for r in dev_phases)
-    assert set(before) == set(after) and len(before) == 12
+    assert set(before) == set(after) and len(before) == 13
     assert before["admin"] == OLD_ADMIN and after["admin"] == NEW_ADMIN
     assert all(before[u] != after[u] for u in before), [u for u in before if before[u] == after[u]]
     # phase 1 already uses the new passwords; the old ones are only accepted
