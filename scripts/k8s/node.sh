@@ -39,6 +39,21 @@ echo "$BRIDGE" >"$S/cni.bridge"
 # if /run/containerd is new, stop.sh removes what is left of it (empty dirs only).
 [ -e /run/containerd ] || touch "$S/run-containerd.created"
 
+# --- the node's address ---------------------------------------------------------------
+# The kubelet refuses a loopback node IP, and without an InternalIP the apiserver cannot
+# reach it (no `kubectl exec/logs`). A dummy interface holds a private /32; a kernel
+# without the dummy driver gets an empty bridge instead (also no ports, no traffic out).
+if ip -o addr show | grep -qF " $K8S_NODE_IP/"; then
+    fail "node address: $K8S_NODE_IP is already on an interface here (set K8S_NODE_IP)"
+fi
+if ! ip link show "$K8S_NODE_IFACE" >/dev/null 2>&1; then
+    ip link add "$K8S_NODE_IFACE" type dummy 2>/dev/null || ip link add "$K8S_NODE_IFACE" type bridge ||
+        fail "node address: cannot create interface $K8S_NODE_IFACE (dummy or bridge)"
+    echo "$K8S_NODE_IFACE" >"$S/node.iface"
+fi
+ip addr add "$K8S_NODE_IP/32" dev "$K8S_NODE_IFACE" || fail "node address: ip addr add $K8S_NODE_IP/32 dev $K8S_NODE_IFACE failed"
+ip link set "$K8S_NODE_IFACE" up || fail "node address: ip link set $K8S_NODE_IFACE up failed"
+
 # --- CNI ----------------------------------------------------------------------------
 POD_SUBNET="${K8S_POD_SUBNET:-${K8S_POD_CIDR%.*.*}.0.0/24}"
 cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
@@ -124,7 +139,8 @@ ctr --address "$SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pi
 cat >"$S/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+# The apiserver reaches the kubelet (exec, logs) at the node's InternalIP.
+address: $K8S_NODE_IP
 port: $K8S_KUBELET_PORT
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
@@ -151,7 +167,7 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.availa
 EOF
 launch kubelet "$K8S_BIN/kubelet" --config "$S/kubelet.yaml" --kubeconfig "$S/kubelet.kubeconfig" \
     --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" \
-    --hostname-override "$K8S_NODE_NAME" --node-ip 127.0.0.1
+    --hostname-override "$K8S_NODE_NAME" --node-ip "$K8S_NODE_IP"
 
 # --- kube-proxy ---------------------------------------------------------------------
 cat >"$S/kube-proxy.yaml" <<EOF
