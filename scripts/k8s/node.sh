@@ -2,9 +2,11 @@
 # Stage 2 of start.sh: the node. A private containerd (own socket, root and state in
 # the state dir; the CRI plugin on, runc with cgroupfs), a CNI bridge (Debian's
 # containernetworking-plugins in /usr/lib/cni; no masquerading and no default route in
-# the pods, so pod traffic stays on this machine), the kubelet registered as node
-# $K8S_NODE_NAME, and kube-proxy (iptables). The sandbox image is the `pause` that
-# build.sh compiles, imported with ctr (no registry here).
+# the pods, so pod traffic stays on this machine; their only routes are the Service
+# CIDR and the node's address), the kubelet registered as node $K8S_NODE_NAME on the
+# node address, kube-proxy (iptables), and CoreDNS on the node address for cluster.local
+# only. The sandbox image is the `pause` that build.sh compiles, imported with ctr (no
+# registry here).
 # On failure the last line of its output says what failed; start.sh prints it.
 set -euo pipefail
 
@@ -71,7 +73,7 @@ cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
         "type": "host-local",
         "dataDir": "$S/cni/ipam",
         "ranges": [[{"subnet": "$POD_SUBNET"}]],
-        "routes": [{"dst": "$K8S_SERVICE_CIDR"}]
+        "routes": [{"dst": "$K8S_SERVICE_CIDR"}, {"dst": "$K8S_NODE_IP/32"}]
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}}
@@ -160,6 +162,7 @@ failCgroupV1: false
 makeIPTablesUtilChains: false
 resolvConf: ""
 clusterDomain: cluster.local
+clusterDNS: ["$K8S_NODE_IP"]
 registerNode: true
 maxPods: 50
 serializeImagePulls: true
@@ -187,6 +190,46 @@ conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
 sysctl -n net.ipv4.conf.all.route_localnet >"$S/route_localnet.before" 2>/dev/null || true
 launch kube-proxy "$K8S_BIN/kube-proxy" --config "$S/kube-proxy.yaml"
+
+# --- CoreDNS --------------------------------------------------------------------------
+# The pods' cluster DNS, on the node's address: cluster.local from the apiserver (its
+# own read-only user), and REFUSED for every other name (no forwarding anywhere).
+"${KUBECTL[@]}" apply -f - >>"$S/logs/kubectl.log" 2>&1 <<EOF || fail "coredns: RBAC apply failed: $(tail -n1 "$S/logs/kubectl.log")"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: redis-ha-coredns}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: redis-ha-coredns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: redis-ha-coredns}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: redis-ha-coredns}
+EOF
+cat >"$S/Corefile" <<EOF
+cluster.local:53 {
+    bind $K8S_NODE_IP
+    errors
+    kubernetes cluster.local {
+        kubeconfig $S/coredns.kubeconfig local
+        ttl 5
+    }
+}
+EOF
+launch coredns "$K8S_BIN/coredns" -conf "$S/Corefile"
+for _ in $(seq 60); do
+    ss -Hlnu "src $K8S_NODE_IP:53" 2>/dev/null | grep -q . && break
+    alive coredns || fail "coredns: exited: $(tail -n1 "$S/logs/coredns.log")"
+    sleep 0.5
+done
+ss -Hlnu "src $K8S_NODE_IP:53" | grep -q . || fail "coredns: not listening on $K8S_NODE_IP:53: $(tail -n1 "$S/logs/coredns.log")"
 
 # --- wait for the node --------------------------------------------------------------
 for _ in $(seq 90); do

@@ -95,6 +95,7 @@ kubeconfig controller-manager controller-manager
 kubeconfig scheduler scheduler
 kubeconfig kubelet kubelet
 kubeconfig kube-proxy kube-proxy
+kubeconfig coredns coredns
 cat >"$S/env" <<EOF
 export KUBECONFIG=$S/admin.kubeconfig
 export K8S_API=$K8S_API

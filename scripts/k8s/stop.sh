@@ -70,7 +70,7 @@ kubelet_chains_cleanup() {
     done
 }
 
-stop_named kube-proxy
+stop_named coredns kube-proxy
 if [ -f "$S/kube-proxy.yaml" ] && [ -x "$K8S_BIN/kube-proxy" ]; then
     "$K8S_BIN/kube-proxy" --cleanup --config "$S/kube-proxy.yaml" >>"$S/logs/kube-proxy-cleanup.log" 2>&1 || true
 fi
