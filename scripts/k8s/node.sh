@@ -81,6 +81,16 @@ cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
 }
 EOF
 
+# Pod to pod on the bridge: with br_netfilter on (bridge-nf-call-iptables=1), bridged
+# frames cross the FORWARD chain, whose policy a Docker engine sets to DROP, and the
+# kube-proxy rules accept only replies there. Accept what stays on the bridge (in and
+# out of it), nothing else; stop.sh deletes the rule by this same spec.
+FORWARD_RULE=(FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment "redis-ha-k8s: pod to pod on $BRIDGE" -j ACCEPT)
+if ! iptables -w -C "${FORWARD_RULE[@]}" 2>/dev/null; then
+    iptables -w -I "${FORWARD_RULE[@]}" || fail "CNI: iptables -I FORWARD (pod to pod on $BRIDGE) failed"
+    echo "$BRIDGE" >"$S/forward.bridge"
+fi
+
 # --- containerd ---------------------------------------------------------------------
 cat >"$CTRD/config.toml" <<EOF
 version = 2

@@ -121,6 +121,10 @@ if [ -f "$S/cni.bridge" ]; then
     br="$(cat "$S/cni.bridge")"
     ip link show "$br" >/dev/null 2>&1 && ip link delete "$br" 2>/dev/null
 fi
+if [ -f "$S/forward.bridge" ]; then
+    fbr="$(cat "$S/forward.bridge")"
+    while iptables -w -D FORWARD -i "$fbr" -o "$fbr" -m comment --comment "redis-ha-k8s: pod to pod on $fbr" -j ACCEPT 2>/dev/null; do :; done
+fi
 if [ -f "$S/node.iface" ]; then
     iface="$(cat "$S/node.iface")"
     ip link show "$iface" >/dev/null 2>&1 && ip link delete "$iface" 2>/dev/null
