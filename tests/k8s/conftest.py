@@ -33,6 +33,14 @@ def _env_file(state: Path) -> dict[str, str]:
     return values
 
 
+def kubectl_env(state: Path) -> dict[str, str]:
+    """The environment for `kubectl` against the cluster of `state`: its admin
+    KUBECONFIG, and its kubectl first on PATH (the version of the cluster)."""
+    values = _env_file(state)
+    bin_dir = values["PATH"].split(":", 1)[0]
+    return {**os.environ, "KUBECONFIG": values["KUBECONFIG"], "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+
+
 def _free_ports(n: int) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
