@@ -4,8 +4,9 @@ the end of the session.
 With REDIS_HA_K8S_STATE set to the state dir of a start.sh already running (the path
 it prints in `KUBECONFIG=<dir>/admin.kubeconfig`), that one is used and left running.
 REDIS_HA_K8S_NODE=1 asks start.sh for its node stage too (containerd, CNI, kubelet,
-kube-proxy); by default only the control plane is started, which is all these tests
-need (pods are created and admitted, and stay Pending).
+kube-proxy, CoreDNS); by default only the control plane is started, which is all
+test_server_side_apply.py needs (pods are created and admitted, and stay Pending).
+test_node.py and test_pods.py need the node, and are skipped without it.
 """
 
 from __future__ import annotations
