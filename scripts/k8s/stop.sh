@@ -141,6 +141,9 @@ links=""
 for f in node.iface cni.bridge; do
     [ -f "$S/$f" ] && ip link show "$(cat "$S/$f")" >/dev/null 2>&1 && links+=" $(cat "$S/$f")"
 done
+if [ -f "$S/forward.bridge" ] && iptables -w -S FORWARD 2>/dev/null | grep -qF "redis-ha-k8s: pod to pod on $(cat "$S/forward.bridge")"; then
+    links+=" (FORWARD rule for $(cat "$S/forward.bridge"))"
+fi
 rm -rf "$S" 2>/dev/null
 if [ "$left" -ne 0 ] || [ "$running" -ne 0 ] || [ -e "$S" ] || [ -n "$links" ]; then
     echo "k8s stop: FAILED: $left mounts, $running processes left under $S; interfaces left:${links:- none}" >&2
