@@ -29,6 +29,8 @@ log "tests"
 
 # Last: a single-node Kubernetes built from Go modules into ~/.cache/redis-ha (about 11
 # minutes the first time on a machine, seconds after), started with its node stage,
-# every prod variant applied by server-side apply, stopped (docs/kubernetes-local.md).
+# every prod variant applied by server-side apply, the Sentinel variant run on the node
+# with its drills (the test images from the e2e above are imported), stopped
+# (docs/kubernetes-local.md).
 log "kubernetes"
 REDIS_HA_K8S_NODE=1 "$VENV/bin/python" -m pytest tests/k8s "$@"

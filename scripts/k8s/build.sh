@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the local Kubernetes binaries (control plane, kubelet, kube-proxy, kubectl)
-# etcd and a pause (sandbox) binary from Go modules, into the cache named by versions.env.
+# etcd, CoreDNS and a pause (sandbox) binary from Go modules, into the cache named by versions.env.
 #
 # Idempotent: when the cache already holds every binary for the pinned versions it
 # prints one line and exits 0. Otherwise it builds from two small wrapper modules
@@ -22,7 +22,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/versions.env"
 
 STAMP="$K8S_BIN/.versions"
-WANT_STAMP="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION"
+WANT_STAMP="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION coredns=$COREDNS_VERSION"
 
 have_all() {
     [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] || return 1
@@ -31,7 +31,7 @@ have_all() {
 }
 
 if [ "${K8S_FORCE_BUILD:-0}" != 1 ] && have_all; then
-    echo "k8s: binaries for kubernetes $K8S_VERSION, etcd $ETCD_VERSION already in $K8S_BIN"
+    echo "k8s: binaries for kubernetes $K8S_VERSION, etcd $ETCD_VERSION, coredns $COREDNS_VERSION already in $K8S_BIN"
     exit 0
 fi
 
@@ -133,6 +133,32 @@ mark
 "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/etcd" . >>"$LOG" 2>&1 ||
     fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 
+# --- CoreDNS: coremain and the four plugins the node's Corefile uses (not the whole
+# plugin list of core/plugin, which pulls in every cloud provider's SDK).
+mkdir -p "$WORK/coredns"
+cd "$WORK/coredns"
+printf 'module redis-ha.local/corednsbuild\n\ngo 1.24\n' >go.mod
+cat >main.go <<'EOF'
+// CoreDNS with the plugins the local node's Corefile uses; the directive order is
+// CoreDNS' own (core/dnsserver), unregistered plugins are simply absent.
+package main
+
+import (
+	"github.com/coredns/coredns/coremain"
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/log"
+)
+
+func main() { coremain.Run() }
+EOF
+mark
+"${GO[@]}" get "github.com/coredns/coredns@$COREDNS_VERSION" >>"$LOG" 2>&1 || fail github.com/coredns/coredns "$COREDNS_VERSION"
+"${GO[@]}" mod tidy >>"$LOG" 2>&1 || fail github.com/coredns/coredns "$COREDNS_VERSION"
+"${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/coredns" . >>"$LOG" 2>&1 ||
+    fail github.com/coredns/coredns "$COREDNS_VERSION"
+
 # --- pause: the kubelet's sandbox image (a static binary; node.sh wraps it in an OCI
 # image for ctr). The standard library only: it waits for a signal and reaps children.
 mkdir -p "$WORK/pause"
@@ -172,4 +198,4 @@ for b in $K8S_BINARIES; do
     mv -f "$WORK/out/$b" "$K8S_BIN/$b"
 done
 echo "$WANT_STAMP" >"$STAMP"
-echo "k8s: built kubernetes $K8S_VERSION and etcd $ETCD_VERSION in $(($(date +%s) - start))s into $K8S_BIN"
+echo "k8s: built kubernetes $K8S_VERSION, etcd $ETCD_VERSION and coredns $COREDNS_VERSION in $(($(date +%s) - start))s into $K8S_BIN"

@@ -15,6 +15,11 @@ K8S_SERVICE_CIDR="${K8S_SERVICE_CIDR:-10.96.0.0/16}"
 K8S_SERVICE_IP="${K8S_SERVICE_IP:-10.96.0.1}"
 K8S_POD_CIDR="${K8S_POD_CIDR:-10.88.0.0/16}"
 K8S_API="https://127.0.0.1:$K8S_API_PORT"
+# The node's own address (the kubelet refuses a loopback node IP): a /32 on an
+# interface node.sh creates (a dummy one, or an empty bridge where the kernel has no
+# dummy driver). Outside every range this machine routes; stop.sh removes it.
+K8S_NODE_IP="${K8S_NODE_IP:-10.89.0.1}"
+K8S_NODE_IFACE="${K8S_NODE_IFACE:-rhk8s-node}"
 
 # launch NAME CMD...: start CMD in its own session, log and pid under the state dir.
 launch() {

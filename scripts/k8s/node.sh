@@ -2,9 +2,11 @@
 # Stage 2 of start.sh: the node. A private containerd (own socket, root and state in
 # the state dir; the CRI plugin on, runc with cgroupfs), a CNI bridge (Debian's
 # containernetworking-plugins in /usr/lib/cni; no masquerading and no default route in
-# the pods, so pod traffic stays on this machine), the kubelet registered as node
-# $K8S_NODE_NAME, and kube-proxy (iptables). The sandbox image is the `pause` that
-# build.sh compiles, imported with ctr (no registry here).
+# the pods, so pod traffic stays on this machine; their only routes are the Service
+# CIDR and the node's address), the kubelet registered as node $K8S_NODE_NAME on the
+# node address, kube-proxy (iptables), and CoreDNS on the node address for cluster.local
+# only. The sandbox image is the `pause` that build.sh compiles, imported with ctr (no
+# registry here).
 # On failure the last line of its output says what failed; start.sh prints it.
 set -euo pipefail
 
@@ -39,6 +41,21 @@ echo "$BRIDGE" >"$S/cni.bridge"
 # if /run/containerd is new, stop.sh removes what is left of it (empty dirs only).
 [ -e /run/containerd ] || touch "$S/run-containerd.created"
 
+# --- the node's address ---------------------------------------------------------------
+# The kubelet refuses a loopback node IP, and without an InternalIP the apiserver cannot
+# reach it (no `kubectl exec/logs`). A dummy interface holds a private /32; a kernel
+# without the dummy driver gets an empty bridge instead (also no ports, no traffic out).
+if ip -o addr show | grep -qF " $K8S_NODE_IP/"; then
+    fail "node address: $K8S_NODE_IP is already on an interface here (set K8S_NODE_IP)"
+fi
+if ! ip link show "$K8S_NODE_IFACE" >/dev/null 2>&1; then
+    ip link add "$K8S_NODE_IFACE" type dummy 2>/dev/null || ip link add "$K8S_NODE_IFACE" type bridge ||
+        fail "node address: cannot create interface $K8S_NODE_IFACE (dummy or bridge)"
+    echo "$K8S_NODE_IFACE" >"$S/node.iface"
+fi
+ip addr add "$K8S_NODE_IP/32" dev "$K8S_NODE_IFACE" || fail "node address: ip addr add $K8S_NODE_IP/32 dev $K8S_NODE_IFACE failed"
+ip link set "$K8S_NODE_IFACE" up || fail "node address: ip link set $K8S_NODE_IFACE up failed"
+
 # --- CNI ----------------------------------------------------------------------------
 POD_SUBNET="${K8S_POD_SUBNET:-${K8S_POD_CIDR%.*.*}.0.0/24}"
 cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
@@ -56,13 +73,23 @@ cat >"$S/cni/net.d/10-redis-ha.conflist" <<EOF
         "type": "host-local",
         "dataDir": "$S/cni/ipam",
         "ranges": [[{"subnet": "$POD_SUBNET"}]],
-        "routes": [{"dst": "$K8S_SERVICE_CIDR"}]
+        "routes": [{"dst": "$K8S_SERVICE_CIDR"}, {"dst": "$K8S_NODE_IP/32"}]
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
 EOF
+
+# Pod to pod on the bridge: with br_netfilter on (bridge-nf-call-iptables=1), bridged
+# frames cross the FORWARD chain, whose policy a Docker engine sets to DROP, and the
+# kube-proxy rules accept only replies there. Accept what stays on the bridge (in and
+# out of it), nothing else; stop.sh deletes the rule by this same spec.
+FORWARD_RULE=(FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment "redis-ha-k8s: pod to pod on $BRIDGE" -j ACCEPT)
+if ! iptables -w -C "${FORWARD_RULE[@]}" 2>/dev/null; then
+    iptables -w -I "${FORWARD_RULE[@]}" || fail "CNI: iptables -I FORWARD (pod to pod on $BRIDGE) failed"
+    echo "$BRIDGE" >"$S/forward.bridge"
+fi
 
 # --- containerd ---------------------------------------------------------------------
 cat >"$CTRD/config.toml" <<EOF
@@ -124,7 +151,8 @@ ctr --address "$SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pi
 cat >"$S/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+# The apiserver reaches the kubelet (exec, logs) at the node's InternalIP.
+address: $K8S_NODE_IP
 port: $K8S_KUBELET_PORT
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
@@ -144,6 +172,7 @@ failCgroupV1: false
 makeIPTablesUtilChains: false
 resolvConf: ""
 clusterDomain: cluster.local
+clusterDNS: ["$K8S_NODE_IP"]
 registerNode: true
 maxPods: 50
 serializeImagePulls: true
@@ -151,7 +180,7 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.availa
 EOF
 launch kubelet "$K8S_BIN/kubelet" --config "$S/kubelet.yaml" --kubeconfig "$S/kubelet.kubeconfig" \
     --root-dir "$S/kubelet" --cert-dir "$S/kubelet/pki" \
-    --hostname-override "$K8S_NODE_NAME" --node-ip 127.0.0.1
+    --hostname-override "$K8S_NODE_NAME" --node-ip "$K8S_NODE_IP"
 
 # --- kube-proxy ---------------------------------------------------------------------
 cat >"$S/kube-proxy.yaml" <<EOF
@@ -171,6 +200,46 @@ conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
 sysctl -n net.ipv4.conf.all.route_localnet >"$S/route_localnet.before" 2>/dev/null || true
 launch kube-proxy "$K8S_BIN/kube-proxy" --config "$S/kube-proxy.yaml"
+
+# --- CoreDNS --------------------------------------------------------------------------
+# The pods' cluster DNS, on the node's address: cluster.local from the apiserver (its
+# own read-only user), and REFUSED for every other name (no forwarding anywhere).
+"${KUBECTL[@]}" apply -f - >>"$S/logs/kubectl.log" 2>&1 <<EOF || fail "coredns: RBAC apply failed: $(tail -n1 "$S/logs/kubectl.log")"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: redis-ha-coredns}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: redis-ha-coredns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: redis-ha-coredns}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: redis-ha-coredns}
+EOF
+cat >"$S/Corefile" <<EOF
+cluster.local:53 {
+    bind $K8S_NODE_IP
+    errors
+    kubernetes cluster.local {
+        kubeconfig $S/coredns.kubeconfig local
+        ttl 5
+    }
+}
+EOF
+launch coredns "$K8S_BIN/coredns" -conf "$S/Corefile"
+for _ in $(seq 60); do
+    ss -Hlnu "src $K8S_NODE_IP:53" 2>/dev/null | grep -q . && break
+    alive coredns || fail "coredns: exited: $(tail -n1 "$S/logs/coredns.log")"
+    sleep 0.5
+done
+ss -Hlnu "src $K8S_NODE_IP:53" | grep -q . || fail "coredns: not listening on $K8S_NODE_IP:53: $(tail -n1 "$S/logs/coredns.log")"
 
 # --- wait for the node --------------------------------------------------------------
 for _ in $(seq 90); do

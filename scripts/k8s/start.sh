@@ -62,8 +62,10 @@ cert admin "/O=system:masters/CN=redis-ha-admin"
 cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
 cert controller-manager "/CN=system:kube-controller-manager"
 cert scheduler "/CN=system:kube-scheduler"
-cert kubelet "/O=system:nodes/CN=system:node:$K8S_NODE_NAME" "IP:127.0.0.1,DNS:$K8S_NODE_NAME,DNS:localhost" both
+cert kubelet "/O=system:nodes/CN=system:node:$K8S_NODE_NAME" "IP:$K8S_NODE_IP,IP:127.0.0.1,DNS:$K8S_NODE_NAME,DNS:localhost" both
 cert kube-proxy "/CN=system:kube-proxy"
+# CoreDNS (node.sh): a user of its own, bound to a read-only ClusterRole there.
+cert coredns "/CN=redis-ha-coredns"
 openssl_quiet genrsa -out "$PKI/sa.key" 2048
 openssl_quiet rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
 
@@ -93,6 +95,7 @@ kubeconfig controller-manager controller-manager
 kubeconfig scheduler scheduler
 kubeconfig kubelet kubelet
 kubeconfig kube-proxy kube-proxy
+kubeconfig coredns coredns
 cat >"$S/env" <<EOF
 export KUBECONFIG=$S/admin.kubeconfig
 export K8S_API=$K8S_API
@@ -116,7 +119,7 @@ launch kube-apiserver "$K8S_BIN/kube-apiserver" \
     --client-ca-file "$PKI/ca.crt" \
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
-    --kubelet-preferred-address-types InternalIP,Hostname \
+    --kubelet-preferred-address-types InternalIP \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range "$K8S_SERVICE_CIDR" \

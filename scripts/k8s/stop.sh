@@ -70,7 +70,7 @@ kubelet_chains_cleanup() {
     done
 }
 
-stop_named kube-proxy
+stop_named coredns kube-proxy
 if [ -f "$S/kube-proxy.yaml" ] && [ -x "$K8S_BIN/kube-proxy" ]; then
     "$K8S_BIN/kube-proxy" --cleanup --config "$S/kube-proxy.yaml" >>"$S/logs/kube-proxy-cleanup.log" 2>&1 || true
 fi
@@ -121,6 +121,14 @@ if [ -f "$S/cni.bridge" ]; then
     br="$(cat "$S/cni.bridge")"
     ip link show "$br" >/dev/null 2>&1 && ip link delete "$br" 2>/dev/null
 fi
+if [ -f "$S/forward.bridge" ]; then
+    fbr="$(cat "$S/forward.bridge")"
+    while iptables -w -D FORWARD -i "$fbr" -o "$fbr" -m comment --comment "redis-ha-k8s: pod to pod on $fbr" -j ACCEPT 2>/dev/null; do :; done
+fi
+if [ -f "$S/node.iface" ]; then
+    iface="$(cat "$S/node.iface")"
+    ip link show "$iface" >/dev/null 2>&1 && ip link delete "$iface" 2>/dev/null
+fi
 if [ -f "$S/run-containerd.created" ] && [ -d /run/containerd ]; then
     find /run/containerd -depth -type d -empty -delete 2>/dev/null
 fi
@@ -129,9 +137,16 @@ find /sys/fs/cgroup -depth -type d -path '*kubepods*' -exec rmdir {} + 2>/dev/nu
 
 left="$(awk -v s="$S/" 'index($2, s) == 1' /proc/self/mounts | wc -l)"
 running="$(state_pids | wc -l)"
+links=""
+for f in node.iface cni.bridge; do
+    [ -f "$S/$f" ] && ip link show "$(cat "$S/$f")" >/dev/null 2>&1 && links+=" $(cat "$S/$f")"
+done
+if [ -f "$S/forward.bridge" ] && iptables -w -S FORWARD 2>/dev/null | grep -qF "redis-ha-k8s: pod to pod on $(cat "$S/forward.bridge")"; then
+    links+=" (FORWARD rule for $(cat "$S/forward.bridge"))"
+fi
 rm -rf "$S" 2>/dev/null
-if [ "$left" -ne 0 ] || [ "$running" -ne 0 ] || [ -e "$S" ]; then
-    echo "k8s stop: FAILED: $left mounts, $running processes left under $S" >&2
+if [ "$left" -ne 0 ] || [ "$running" -ne 0 ] || [ -e "$S" ] || [ -n "$links" ]; then
+    echo "k8s stop: FAILED: $left mounts, $running processes left under $S; interfaces left:${links:- none}" >&2
     exit 1
 fi
 echo "k8s: stopped; $S removed"

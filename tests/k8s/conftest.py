@@ -4,8 +4,9 @@ the end of the session.
 With REDIS_HA_K8S_STATE set to the state dir of a start.sh already running (the path
 it prints in `KUBECONFIG=<dir>/admin.kubeconfig`), that one is used and left running.
 REDIS_HA_K8S_NODE=1 asks start.sh for its node stage too (containerd, CNI, kubelet,
-kube-proxy); by default only the control plane is started, which is all these tests
-need (pods are created and admitted, and stay Pending).
+kube-proxy, CoreDNS); by default only the control plane is started, which is all
+test_server_side_apply.py needs (pods are created and admitted, and stay Pending).
+test_node.py and test_pods.py need the node, and are skipped without it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def _env_file(state: Path) -> dict[str, str]:
             key, _, value = line[len("export ") :].partition("=")
             values[key] = value
     return values
+
+
+def kubectl_env(state: Path) -> dict[str, str]:
+    """The environment for `kubectl` against the cluster of `state`: its admin
+    KUBECONFIG, and its kubectl first on PATH (the version of the cluster)."""
+    values = _env_file(state)
+    bin_dir = values["PATH"].split(":", 1)[0]
+    return {**os.environ, "KUBECONFIG": values["KUBECONFIG"], "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
 
 
 def _free_ports(n: int) -> list[int]:

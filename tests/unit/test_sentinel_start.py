@@ -138,6 +138,23 @@ def test_without_state_or_sentinels_the_node_that_reports_master_is_monitored(
     assert "deploy-time master" in result.stderr
 
 
+def test_a_read_only_seed_gives_a_state_sentinel_can_rewrite(
+    shell: list[str],  # noqa: F811
+    sentinel_script: Path,
+    procs: Processes,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """On Kubernetes the init container copies the seed from a 0440 Secret under umask
+    077 (mode 0400); Sentinel exits at once when it cannot rewrite its config file."""
+    seed_file = seed(procs, tmp_path / "new", free_port())
+    seed_file.chmod(0o400)
+    state = tmp_path / "state.conf"
+    result = run(shell, sentinel_script, seed_file, state, procs, peers=[free_port()])
+    assert "deploy-time master" in result.stderr
+    assert state.read_text() == seed_file.read_text()
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
 def test_state_keeps_what_sentinel_learned_and_takes_settings_from_the_rendered_file(
     shell: list[str],  # noqa: F811
     sentinel_script: Path,
