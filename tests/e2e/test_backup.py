@@ -245,6 +245,21 @@ def attached(client: docker.DockerClient, server: dict[str, Any], network: str) 
             client.networks.get(network).disconnect(server["container"], force=True)
 
 
+def _replicas_in_sync(outputs: Outputs, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        lagging = []
+        for spec in outputs.nodes("cluster"):
+            r = _admin(outputs, spec, 0)
+            info = {**r.info("replication"), **r.info("persistence")}
+            if info["role"] == "slave" and (info.get("master_link_status") != "up" or info.get("loading")):
+                lagging.append(spec["name"])
+        if not lagging:
+            return
+        assert time.monotonic() < deadline, f"replicas not in sync after {timeout}s: {lagging}"
+        time.sleep(0.5)
+
+
 def _cluster_check(stack: Stack, expected: dict[str, Any]) -> None:
     """Every key through the slot map, and each shard's replicas holding its master's keys."""
     outputs = stack.outputs
@@ -286,6 +301,9 @@ def test_cluster_backup_to_s3_and_restore_into_a_new_cluster(
                 r = _admin(outputs, spec, 0)
                 if r.info("replication")["role"] == "master":
                     assert r.wait(1, 10_000) == 1, spec["name"]
+            # A replica still loading its first full sync is no source for a backup (the
+            # worker refuses it): wait until every replica is in sync.
+            _replicas_in_sync(outputs)
             expected = dataset.snapshot(lambda db: client, databases=(0,))
             taken = json.loads(backups.take(outputs.deployment).splitlines()[0])
             s3["target"].prefix = f"{name}/{name}-cluster"

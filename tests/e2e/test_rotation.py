@@ -171,7 +171,7 @@ def _wait_for_writes(drill: Drill, marks: list[int], count: int = 50, timeout: f
 
 def test_every_password_rotates_under_load_without_a_restart(stack: Stack, docker_client: docker.DockerClient) -> None:
     old = dict(stack.outputs.passwords)
-    assert old["admin"] == OLD_ADMIN and len(old) == 12
+    assert old["admin"] == OLD_ADMIN and len(old) == 13
     nodes = [n.name for n in stack.nodes("redis") + stack.nodes("sentinel")]
     ids = {name: docker_client.containers.get(name).id for name in nodes}
     writers = {f"{name}-secrets" for name in nodes}

@@ -57,6 +57,15 @@ VARIANTS: dict[str, dict[str, str]] = {
     # TLS is for the Sentinel topology only (the program refuses it with cluster/both).
     "tls-monitoring": {"tls": "true", "monitoring": "true"},
     "both-monitoring": {"topology": "both", "monitoring": "true"},
+    # A backup worker per part: a CronJob, its Secret and ConfigMap (object storage: no claim).
+    "both-backup": {
+        "topology": "both",
+        "backupTarget": "s3",
+        "backupS3Endpoint": "http://s3.invalid:9000",
+        "backupS3Bucket": "redis-backups",
+        "backupS3AccessKeyId": "Test-Access-Key-1",
+        "backupS3SecretAccessKey": "Test-Secret-Access-Key-1",
+    },
 }
 
 # The order the objects are applied in (what Pulumi's dependency graph gives: the
@@ -273,6 +282,26 @@ def test_job_controller_creates_its_pod(applied: Applied, k8s: Api) -> None:
     for job in jobs:
         name = job["metadata"]["name"]
         wait_for(f"the pod of Job {name}", partial(pods_owned_by, k8s, applied.namespace, "Job", name))
+    assert failed_creates(k8s, applied.namespace) == []
+
+
+def test_a_job_from_each_backup_cronjob_gets_its_pod_admitted(applied: Applied, k8s: Api) -> None:
+    """What `redis-ha backup` does on Kubernetes (`kubectl create job --from=cronjob/...`):
+    the Job controller creates the pod, and the restricted namespace admits it."""
+    cronjobs = applied.of_kind("CronJob")
+    assert bool(cronjobs) == ("backupTarget" in VARIANTS[applied.variant]), applied.variant
+    for cronjob in cronjobs:
+        name = cronjob["metadata"]["name"]
+        live = k8s.get("batch/v1", "CronJob", name, applied.namespace)
+        assert live["spec"]["schedule"] == cronjob["spec"]["schedule"]
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": f"{name}-now", "namespace": applied.namespace},
+            "spec": live["spec"]["jobTemplate"]["spec"],
+        }
+        k8s.apply(job, field_manager="redis-ha-test")
+        wait_for(f"the pod of Job {name}-now", partial(pods_owned_by, k8s, applied.namespace, "Job", f"{name}-now"))
     assert failed_creates(k8s, applied.namespace) == []
 
 
