@@ -29,6 +29,8 @@ MOUNT_PATH = "/backups"
 CONFIG_FILE = "backup.json"
 PASSWORD_FILE = "backup.password"
 S3_CREDENTIALS_FILE = "s3-credentials.json"
+# The scheduled worker's /metrics (redis_ha/backup/metrics.py), inside its container.
+METRICS_PORT = 9122
 # The secret values the worker needs besides passwords: the S3 key pair.
 S3_ACCESS_KEY_ID = "s3:accessKeyId"
 S3_SECRET_ACCESS_KEY = "s3:secretAccessKey"
@@ -55,6 +57,8 @@ class Backup:
     config: dict[str, Any]  # the JSON config: no secret
     secret_files: tuple[str, ...]  # file names under CONF_DIR that hold a secret
     volume: str  # the Docker volume / claim mounted at MOUNT_PATH ("" for s3)
+    # where the worker's metrics are published on the host (Docker, publishPorts)
+    host_port: int | None = None
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -85,6 +89,7 @@ class Backup:
             "config": f"{CONF_DIR}/{CONFIG_FILE}",
             "schedule": self.schedule,
             "retention": self.config["retention"],
+            "metricsPort": METRICS_PORT,
             "target": self.config["target"],
         }
 
@@ -102,7 +107,10 @@ def _target(s: Settings, part_name: str) -> dict[str, Any]:
     return {"kind": "directory", "path": f"{MOUNT_PATH}/{part_name}"}
 
 
-def backup_worker(s: Settings, part_name: str, topology: SentinelTopology | ClusterTopology) -> Backup | None:
+def backup_worker(
+    s: Settings, part_name: str, topology: SentinelTopology | ClusterTopology, index: int = 0
+) -> Backup | None:
+    """The worker of a part (`index`: 0 for the first part, 1 for the cluster of `both`)."""
     if not s.backups:
         return None
     secret_files = [PASSWORD_FILE]
@@ -131,6 +139,8 @@ def backup_worker(s: Settings, part_name: str, topology: SentinelTopology | Clus
         "target": _target(s, part_name),
         # Snapshots are written next to where they go (then renamed), or to /tmp for s3.
         "workDir": f"{MOUNT_PATH}/{part_name}/.work" if s.backup_target == "volume" else "/tmp",
+        # Served by the scheduled worker (Docker); a CronJob's run ends before any scrape.
+        "metricsPort": METRICS_PORT,
     }
     return Backup(
         name=f"{part_name}-backup",
@@ -139,4 +149,5 @@ def backup_worker(s: Settings, part_name: str, topology: SentinelTopology | Clus
         config=config,
         secret_files=tuple(secret_files),
         volume=s.backup_volume_name if s.backup_target == "volume" else "",
+        host_port=s.host_port("exporterHostPort", s.exporters + index),
     )

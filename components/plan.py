@@ -350,7 +350,7 @@ def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
     if cluster.exporter is not None:
         exporters = (Exporter(cluster.exporter, s.exporter_image, CLUSTER, cluster.nodes),)
     name = f"{s.name}-cluster"
-    return Part(name, CLUSTER, (group,), exporters, job, cluster, backup_worker(s, name, cluster))
+    return Part(name, CLUSTER, (group,), exporters, job, cluster, backup_worker(s, name, cluster, int(s.has_sentinel)))
 
 
 def build_plan(settings: Settings, layout: Layout, naming: Naming) -> Plan:

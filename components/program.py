@@ -90,7 +90,7 @@ def deploy_settings(
         "redisHa": deployment,
         outputs.SYSTEM_PASSWORDS: pulumi.Output.secret(pulumi.Output.all(**system)),
     }
-    if settings.backend == "docker" and any(p.exporters for p in deployment_plan.parts):
+    if settings.backend == "docker" and any(p.exporters or p.backup for p in deployment_plan.parts):
         # The documented scrape targets (README, Monitoring); Kubernetes has ServiceMonitors.
         stack_outputs[outputs.SCRAPE_CONFIG] = pulumi.Output.from_input(
             scrape.render_scrape_configs(settings, deployment_plan.parts)

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from components.backup_plan import METRICS_PORT
 from components.plan import Exporter, Part
 from components.settings import Settings
 
@@ -78,6 +79,24 @@ def scrape_configs(settings: Settings, parts: Iterable[Part]) -> list[dict[str, 
     return jobs
 
 
+def backup_scrape_configs(settings: Settings, parts: Iterable[Part]) -> list[dict[str, Any]]:
+    """One job per backup worker: its own /metrics (redis_ha_backup_*), the target
+    labelled like the exporters' (kind `backup`)."""
+    jobs = []
+    for part in parts:
+        backup = part.backup
+        if backup is None:
+            continue
+        address = (
+            f"{settings.host_bind_address}:{backup.host_port}"
+            if backup.host_port is not None
+            else f"{backup.name}:{METRICS_PORT}"
+        )
+        labels = {"instance": backup.name, DEPLOYMENT_LABEL: settings.name, KIND_LABEL: "backup"}
+        jobs.append({"job_name": backup.name, "static_configs": [{"targets": [address], "labels": labels}]})
+    return jobs
+
+
 def render_scrape_configs(settings: Settings, parts: Iterable[Part]) -> str:
     """The `scrape_configs:` section of a prometheus.yml, as YAML text."""
     header = (
@@ -85,4 +104,6 @@ def render_scrape_configs(settings: Settings, parts: Iterable[Part]) -> str:
         "# through its exporter's /scrape endpoint. Paste under scrape_configs: or load the\n"
         "# jobs into a prometheus.yml as they are; the rules need the labels as they are here.\n"
     )
-    return header + yaml.safe_dump({"scrape_configs": scrape_configs(settings, parts)}, sort_keys=False)
+    parts = tuple(parts)
+    jobs = scrape_configs(settings, parts) + backup_scrape_configs(settings, parts)
+    return header + yaml.safe_dump({"scrape_configs": jobs}, sort_keys=False)

@@ -224,6 +224,11 @@ class Settings:
         nodes and one for its Sentinels, a Redis Cluster one."""
         return (2 * int(self.has_sentinel) + int(self.has_cluster)) if self.exporter else 0
 
+    @property
+    def backup_workers(self) -> int:
+        """One backup worker per part when backups are on."""
+        return (int(self.has_sentinel) + int(self.has_cluster)) if self.backups else 0
+
     def host_port_ranges(self) -> dict[str, tuple[int, int]]:
         """config key -> (first host port, number of ports) of every range published on
         the host; the one place host ports are laid out (topology numbers nodes in them)."""
@@ -233,7 +238,8 @@ class Settings:
             ranges["sentinelHostPort"] = (self.sentinel_host_port, self.sentinels)
         # One range for the exporters: the Sentinel group's Redis exporter first, then the
         # cluster's, then the Sentinels' (added last, so the others kept their ports).
-        ranges["exporterHostPort"] = (self.exporter_host_port, max(self.exporters, 1))
+        # The backup workers' metrics come after every exporter.
+        ranges["exporterHostPort"] = (self.exporter_host_port, max(self.exporters + self.backup_workers, 1))
         if self.has_cluster:
             ranges["clusterHostPort"] = (self.cluster_host_port, self.cluster_nodes)
         return ranges

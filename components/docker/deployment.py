@@ -190,6 +190,8 @@ class _DockerPart(pulumi.ComponentResource):
             every_writer = [w for group_writers in writers.values() for w in group_writers]
             self._backup(part.backup, every_node + every_writer)
             backup_at = {"testinfraHost": testinfra_host(part.backup.name)}
+            if part.backup.host_port is not None:
+                backup_at["metricsEndpoint"] = f"{s.host_bind_address}:{part.backup.host_port}"
 
         self.network_name = self._network.name
         self.deployment = pulumi.Output.from_input(
@@ -419,6 +421,14 @@ class _DockerPart(pulumi.ComponentResource):
         volumes = []
         if backup.volume:
             volumes = [docker.ContainerVolumeArgs(volume_name=backup.volume, container_path=backup_plan.MOUNT_PATH)]
+        ports = []
+        if backup.host_port is not None:
+            s = self._args.settings
+            ports = [
+                docker.ContainerPortArgs(
+                    internal=backup_plan.METRICS_PORT, external=backup.host_port, ip=s.host_bind_address
+                )
+            ]
         return self._container(
             backup.name,
             "backup",
@@ -429,7 +439,8 @@ class _DockerPart(pulumi.ComponentResource):
             user=REDIS_UID,
             uploads=uploads,
             volumes=volumes,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name, aliases=[backup.name])],
+            ports=ports,
             restart="unless-stopped",
             # A snapshot in progress is abandoned on stop; its temp file is never a backup.
             stop_timeout=10,

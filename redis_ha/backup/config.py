@@ -68,6 +68,8 @@ class Config:
     batch_size: int = 1000
     wait_timeout: float = 60.0
     sync_timeout: float = 600.0
+    # `schedule` serves /metrics on this port (0: not at all): redis_ha/backup/metrics.py.
+    metrics_port: int = 0
 
     def dial(self, host: str, port: int) -> Address:
         """The address actually dialled for an announced one (addressMap)."""
@@ -140,6 +142,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
         batch_size=int(data.get("batchSize", 1000)),
         wait_timeout=float(data.get("waitTimeoutSeconds", 60)),
         sync_timeout=float(data.get("syncTimeoutSeconds", 600)),
+        metrics_port=int(data.get("metricsPort", 0)),
     )
     if topology == "sentinel" and (not config.sentinels or not config.master_name):
         raise ConfigError("the sentinel topology needs masterName and sentinels")

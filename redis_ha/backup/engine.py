@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import discovery, rdb, schedule
+from . import discovery, metrics, rdb, schedule
 from .config import BackupError, Config, Refused, as_config
 from .manifest import MANIFEST, FileEntry, Manifest, backup_id, now_utc
 from .replication import fetch_rdb
@@ -239,26 +239,58 @@ def run_schedule(
     config = as_config(config)
     plan = schedule.parse(config.schedule)
     log_event("schedule", out, schedule=config.schedule, retention=config.retention, topology=config.topology)
+    gauges = None
+    if config.metrics_port:
+        gauges = metrics.Metrics(config.deployment, metrics.max_interval(plan, now()), started=now().timestamp())
+        metrics.serve(gauges, config.metrics_port)
+    # A target without any complete backup (a new deployment) gets one at once rather
+    # than at the first fire time, hours away: from then on the alerts can tell a
+    # missing backup from one not due yet.
     runs = failures = 0
+    first = not _newest_backup(config, gauges, out)
     while max_runs is None or runs < max_runs:
-        fire = plan.next_after(now())
-        log_event("sleep", out, until=fire.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        while (remaining := (fire - now()).total_seconds()) > 0:
-            sleep(min(remaining, 60.0))
+        if not first:
+            fire = plan.next_after(now())
+            log_event("sleep", out, until=fire.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            while (remaining := (fire - now()).total_seconds()) > 0:
+                sleep(min(remaining, 60.0))
+        first = False
         runs += 1
         try:
             manifest = take_backup(config)
+            size = sum(f.size_bytes for f in manifest.files)
+            if gauges is not None:
+                gauges.success(size, manifest.total_keys(), manifest.seconds, at=now().timestamp())
             log_event(
                 "backup",
                 out,
                 id=manifest.id,
                 keys=manifest.total_keys(),
-                bytes=sum(f.size_bytes for f in manifest.files),
+                bytes=size,
                 seconds=manifest.seconds,
                 sources=[f.source["address"] for f in manifest.files],
             )
             log_event("prune", out, deleted=prune(config))
         except (BackupError, OSError) as error:
             failures += 1
+            if gauges is not None:
+                gauges.failure(at=now().timestamp())
             log_event("failure", out, error=str(error), kind=type(error).__name__)
     return failures
+
+
+def _newest_backup(config: Config, gauges: metrics.Metrics | None, out: TextIO | None) -> str | None:
+    """The id of the newest complete backup in the target (recorded in the gauges), or
+    None when there is none or the target cannot be read (then the first run tells)."""
+    try:
+        complete = [entry["id"] for entry in list_backups(config) if entry.get("complete")]
+    except (BackupError, OSError) as error:
+        log_event("failure", out, error=f"cannot list the backups: {error}", kind=type(error).__name__)
+        return None
+    if not complete:
+        return None
+    newest = max(complete)
+    if gauges is not None:
+        taken = datetime.strptime(newest, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        gauges.known_backup(taken.timestamp())
+    return str(newest)

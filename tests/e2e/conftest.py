@@ -93,6 +93,11 @@ def e2e_config(name: str, **overrides: object) -> dict:
         per_shard = 1 + int(str(overrides.get("clusterReplicasPerShard", 1)))
         config["clusterHostPort"] = _free_port_range(shards * per_shard, used)
         config["exporterHostPort"] = _free_port_range(3 if overrides["topology"] == "both" else 1, used)
+    if overrides.get("backupTarget", "none") != "none":
+        # Each backup worker's metrics follow the exporters in their range.
+        exporters = {"cluster": 1, "both": 3}.get(str(overrides.get("topology")), 2)
+        workers = 2 if overrides.get("topology") == "both" else 1
+        config["exporterHostPort"] = _free_port_range(exporters + workers, used)
     config.update(overrides)
     return config
 

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -78,6 +79,22 @@ def _taken_id(text: str) -> str:
     raise AssertionError(f"no backup id in the worker's output: {text!r}")
 
 
+def _wait_first_backup(endpoint: str, timeout: float = 90) -> float:
+    """redis_ha_backup_last_success_timestamp_seconds from the worker's /metrics, once > 0."""
+    deadline = time.monotonic() + timeout
+    page = ""
+    while time.monotonic() < deadline:
+        with suppress(OSError):
+            page = urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=5).read().decode()
+            for line in page.splitlines():
+                if line.startswith("redis_ha_backup_last_success_timestamp_seconds{"):
+                    value = float(line.rsplit(" ", 1)[1])
+                    if value > 0:
+                        return value
+        time.sleep(1)
+    raise AssertionError(f"no backup reported by the worker's metrics within {timeout}s: {page[-500:]!r}")
+
+
 def _worker_exec(stack: Stack, *command: str) -> str:
     name = stack.outputs.deployment["backup"]["testinfraHost"].removeprefix("docker://")
     done = subprocess.run(["docker", "exec", name, *command], capture_output=True, text=True, timeout=60)
@@ -111,6 +128,10 @@ def test_backup_destroy_redeploy_restore(docker_client: docker.DockerClient, tmp
         with deployed(docker_client, tmp_path, name=name, **config) as first:
             first.healthy()
             outputs = first.outputs
+            # A new deployment is backed up at once (its target holds none): the metric the
+            # backup alerts read is set within seconds, not at the first fire time.
+            taken_at = _wait_first_backup(outputs.deployment["backup"]["metricsEndpoint"])
+            assert taken_at > time.time() - 300
             master = _master_spec(first)
             dataset.load(_on(outputs, master))
             master_client = _admin(outputs, master, 0)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from components import backup_plan
 from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config
@@ -68,7 +69,9 @@ def test_docker_worker_runs_the_schedule_as_the_redis_user(dev_volume: ProgramRu
     # The backups volume is not a resource of the stack: it outlives `pulumi destroy`.
     assert i["volumes"] == [{"volumeName": "redis-ha-backups", "containerPath": "/backups"}]
     assert "redis-ha-backups" not in {v.inputs["name"] for v in dev_volume.of_type(VOLUME)}
-    assert i["networksAdvanced"] == [{"name": "redis-ha-net"}]
+    assert i["networksAdvanced"] == [{"name": "redis-ha-net", "aliases": ["redis-ha-backup"]}]
+    # Its /metrics on the host's loopback, after the two exporters' ports.
+    assert i["ports"] == [{"internal": 9122, "external": 19123, "ip": "127.0.0.1"}]
     files = {u["file"]: u for u in i["uploads"]}
     assert "/opt/redis-ha/backup/__main__.py" in files
     config = json.loads(files["/etc/redis-ha/backup.json"]["content"])
@@ -104,6 +107,16 @@ def test_no_password_outside_a_secret(dev_volume: ProgramRun, prod_s3: ProgramRu
 def test_outputs_say_where_the_worker_is(dev_volume: ProgramRun) -> None:
     described = dev_volume.outputs["redisHa"]["backup"]
     assert described["testinfraHost"] == "docker://redis-ha-backup"
+    assert described["metricsEndpoint"] == "127.0.0.1:19123"
+    # Prometheus is told where: a job for the worker, labelled as the rules expect.
+    scrape = yaml.safe_load(dev_volume.outputs["prometheusScrapeConfigs"])["scrape_configs"]
+    job = next(j for j in scrape if j["job_name"] == "redis-ha-backup")
+    assert job["static_configs"] == [
+        {
+            "targets": ["127.0.0.1:19123"],
+            "labels": {"instance": "redis-ha-backup", "redis_ha_deployment": "redis-ha", "redis_ha_kind": "backup"},
+        }
+    ]
     assert described["config"] == "/etc/redis-ha/backup.json"
     assert described["target"]["kind"] == "directory"
     assert described["retention"] == 7

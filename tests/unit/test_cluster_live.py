@@ -142,11 +142,11 @@ class LiveCluster:
 
 def nodes_text(cluster: LiveCluster, node: str) -> list[str]:
     out = subprocess.run(
-        ["redis-cli", "--no-auth-warning", "--user", "admin", "-p", str(cluster.live[node].port), "CLUSTER", "NODES"],
+        ["redis-cli", "--askpass", "--user", "admin", "-p", str(cluster.live[node].port), "CLUSTER", "NODES"],
+        input=cluster.passwords["admin"] + "\n",
         capture_output=True,
         text=True,
         timeout=10,
-        env={"REDISCLI_AUTH": cluster.passwords["admin"]},
         check=True,
     ).stdout
     return [line for line in out.splitlines() if line]
@@ -229,7 +229,14 @@ def test_rendered_node_config_is_a_cluster_node(cluster: LiveCluster) -> None:
 def test_script_holds_no_password(cluster: LiveCluster) -> None:
     text = rendering.render_cluster_create_script(cluster.settings, cluster.topology(3), "/x/admin.password")
     assert not [p for p in cluster.passwords.values() if p in text]
-    assert "REDISCLI_AUTH" in text and "--cluster create" in text
+    assert "--cluster create" in text
+    # The password reaches each redis-cli on its stdin, not through its environment.
+    assert (
+        "REDISCLI_AUTH" not in text
+        and text.count("| redis-cli --no-auth-warning --askpass")
+        + text.count("| $_timeout redis-cli --no-auth-warning --askpass")
+        == 2
+    )
 
 
 def test_script_creates_the_cluster_with_the_deployed_shards(cluster: LiveCluster) -> None:
