@@ -69,6 +69,7 @@ class Stack:
     timings: dict[str, float] = field(default_factory=dict)
     relaxed: list[str] = field(default_factory=list)  # StatefulSets whose anti-affinity was made preferred
     program_statefulsets: list[str] = field(default_factory=list)
+    applied_at: float = 0.0  # time.monotonic() when the first manifest was applied
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.manifests if m["kind"] == kind]
@@ -266,7 +267,7 @@ def deployed(
     made = volumes.create_for_claims(api, namespace, manifests)
     with cluster_environment(env):
         try:
-            applied = time.monotonic()
+            applied = stack.applied_at = time.monotonic()
             for m in manifests:
                 try:
                     api.apply(m, field_manager=FIELD_MANAGER, force=True)
