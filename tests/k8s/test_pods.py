@@ -23,310 +23,64 @@ Skipped when the cluster has no Ready node (start.sh without its node stage).
 
 from __future__ import annotations
 
+import base64
 import json
-import os
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.k8s import cluster_dns, volumes
 from tests.k8s.api import Api, ApiError, wait_for
-from tests.k8s.conftest import ROOT, SCRIPTS, kubectl_env
+from tests.k8s.conftest import ROOT
+from tests.k8s.deployment import (
+    EXPORTER_IMAGE,
+    NODE_IP,
+    REDIS_IMAGE,
+    DeployError,
+    Stack,
+    agreed_master,
+    deployed,
+    healthy,
+    pod_of,
+    redis_nodes,
+    redis_statefulset,
+    sentinel_masters,
+    sentinel_nodes,
+    sentinel_statefulset,
+    statefulset_awaited,
+    uid_of,
+    wait_replaced,
+)
 from tests.k8s.test_node import ready_nodes
-from tests.k8s.test_server_side_apply import FIELD_MANAGER, create_restricted_namespace, delete_namespace, manifests_of
-from tests.support.program import run_program, stack_config
-from tests.verify.access import Node, Outputs
 from tests.verify.drill import Drill
 
 pytestmark = pytest.mark.k8s
 
-# The Docker e2e's test images (tests/images/build.sh; tests/e2e/conftest.py).
-REDIS_IMAGE = "redis-ha-test/redis:7.0"
-EXPORTER_IMAGE = "redis-ha-test/redis-exporter:1.45"
-POD_CONFIG = {
-    "redisImage": REDIS_IMAGE,
-    "exporterImage": EXPORTER_IMAGE,
-    "redisVersion": "7.0",  # the Debian redis in the test image
-    # 256 MiB + headroom: 512Mi a Redis pod, not 3200Mi (the prod default of 2gb).
-    "maxmemory": "256mb",
-}
-# How long pulumi-kubernetes would wait is 10 minutes; pods here are up in well under one.
-AWAIT_SECONDS = float(os.environ.get("REDIS_HA_K8S_AWAIT", "240"))
-NODE_IP = os.environ.get("K8S_NODE_IP", "10.89.0.1")  # scripts/k8s/common.sh
 # The verification suite's host-side clients resolve cluster.local through CoreDNS.
 VERIFY_PLUGIN = ["-p", "tests.k8s.cluster_dns"]
 
 
-# --- deploying -------------------------------------------------------------------------
-
-
-@dataclass
-class Stack:
-    api: Api
-    namespace: str
-    manifests: list[dict[str, Any]]
-    outputs: dict[str, Any]
-    outputs_path: Path
-    env: dict[str, str]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.manifests if m["kind"] == kind]
-
-    def verify_outputs(self) -> Outputs:
-        return Outputs.load(self.outputs_path)
-
-    def kubectl(self, *args: str, timeout: float = 60) -> str:
-        result = subprocess.run(
-            ["kubectl", "-n", self.namespace, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
-        return result.stdout
-
-
-def prod_sentinel_stack(namespace: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    config = {**stack_config("prod"), **POD_CONFIG, "namespace": namespace}
-    run = run_program(config, stack="prod")
-    return manifests_of(run), run.outputs
-
-
-def on_one_node(manifests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The manifests with every StatefulSet's *required* pod anti-affinity made preferred
-    (weight 100), and the names of the StatefulSets changed. The program requires one
-    Redis pod and one Sentinel per Kubernetes node (one node failure is one lost member);
-    this cluster has one node, where only the first pod of each would be scheduled
-    ("didn't match pod anti-affinity rules"). Nothing else changes."""
-    out, changed = json.loads(json.dumps(manifests)), []
-    for m in out:
-        if m["kind"] != "StatefulSet":
-            continue
-        anti = m["spec"]["template"]["spec"].get("affinity", {}).get("podAntiAffinity", {})
-        required = anti.pop("requiredDuringSchedulingIgnoredDuringExecution", None)
-        if required:
-            preferred = [{"weight": 100, "podAffinityTerm": term} for term in required]
-            anti["preferredDuringSchedulingIgnoredDuringExecution"] = preferred + anti.get(
-                "preferredDuringSchedulingIgnoredDuringExecution", []
-            )
-            changed.append(m["metadata"]["name"])
-    return out, changed
-
-
-def host_reachable_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
-    """The stack outputs with every Redis node's and Sentinel's own hostname as its host
-    endpoint: the host resolves it through CoreDNS, so clients on the host follow a pod
-    to its new address after a restart."""
-    doc = json.loads(json.dumps(outputs))
-    for node in doc["redisHa"]["nodes"]:
-        if node["kind"] in ("redis", "sentinel"):
-            node["hostEndpoint"] = f"{node['host']}:{node['port']}"
-    return doc
-
-
-def statefulset_awaited(api: Api, namespace: str, name: str) -> dict[str, Any] | None:
-    """pulumi-kubernetes' StatefulSet await: the controller saw the spec, every replica
-    is ready, and the rollout is over (currentRevision == updateRevision)."""
-    sts = api.get("apps/v1", "StatefulSet", name, namespace)
-    status, replicas = sts.get("status", {}), sts["spec"]["replicas"]
-    done = (
-        status.get("observedGeneration") == sts["metadata"]["generation"]
-        and status.get("readyReplicas", 0) == replicas
-        and status.get("updatedReplicas", 0) == replicas
-        and status.get("currentRevision") == status.get("updateRevision")
-    )
-    return status if done else None
-
-
-def job_awaited(api: Api, namespace: str, name: str) -> dict[str, Any] | None:
-    status = api.get("batch/v1", "Job", name, namespace).get("status", {})
-    conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
-    if conditions.get("Failed") == "True":
-        raise AssertionError(f"Job {name} failed: {status}")
-    return status if conditions.get("Complete") == "True" else None
-
-
-def diagnostics(stack: Stack) -> str:
-    """Pod phases and container states, the namespace's events, and the last lines of
-    every container's log (the previous instance's too, after a restart)."""
-    api, ns = stack.api, stack.namespace
-    lines = ["--- pods"]
-    for pod in api.list("v1", "Pod", ns):
-        status = pod.get("status", {})
-        lines.append(f"{pod['metadata']['name']}: {status.get('phase')} ip={status.get('podIP')}")
-        for c in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
-            lines.append(f"  {c['name']}: ready={c.get('ready')} restarts={c.get('restartCount')} {c.get('state')}")
-    lines.append("--- events")
-    events = sorted(api.list("v1", "Event", ns), key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    for e in events[-60:]:
-        obj = e["involvedObject"]
-        lines.append(f"{obj['kind']}/{obj['name']}: {e.get('type')} {e.get('reason')}: {e.get('message', '')[:300]}")
-    lines.append("--- logs")
-    for pod in api.list("v1", "Pod", ns):
-        spec = pod["spec"]
-        for c in spec.get("initContainers", []) + spec.get("containers", []):
-            for previous in (False, True):
-                args = ["logs", pod["metadata"]["name"], "-c", c["name"], "--tail", "25"]
-                try:
-                    text = stack.kubectl(*args, *(["--previous"] if previous else []), timeout=20)
-                except (AssertionError, subprocess.TimeoutExpired) as e:
-                    text = "" if previous else f"(no log: {e})"
-                if text:
-                    lines.append(f"[{pod['metadata']['name']}/{c['name']}{' previous' if previous else ''}]")
-                    lines += ["  " + line for line in text.splitlines()]
-    return "\n".join(lines)
-
-
-def await_workloads(stack: Stack, timeout: float = AWAIT_SECONDS) -> float:
-    """Seconds until every StatefulSet and Job is what pulumi-kubernetes waits for; on a
-    timeout, fails with the diagnostics."""
-    started = time.monotonic()
-    try:
-        for sts in stack.of_kind("StatefulSet"):
-            left = max(1.0, timeout - (time.monotonic() - started))
-            wait_for(
-                f"StatefulSet {sts['metadata']['name']} ready",
-                lambda n=sts["metadata"]["name"]: statefulset_awaited(stack.api, stack.namespace, n),
-                timeout=left,
-                interval=1,
-            )
-        for job in stack.of_kind("Job"):
-            left = max(1.0, timeout - (time.monotonic() - started))
-            wait_for(
-                f"Job {job['metadata']['name']} complete",
-                lambda n=job["metadata"]["name"]: job_awaited(stack.api, stack.namespace, n),
-                timeout=left,
-                interval=1,
-            )
-    except AssertionError as e:
-        report = diagnostics(stack)
-        print(report)
-        raise AssertionError(f"{e}\n{report[-6000:]}") from None
-    return time.monotonic() - started
-
-
-def import_images(api: Api, env: dict[str, str]) -> None:
-    result = subprocess.run(
-        ["bash", str(SCRIPTS / "images.sh"), REDIS_IMAGE, EXPORTER_IMAGE],
-        env={**env, "K8S_STATE": str(api.state)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    print(result.stdout)
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        pytest.fail(f"scripts/k8s/images.sh: {lines[-1] if lines else result.returncode}", pytrace=False)
-
-
-def wait_pods_gone(api: Api, namespace: str, timeout: float = 120) -> None:
-    wait_for(f"the pods of {namespace} to go", lambda: not api.list("v1", "Pod", namespace), timeout=timeout)
+# --- deploying (tests/k8s/deployment.py) -----------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def stack(k8s: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not ready_nodes(k8s):
         pytest.skip("no Ready node: start.sh ran without its node stage (REDIS_HA_K8S_NODE=1 runs it)")
-    env = kubectl_env(k8s.state)
-    import_images(k8s, env)
-    namespace = f"rh-pods-{secrets.token_hex(3)}"
-    program, outputs = prod_sentinel_stack(namespace)
-    manifests, relaxed = on_one_node(program)
-    # The program's own spread, which a one-node cluster cannot meet (see on_one_node).
-    assert sorted(relaxed) == sorted(s["metadata"]["name"] for s in program if s["kind"] == "StatefulSet"), relaxed
-    outputs_path = tmp_path_factory.mktemp("k8s-pods") / "outputs.json"
-    outputs_path.write_text(json.dumps(host_reachable_outputs(outputs)))
-    os.chmod(outputs_path, 0o600)
-    deployed = Stack(k8s, namespace, manifests, outputs, outputs_path, env)
-    started = time.monotonic()
-    create_restricted_namespace(k8s, namespace)
-    made = volumes.create_for_claims(k8s, namespace, manifests)
-    with pytest.MonkeyPatch.context() as patch:
-        # testinfra's kubectl:// backend and the verify suite's `kubectl exec` use these.
-        patch.setenv("KUBECONFIG", env["KUBECONFIG"])
-        patch.setenv("PATH", env["PATH"])
-        cluster_dns.install(NODE_IP)
-        try:
-            for m in manifests:
-                try:
-                    k8s.apply(m, field_manager=FIELD_MANAGER, force=True)
-                except ApiError as e:
-                    pytest.fail(f"server-side apply of {m['kind']}/{m['metadata']['name']}: {e}", pytrace=False)
-            deployed.timings["apply_to_healthy_s"] = await_workloads(deployed)
-            deployed.timings["namespace_to_healthy_s"] = time.monotonic() - started
-            print(f"k8s pods: {namespace} healthy: {json.dumps(deployed.timings)}")
-            yield deployed
-        finally:
-            cluster_dns.uninstall()
-            k8s.delete("v1", "Namespace", namespace)
-            try:
-                wait_pods_gone(k8s, namespace)
-            finally:
-                delete_namespace(k8s, namespace)
-                volumes.delete(k8s, made)
+    try:
+        with deployed(k8s, tmp_path_factory.mktemp("k8s-pods")) as deployed_stack:
+            # The program's own spread, which a one-node cluster cannot meet (see on_one_node).
+            assert sorted(deployed_stack.relaxed) == sorted(deployed_stack.program_statefulsets), deployed_stack.relaxed
+            yield deployed_stack
+    except DeployError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 # --- what runs -------------------------------------------------------------------------
-
-
-def redis_nodes(stack: Stack) -> list[Node]:
-    outputs = stack.verify_outputs()
-    return [Node(spec, outputs) for spec in outputs.nodes("redis")]
-
-
-def sentinel_nodes(stack: Stack) -> list[Node]:
-    outputs = stack.verify_outputs()
-    return [Node(spec, outputs) for spec in outputs.nodes("sentinel")]
-
-
-def sentinel_masters(stack: Stack) -> dict[str, str]:
-    """Sentinel pod -> the master hostname it names (or its error)."""
-    name = stack.outputs["redisHa"]["masterName"]
-    answers = {}
-    for sentinel in sentinel_nodes(stack):
-        try:
-            reply = sentinel.cli("sentinel-client", "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name).splitlines()
-        except AssertionError as e:  # the pod is not there (yet): kubectl exec failed
-            reply = [str(e)]
-        answers[sentinel.name] = reply[0] if len(reply) == 2 else f"no answer: {reply}"
-    return answers
-
-
-def agreed_master(stack: Stack) -> str | None:
-    answers = set(sentinel_masters(stack).values())
-    return answers.pop() if len(answers) == 1 and not next(iter(answers)).startswith("no answer") else None
-
-
-def replication(stack: Stack) -> dict[str, dict[str, str]]:
-    return {n.hostname: n.info("admin", "replication") for n in redis_nodes(stack)}
-
-
-def healthy(stack: Stack, old_master: str | None = None) -> str | None:
-    """The master hostname when the Sentinels agree on it (and it is not `old_master`),
-    it is master with 2 connected replicas, and both replicas follow it with the link up."""
-    master = agreed_master(stack)
-    if master is None or master == old_master:
-        return None
-    try:
-        info = replication(stack)
-    except AssertionError:  # a pod is not there (yet): kubectl exec failed
-        return None
-    if info.get(master, {}).get("role") != "master" or info[master].get("connected_slaves") != "2":
-        return None
-    for host, replica in info.items():
-        if host == master:
-            continue
-        if replica.get("role") != "slave" or replica.get("master_host") != master:
-            return None
-        if replica.get("master_link_status") != "up":
-            return None
-    return master
 
 
 def test_pods_of_the_sentinel_variant_run_under_restricted(stack: Stack) -> None:
@@ -404,10 +158,6 @@ def test_the_verification_suite_passes_through_kubectl(stack: Stack) -> None:
 # --- drills through Kubernetes ---------------------------------------------------------
 
 
-def pod_of(hostname: str) -> str:
-    return hostname.split(".", 1)[0]
-
-
 def show(name: str, figures: dict[str, Any]) -> None:
     print(f"k8s drill {name}: {json.dumps(figures, sort_keys=True)}")
 
@@ -417,27 +167,6 @@ def assert_no_loss(report: dict[str, Any]) -> None:
         assert report[kind]["lost"] == 0, report
         # The writers got through again after the operation: a drill that wrote nothing proves nothing.
         assert report[kind]["acknowledged_after_operation"] >= 50, report
-
-
-def wait_replaced(stack: Stack, pod: str, old_uid: str, timeout: float = 180) -> None:
-    """Until the StatefulSet made `pod` again (a new uid) and every replica is ready."""
-
-    def replaced() -> bool:
-        try:
-            uid = stack.api.get("v1", "Pod", pod, stack.namespace)["metadata"]["uid"]
-        except ApiError:
-            return False
-        return uid != old_uid and statefulset_awaited(stack.api, stack.namespace, redis_statefulset(stack)) is not None
-
-    wait_for(f"{pod} back and every Redis pod ready", replaced, timeout=timeout, interval=1)
-
-
-def uid_of(stack: Stack, pod: str) -> str:
-    return str(stack.api.get("v1", "Pod", pod, stack.namespace)["metadata"]["uid"])
-
-
-def redis_statefulset(stack: Stack) -> str:
-    return next(s["metadata"]["name"] for s in stack.of_kind("StatefulSet") if s["metadata"]["name"].endswith("-redis"))
 
 
 @pytest.mark.destructive
@@ -470,6 +199,96 @@ def test_deleting_the_master_pod_elects_a_new_master_and_the_pod_rejoins(stack: 
     show("delete-master-pod", figures)
     assert figures["new_master_s"] <= limit
     assert sentinel_masters(stack) == {s.name: after for s in sentinel_nodes(stack)}
+    assert_no_loss(report)
+
+
+def deploy_time_master(stack: Stack) -> str:
+    """The master hostname the rendered Sentinel config (the seed a Sentinel without
+    state starts from) monitors: `sentinel monitor <name> <host> ...` in a ConfigMap or
+    Secret of the program."""
+    name = stack.outputs["redisHa"]["masterName"]
+    for m in stack.of_kind("ConfigMap") + stack.of_kind("Secret"):
+        texts = list((m.get("stringData") or {}).values()) + list((m.get("data") or {}).values())
+        if m["kind"] == "Secret":
+            texts += [base64.b64decode(v).decode(errors="replace") for v in (m.get("data") or {}).values()]
+        for text in texts:
+            for line in str(text).splitlines():
+                fields = line.split()
+                if fields[:3] == ["sentinel", "monitor", name]:
+                    return fields[3]
+    raise AssertionError("no `sentinel monitor` line in the program's ConfigMaps and Secrets")
+
+
+@pytest.mark.destructive
+def test_every_sentinel_pod_deleted_after_a_failover_comes_back_on_the_new_master(stack: Stack) -> None:
+    """The master pod deleted, a new master elected, then all 3 Sentinel pods deleted at
+    once: they restart from the sentinel.conf on their state volumes and name the new
+    master, not the one the rendered config (the seed) names."""
+    seeded = deploy_time_master(stack)
+    deployment = stack.outputs["redisHa"]
+    limit = (deployment["downAfterMilliseconds"] + deployment["failoverTimeout"]) / 1000 + 15
+    figures: dict[str, Any] = {"deploy_time_master": pod_of(seeded), "failovers": []}
+    sentinels = sentinel_statefulset(stack)
+    with Drill(stack.verify_outputs()) as drill:
+        # Until the master is one the seed does not name (at most two deletions: the
+        # deploy-time master deleted is never elected again at once).
+        after = None
+        for _ in range(3):
+            before = wait_for("a healthy topology before the deletion", lambda: healthy(stack), timeout=90, interval=1)
+            old_pod = pod_of(before)
+            old_uid = uid_of(stack, old_pod)
+            started = time.monotonic()
+            stack.api.delete("v1", "Pod", old_pod, stack.namespace)
+            after = wait_for(
+                "the Sentinels to agree on a new master",
+                lambda b=before: (m := agreed_master(stack)) and m != b and m,
+                timeout=limit,
+                interval=0.5,
+            )
+            figures["failovers"].append(
+                {"deleted": old_pod, "new_master": pod_of(after), "s": round(time.monotonic() - started, 1)}
+            )
+            wait_replaced(stack, old_pod, old_uid)
+            if after != seeded:
+                break
+        assert after is not None and after != seeded, figures
+        new_master = wait_for("the old pod to rejoin", lambda: healthy(stack), timeout=60, interval=1)
+        assert new_master == after, (new_master, after)
+
+        # Every Sentinel pod at once.
+        uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in stack.api.list("v1", "Pod", stack.namespace)}
+        pods = [s.name for s in sentinel_nodes(stack)]
+        started = time.monotonic()
+        for pod in pods:
+            stack.api.delete("v1", "Pod", pod, stack.namespace)
+
+        def all_back() -> bool:
+            for pod in pods:
+                try:
+                    if stack.api.get("v1", "Pod", pod, stack.namespace)["metadata"]["uid"] == uids[pod]:
+                        return False
+                except ApiError:
+                    return False
+            return statefulset_awaited(stack.api, stack.namespace, sentinels) is not None
+
+        wait_for("every Sentinel pod back and ready", all_back, timeout=180, interval=0.5)
+        figures["sentinels_back_ready_s"] = round(time.monotonic() - started, 1)
+        agreed = wait_for("the Sentinels to agree again", lambda: agreed_master(stack), timeout=60, interval=0.5)
+        figures["sentinels_agree_s"] = round(time.monotonic() - started, 1)
+        figures["sentinels_name"] = pod_of(agreed)
+    report = drill.report()
+    figures["drill"] = {k: report[k] for k in ("seconds", "wait", "plain")}
+    # What each Sentinel's start-up found on its state volume.
+    figures["start_up"] = {}
+    for pod in pods:
+        log = stack.kubectl("logs", pod, "-c", "sentinel", timeout=20)
+        figures["start_up"][pod] = next((line for line in log.splitlines() if "sentinel-start:" in line), "")
+    show("delete-every-sentinel-after-failover", figures)
+    assert agreed == after != seeded, figures
+    assert sentinel_masters(stack) == {s.name: after for s in sentinel_nodes(stack)}
+    assert wait_for("a healthy topology after the drill", lambda: healthy(stack), timeout=90, interval=1) == after
+    for pod, line in figures["start_up"].items():
+        assert "state found" in line and pod_of(after) in line, (pod, line)
     assert_no_loss(report)
 
 
