@@ -61,12 +61,13 @@ REQUIRED_METRICS = {
 NOT_FROM_THE_EXPORTER = {
     "up": "Prometheus' own, one per scrape target",
     "redis_ha_backup_last_success_timestamp_seconds": "the backup job's (see the rules file's header)",
+    "redis_ha_backup_schedule_max_interval_seconds": "redis-ha's backup worker's (redis_ha/backup/metrics.py)",
 }
 # The target labels of the rules file's conventions: every selector of a rule names
 # redis_ha_kind (a Sentinel-group rule must not see Redis Cluster nodes, nor the other
-# way round); the backup job's metric has only redis_ha_deployment.
+# way round); the backup job's metrics have only redis_ha_deployment.
 KIND_LABEL = "redis_ha_kind"
-WITHOUT_KIND = {"redis_ha_backup_last_success_timestamp_seconds"}
+WITHOUT_KIND = {"redis_ha_backup_last_success_timestamp_seconds", "redis_ha_backup_schedule_max_interval_seconds"}
 # A Redis Cluster node of its own (no cluster created: the metric names are all there).
 CLUSTER_CONFIG = {"backend": "docker", "topology": "cluster", "redisVersion": "7.0", "publishPorts": False}
 
