@@ -90,6 +90,7 @@ def node_info(conn: Connection) -> dict[str, str]:
     info = parse_info(conn.call("INFO", "server"))
     info.update(parse_info(conn.call("INFO", "replication")))
     info.update(parse_info(conn.call("INFO", "keyspace")))
+    info.update(parse_info(conn.call("INFO", "persistence")))
     return info
 
 
@@ -116,8 +117,11 @@ def pick_sentinel_source(config: Config, view: SentinelView) -> Source:
         except (OSError, BackupError, RespError) as error:
             reasons.append(f"{host}:{port}: {error}")
             continue
-        if info.get("role") != "slave" or info.get("master_link_status") != "up":
-            reasons.append(f"{host}:{port}: role {info.get('role')}, link {info.get('master_link_status')}")
+        if info.get("role") != "slave" or info.get("master_link_status") != "up" or info.get("loading") == "1":
+            reasons.append(
+                f"{host}:{port}: role {info.get('role')}, link {info.get('master_link_status')}, "
+                f"loading {info.get('loading')}"
+            )
             continue
         lag = max(0, master_offset - int(info.get("slave_repl_offset", 0)))
         if best is None or lag < best.lag:
@@ -194,7 +198,9 @@ def pick_shard_source(config: Config, shard: Shard) -> Source:
     best: Source | None = None
     reasons = []
     for node in shard.replicas:
-        if node.health != "online":
+        # CLUSTER SHARDS's `loading` is the seed node's view (a replica whose gossiped
+        # offset is still 0 right after its first sync): the replica's own INFO decides.
+        if node.health == "failed":
             reasons.append(f"{node.host}:{node.port} is {node.health}")
             continue
         try:
@@ -203,8 +209,10 @@ def pick_shard_source(config: Config, shard: Shard) -> Source:
         except (OSError, BackupError, RespError) as error:
             reasons.append(f"{node.host}:{node.port}: {error}")
             continue
-        if info.get("role") != "slave" or info.get("master_link_status") != "up":
-            reasons.append(f"{node.host}:{node.port}: link {info.get('master_link_status')}")
+        if info.get("role") != "slave" or info.get("master_link_status") != "up" or info.get("loading") == "1":
+            reasons.append(
+                f"{node.host}:{node.port}: link {info.get('master_link_status')}, loading {info.get('loading')}"
+            )
             continue
         lag = max(0, shard.master.offset - int(info.get("slave_repl_offset", 0)))
         if best is None or lag < best.lag:
