@@ -98,6 +98,24 @@ def _source(host: str, port: int, info: dict[str, str], lag: int) -> Source:
     return Source(host, port, info.get("run_id", ""), info.get("role", ""), lag, keyspace(info), info["redis_version"])
 
 
+def _replica_in_sync(config: Config, host: str, port: int, reasons: list[str]) -> dict[str, str] | None:
+    """The replica's own INFO when it is a replica with its link up and not loading;
+    else None, with the reason appended to `reasons`."""
+    try:
+        with config.connect(host, port, config.backup_user) as conn:
+            info = node_info(conn)
+    except (OSError, BackupError, RespError) as error:
+        reasons.append(f"{host}:{port}: {error}")
+        return None
+    if info.get("role") != "slave" or info.get("master_link_status") != "up" or info.get("loading") == "1":
+        reasons.append(
+            f"{host}:{port}: role {info.get('role')}, link {info.get('master_link_status')}, "
+            f"loading {info.get('loading')}"
+        )
+        return None
+    return info
+
+
 def pick_sentinel_source(config: Config, view: SentinelView) -> Source:
     """The replica with its link up and the smallest lag behind the master."""
     with config.connect(*view.master, config.backup_user) as conn:
@@ -111,17 +129,8 @@ def pick_sentinel_source(config: Config, view: SentinelView) -> Source:
         if any(bad in flags for bad in ("s_down", "o_down", "disconnected")):
             reasons.append(f"{host}:{port} is {flags}")
             continue
-        try:
-            with config.connect(host, port, config.backup_user) as conn:
-                info = node_info(conn)
-        except (OSError, BackupError, RespError) as error:
-            reasons.append(f"{host}:{port}: {error}")
-            continue
-        if info.get("role") != "slave" or info.get("master_link_status") != "up" or info.get("loading") == "1":
-            reasons.append(
-                f"{host}:{port}: role {info.get('role')}, link {info.get('master_link_status')}, "
-                f"loading {info.get('loading')}"
-            )
+        info = _replica_in_sync(config, host, port, reasons)
+        if info is None:
             continue
         lag = max(0, master_offset - int(info.get("slave_repl_offset", 0)))
         if best is None or lag < best.lag:
@@ -203,16 +212,8 @@ def pick_shard_source(config: Config, shard: Shard) -> Source:
         if node.health == "failed":
             reasons.append(f"{node.host}:{node.port} is {node.health}")
             continue
-        try:
-            with config.connect(node.host, node.port, config.backup_user) as conn:
-                info = node_info(conn)
-        except (OSError, BackupError, RespError) as error:
-            reasons.append(f"{node.host}:{node.port}: {error}")
-            continue
-        if info.get("role") != "slave" or info.get("master_link_status") != "up" or info.get("loading") == "1":
-            reasons.append(
-                f"{node.host}:{node.port}: link {info.get('master_link_status')}, loading {info.get('loading')}"
-            )
+        info = _replica_in_sync(config, node.host, node.port, reasons)
+        if info is None:
             continue
         lag = max(0, shard.master.offset - int(info.get("slave_repl_offset", 0)))
         if best is None or lag < best.lag:
