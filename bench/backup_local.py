@@ -30,8 +30,8 @@ from components.settings import load_settings  # noqa: E402
 from redis_ha.backup.config import config_from_dict  # noqa: E402
 from redis_ha.backup.engine import take_backup  # noqa: E402
 from redis_ha.backup.restore import restore  # noqa: E402
-from tests.unit.backup_helpers import REDIS_BACKUP_COMMANDS, create_backup_user, sentinel_config, wait_replicated  # noqa: E402
-from tests.unit.conftest import LIVE_CONFIG, LiveDeployment, make_password, wait_until  # noqa: E402
+from tests.unit.backup_helpers import backup_deployment, sentinel_config, wait_replicated  # noqa: E402
+from tests.unit.conftest import LIVE_CONFIG, make_password  # noqa: E402
 
 
 def fill(client: redis.Redis, keys: int) -> None:
@@ -60,24 +60,13 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
-    settings = load_settings({**LIVE_CONFIG, "maxmemory": "1gb"})
+    live_config = {**LIVE_CONFIG, "maxmemory": "1gb"}
+    settings = load_settings(live_config)
     passwords = {user: make_password() for user in security.user_names(settings)}
     backup_password = make_password()
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch)
-        live = LiveDeployment(base / "deployment", passwords, {**LIVE_CONFIG, "maxmemory": "1gb"}, sentinels=3)
-        try:
-            live.start()
-            for node in (live.master, live.replica):
-                create_backup_user(live.client(node), backup_password, REDIS_BACKUP_COMMANDS)
-            sentinel = live.client(live.sentinel, "sentinel-client")
-            wait_until(
-                lambda: any(
-                    "ok" in list(e) for e in sentinel.execute_command("SENTINEL", "REPLICAS", live.settings.master_name)
-                ),
-                30,
-                "the Sentinels to list the replica",
-            )
+        with backup_deployment(base / "deployment", passwords, backup_password, live_config) as live:
             master = redis.Redis(port=live.master.port, username="admin", password=passwords["admin"])
             started = time.monotonic()
             fill(master, args.keys)
@@ -97,8 +86,6 @@ def main() -> None:
             rdb_bytes = sum(f.size_bytes for f in manifest.files)
             report = restore(config, manifest.id, passwords["admin"])
             assert master.dbsize() == args.keys, master.dbsize()
-        finally:
-            live.stop()
     result = {
         "keys": args.keys,
         "batch": args.batch,

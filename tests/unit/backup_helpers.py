@@ -1,11 +1,14 @@
-"""Shared by the backup engine's live tests: the `backup` ACL user with exactly the
-commands the engine documents, configs for the engine, and tampering helpers."""
+"""Shared by the backup engine's live tests (and bench/backup_local.py): the `backup`
+ACL user with exactly the commands the engine documents, a Sentinel deployment ready
+to be backed up, configs for the engine, and tampering helpers."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import redis
 
 from redis_ha.backup import crc
 from redis_ha.backup.manifest import MANIFEST
+from tests.unit.conftest import LiveDeployment, wait_until
 
 BACKUP_USER = "backup"
 # The engine's documented needs (redis_ha/backup/__init__.py); nothing more.
@@ -23,6 +27,40 @@ CLUSTER_BACKUP_COMMANDS = (*REDIS_BACKUP_COMMANDS, "cluster|shards")
 def create_backup_user(client: redis.Redis, password: str, commands: tuple[str, ...]) -> None:
     rules = ["reset", "on", f">{password}", "resetchannels", "-@all", *[f"+{c}" for c in commands]]
     client.execute_command("ACL", "SETUSER", BACKUP_USER, *rules)
+
+
+@contextmanager
+def backup_deployment(
+    base: Path,
+    passwords: dict[str, str],
+    backup_password: str,
+    config: dict[str, Any] | None = None,
+    *,
+    replica: bool = True,
+) -> Iterator[LiveDeployment]:
+    """A live deployment with three Sentinels and the `backup` user on its data nodes,
+    stopped on the way out whatever happened (a start that times out included).
+
+    With a replica, it is handed over only once the Sentinels list that replica with
+    its link up: the engine picks its source from SENTINEL REPLICAS, and before then it
+    would find no replica and refuse."""
+    live = LiveDeployment(base, passwords, config, sentinels=3)
+    try:
+        live.start(replica=replica)
+        for node in (live.master, live.replica) if replica else (live.master,):
+            create_backup_user(live.client(node), backup_password, REDIS_BACKUP_COMMANDS)
+        if replica:
+            sentinel = live.client(live.sentinel, "sentinel-client")
+            name = live.settings.master_name
+
+            def listed() -> bool:
+                entries = sentinel.execute_command("SENTINEL", "REPLICAS", name)
+                return any("master-link-status" in e and "ok" in e for e in map(list, entries))
+
+            wait_until(listed, 30, "the Sentinels to list the replica with its link up")
+        yield live
+    finally:
+        live.stop()
 
 
 def write_secret(directory: Path, name: str, value: str) -> str:

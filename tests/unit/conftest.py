@@ -251,6 +251,13 @@ def passwords() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def backup_password() -> str:
+    """The password the backup engine's live tests give the `backup` user they set up
+    with exactly the engine's documented commands (backup_helpers), new each module."""
+    return make_password()
+
+
+@pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str]) -> Iterator[LiveDeployment]:
     """Master + replica (link up) + one Sentinel, shared by the read-mostly tests of a module."""
     live = LiveDeployment(tmp_path_factory.mktemp("deployment"), passwords)

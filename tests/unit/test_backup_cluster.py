@@ -33,11 +33,6 @@ def passwords() -> dict[str, str]:
     return {user: make_password() for user in security.user_names(load_settings(CONFIG))}
 
 
-@pytest.fixture(scope="module")
-def backup_password() -> str:
-    return make_password()
-
-
 def _cluster(base: Path, passwords: dict[str, str], backup_password: str) -> LiveCluster:
     live = LiveCluster(base, passwords, max_shards=3)
     live.start(shards=3)

@@ -21,35 +21,16 @@ from redis_ha.backup.s3 import S3Target
 from redis_ha.backup.targets import make_target
 from tests.support import redis_data
 from tests.support.s3 import S3Server
-from tests.unit.backup_helpers import REDIS_BACKUP_COMMANDS, create_backup_user, sentinel_config, wait_replicated
-from tests.unit.conftest import LiveDeployment, make_password, wait_until
-
-
-@pytest.fixture(scope="module")
-def backup_password() -> str:
-    return make_password()
+from tests.unit.backup_helpers import backup_deployment, sentinel_config, wait_replicated
+from tests.unit.conftest import LiveDeployment
 
 
 @pytest.fixture(scope="module")
 def deployment(
     tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str], backup_password: str
 ) -> Iterator[LiveDeployment]:
-    live = LiveDeployment(tmp_path_factory.mktemp("s3-deployment"), passwords, sentinels=3)
-    try:
-        live.start()
-        for node in (live.master, live.replica):
-            create_backup_user(live.client(node), backup_password, REDIS_BACKUP_COMMANDS)
-        sentinel = live.client(live.sentinel, "sentinel-client")
-        wait_until(
-            lambda: any(
-                "ok" in list(e) for e in sentinel.execute_command("SENTINEL", "REPLICAS", live.settings.master_name)
-            ),
-            30,
-            "the Sentinels to list the replica",
-        )
+    with backup_deployment(tmp_path_factory.mktemp("s3-deployment"), passwords, backup_password) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def _db(live: LiveDeployment) -> Any:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
@@ -26,6 +27,7 @@ from redis_ha.backup.restore import restore
 from tests.support import redis_data
 from tests.unit.backup_helpers import (
     REDIS_BACKUP_COMMANDS,
+    backup_deployment,
     backup_file,
     create_backup_user,
     reseal_manifest,
@@ -33,28 +35,9 @@ from tests.unit.backup_helpers import (
     sentinel_config,
     wait_replicated,
 )
-from tests.unit.conftest import LiveDeployment, make_password, wait_until
+from tests.unit.conftest import LiveDeployment, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _start(base: Path, passwords: dict[str, str], backup_password: str, replica: bool = True) -> LiveDeployment:
-    live = LiveDeployment(base, passwords, sentinels=3)
-    live.start(replica=replica)
-    nodes = (live.master, live.replica) if replica else (live.master,)
-    for node in nodes:
-        create_backup_user(live.client(node), backup_password, REDIS_BACKUP_COMMANDS)
-    sentinel = live.client(live.sentinel, "sentinel-client")
-    name = live.settings.master_name
-
-    def ready() -> bool:
-        if not replica:
-            return True
-        entries = sentinel.execute_command("SENTINEL", "REPLICAS", name)
-        return any("master-link-status" in e and "ok" in e for e in map(list, entries))
-
-    wait_until(ready, 30, "the Sentinels to list the replica with its link up")
-    return live
 
 
 def _db(live: LiveDeployment, node: Any = None) -> Any:
@@ -66,32 +49,21 @@ def _db(live: LiveDeployment, node: Any = None) -> Any:
 
 
 @pytest.fixture(scope="module")
-def backup_password() -> str:
-    return make_password()
-
-
-@pytest.fixture(scope="module")
 def source(
     tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str], backup_password: str
 ) -> Iterator[LiveDeployment]:
-    live = _start(tmp_path_factory.mktemp("source"), passwords, backup_password)
-    try:
+    with backup_deployment(tmp_path_factory.mktemp("source"), passwords, backup_password) as live:
         redis_data.populate(_db(live))
         wait_replicated(live)
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")
 def target(
     tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str], backup_password: str
 ) -> Iterator[LiveDeployment]:
-    live = _start(tmp_path_factory.mktemp("target"), passwords, backup_password)
-    try:
+    with backup_deployment(tmp_path_factory.mktemp("target"), passwords, backup_password) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")
@@ -178,71 +150,71 @@ def _copy_backup(store: Path, backup_id: str, new_id: str) -> Path:
     return store / new_id
 
 
-def _marked(live: LiveDeployment) -> dict[Any, Any]:
-    _db(live)(0).set("marker", "still here")
-    return redis_data.snapshot(_db(live), (0, 1, 3, 5))
+@contextmanager
+def _copy_to_spoil(target: LiveDeployment, store: Path, taken: dict[str, Any], new_id: str) -> Iterator[Path]:
+    """A copy of the taken backup under `new_id`, for a test to spoil and see refused.
+    A marker goes into the target first; once the test's refusals are through, the
+    target must hold what it held then (a refused restore flushes and writes nothing),
+    and the copy goes."""
+    _db(target)(0).set("marker", "still here")
+    before = redis_data.snapshot(_db(target), (0, 1, 3, 5))
+    copy = _copy_backup(store, taken["manifest"].id, new_id)
+    yield copy
+    assert redis_data.same_contents(before, redis_data.snapshot(_db(target), (0, 1, 3, 5)), 5000) == []
+    shutil.rmtree(copy)
 
 
 def test_a_tampered_byte_is_refused_and_nothing_changes(
     target: LiveDeployment, taken: dict[str, Any], store: Path, backup_password: str, tmp_path: Path
 ) -> None:
     config = _config(target, tmp_path, backup_password, store)
-    before = _marked(target)
-    copy = _copy_backup(store, taken["manifest"].id, "20000101T000000Z")
-    rdb_path = copy / taken["manifest"].files[0].name
-    data = bytearray(rdb_path.read_bytes())
-    data[len(data) // 3] ^= 0x20
-    rdb_path.write_bytes(bytes(data))
-    with pytest.raises(Refused, match="sha256"):
-        restore(config, "20000101T000000Z", target.passwords["admin"])
-    # Resealed (sha256 and size match), the file still fails its own CRC-64 walk.
-    reseal_manifest(store, "20000101T000000Z", rdb_path.name)
-    with pytest.raises(Refused, match="does not parse"):
-        restore(config, "20000101T000000Z", target.passwords["admin"])
-    assert redis_data.same_contents(before, redis_data.snapshot(_db(target), (0, 1, 3, 5)), 5000) == []
-    shutil.rmtree(copy)
+    with _copy_to_spoil(target, store, taken, "20000101T000000Z") as copy:
+        rdb_path = copy / taken["manifest"].files[0].name
+        data = bytearray(rdb_path.read_bytes())
+        data[len(data) // 3] ^= 0x20
+        rdb_path.write_bytes(bytes(data))
+        with pytest.raises(Refused, match="sha256"):
+            restore(config, "20000101T000000Z", target.passwords["admin"])
+        # Resealed (sha256 and size match), the file still fails its own CRC-64 walk.
+        reseal_manifest(store, "20000101T000000Z", rdb_path.name)
+        with pytest.raises(Refused, match="does not parse"):
+            restore(config, "20000101T000000Z", target.passwords["admin"])
 
 
 def test_a_backup_of_a_newer_redis_is_refused_and_nothing_changes(
     target: LiveDeployment, taken: dict[str, Any], store: Path, backup_password: str, tmp_path: Path
 ) -> None:
     config = _config(target, tmp_path, backup_password, store)
-    before = _marked(target)
-    copy = _copy_backup(store, taken["manifest"].id, "20000101T000001Z")
-    entry = taken["manifest"].files[0]
-    version = entry.redis_version.encode()
-    newer = b"7.9" + version[3:]
-    rewrite_rdb(
-        copy / entry.name,
-        b"\x09redis-ver" + bytes((len(version),)) + version,
-        b"\x09redis-ver" + bytes((len(newer),)) + newer,
-    )
-    reseal_manifest(store, "20000101T000001Z", entry.name, redisVersion=newer.decode())
-    with pytest.raises(Refused, match="newer than"):
-        restore(config, "20000101T000001Z", target.passwords["admin"])
-    assert redis_data.same_contents(before, redis_data.snapshot(_db(target), (0, 1, 3, 5)), 5000) == []
-    shutil.rmtree(copy)
+    with _copy_to_spoil(target, store, taken, "20000101T000001Z") as copy:
+        entry = taken["manifest"].files[0]
+        version = entry.redis_version.encode()
+        newer = b"7.9" + version[3:]
+        rewrite_rdb(
+            copy / entry.name,
+            b"\x09redis-ver" + bytes((len(version),)) + version,
+            b"\x09redis-ver" + bytes((len(newer),)) + newer,
+        )
+        reseal_manifest(store, "20000101T000001Z", entry.name, redisVersion=newer.decode())
+        with pytest.raises(Refused, match="newer than"):
+            restore(config, "20000101T000001Z", target.passwords["admin"])
 
 
 def test_a_missing_manifest_or_another_topology_is_refused(
     target: LiveDeployment, taken: dict[str, Any], store: Path, backup_password: str, tmp_path: Path
 ) -> None:
     config = _config(target, tmp_path, backup_password, store)
-    before = _marked(target)
-    copy = _copy_backup(store, taken["manifest"].id, "20000101T000002Z")
-    manifest = json.loads((copy / MANIFEST).read_text())
-    manifest["topology"] = "cluster"
-    (copy / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(Refused, match="cluster deployment"):
-        restore(config, "20000101T000002Z", target.passwords["admin"])
-    (copy / MANIFEST).unlink()
-    with pytest.raises(Refused, match="no manifest"):
-        restore(config, "20000101T000002Z", target.passwords["admin"])
-    (copy / MANIFEST).write_text("{not json")
-    with pytest.raises(Refused, match="unreadable"):
-        restore(config, "20000101T000002Z", target.passwords["admin"])
-    assert redis_data.same_contents(before, redis_data.snapshot(_db(target), (0, 1, 3, 5)), 5000) == []
-    shutil.rmtree(copy)
+    with _copy_to_spoil(target, store, taken, "20000101T000002Z") as copy:
+        manifest = json.loads((copy / MANIFEST).read_text())
+        manifest["topology"] = "cluster"
+        (copy / MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(Refused, match="cluster deployment"):
+            restore(config, "20000101T000002Z", target.passwords["admin"])
+        (copy / MANIFEST).unlink()
+        with pytest.raises(Refused, match="no manifest"):
+            restore(config, "20000101T000002Z", target.passwords["admin"])
+        (copy / MANIFEST).write_text("{not json")
+        with pytest.raises(Refused, match="unreadable"):
+            restore(config, "20000101T000002Z", target.passwords["admin"])
 
 
 def test_keys_expired_since_the_backup_are_skipped(
@@ -287,8 +259,7 @@ def test_the_cli_refuses_with_exit_code_2_and_restores_with_0(
 def test_no_replica_is_refused_unless_the_master_is_allowed(
     tmp_path: Path, passwords: dict[str, str], backup_password: str
 ) -> None:
-    live = _start(tmp_path / "lone", passwords, backup_password, replica=False)
-    try:
+    with backup_deployment(tmp_path / "lone", passwords, backup_password, replica=False) as live:
         store = tmp_path / "store"
         with pytest.raises(Refused, match="no replica"):
             take_backup(_config(live, tmp_path / "a", backup_password, store))
@@ -298,8 +269,6 @@ def test_no_replica_is_refused_unless_the_master_is_allowed(
         manifest = take_backup({**raw, "allowMaster": True})
         assert manifest.files[0].source["role"] == "master"
         assert manifest.to_dict()["files"][0]["source"]["role"] == "master"
-    finally:
-        live.stop()
 
 
 def test_the_schedule_takes_and_prunes_and_logs_json_lines(
@@ -333,15 +302,15 @@ def test_two_replicas_the_backup_skips_a_dead_one_and_the_restore_waits_for_both
     the Sentinels, the engine and the test log in as."""
     from tests.support.redis_servers import BareRedis
 
-    live = _start(tmp_path / "two", passwords, backup_password)
-    extra = None
-    try:
+    with ExitStack() as cleanup:
+        live = cleanup.enter_context(backup_deployment(tmp_path / "two", passwords, backup_password))
         extra = BareRedis(
             tmp_path / "replica-2",
             f"replicaof 127.0.0.1 {live.master.port}",
             "masteruser replica",
             f"masterauth {passwords['replica']}",
         )
+        cleanup.callback(extra.stop)  # stopped first: the stack unwinds last in, first out
         plain = extra.client()
         for user in ("admin", "sentinel"):
             plain.execute_command("ACL", "SETUSER", user, "reset", "on", f">{passwords[user]}", "~*", "&*", "+@all")
@@ -388,7 +357,3 @@ def test_two_replicas_the_backup_skips_a_dead_one_and_the_restore_waits_for_both
 
         for node_db in (_db(live), _db(live, live.replica), on_second):
             assert redis_data.same_contents(expected, redis_data.snapshot(node_db, (0, 2))) == []
-    finally:
-        if extra is not None:
-            extra.stop()
-        live.stop()
