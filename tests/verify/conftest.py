@@ -17,6 +17,7 @@ import pytest
 # once installed (pytest imports it under whichever name its __init__.py files give).
 from . import faults
 from .access import Node, Outputs, Redactor
+from .celery_runtime import CeleryRuntime, Worker, celery_runtime
 from .topology_state import LiveState, wait_healthy
 
 
@@ -162,3 +163,24 @@ def live(outputs: Outputs, redis_nodes: list[Node], sentinels: list[Node]) -> It
     for node in [*redis_nodes, *sentinels]:
         faults.start(node)  # a no-op for running nodes
     wait_healthy(outputs, redis_nodes, sentinels, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def runtime(outputs: Outputs) -> Iterator[CeleryRuntime]:
+    """Where the Celery producer and worker of a module's cases run (celery_runtime.py),
+    shared by test_app_celery.py and test_app_failover.py. After the module, what its
+    run left in Redis is removed, and the runtime is closed even if that fails."""
+    runtime = celery_runtime(outputs)
+    try:
+        yield runtime
+        runtime.cleanup()
+    finally:
+        runtime.close()
+
+
+@pytest.fixture(scope="module")
+def worker(runtime: CeleryRuntime) -> Iterator[Worker]:
+    """One Celery worker for all the cases of a module: in test_app_failover.py it has
+    to survive every drill of the module."""
+    with runtime.worker() as worker:
+        yield worker

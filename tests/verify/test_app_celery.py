@@ -6,28 +6,7 @@ production. See celery_runtime.py for where they run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from .access import Outputs
-from .celery_runtime import SEED_ROUTES, CeleryRuntime, Worker, assert_all_done, celery_runtime
-
-
-@pytest.fixture(scope="module")
-def runtime(outputs: Outputs) -> Iterator[CeleryRuntime]:
-    runtime = celery_runtime(outputs)
-    try:
-        yield runtime
-        runtime.cleanup()
-    finally:
-        runtime.close()
-
-
-@pytest.fixture(scope="module")
-def worker(runtime: CeleryRuntime) -> Iterator[Worker]:
-    with runtime.worker() as worker:
-        yield worker
+from .celery_runtime import SEED_ROUTES, CeleryRuntime, Worker, assert_all_done
 
 
 def test_app_celery_tasks_follow_the_seed_routes_and_return_results(runtime: CeleryRuntime, worker: Worker) -> None:

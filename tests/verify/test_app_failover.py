@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 from . import faults, use_cases
 from .access import Node, Outputs
-from .celery_runtime import CeleryRuntime, Worker, assert_all_done, celery_runtime
+from .celery_runtime import CeleryRuntime, Worker, assert_all_done
 from .clients import app_client
 from .topology_state import (
     LiveState,
@@ -29,23 +28,6 @@ from .topology_state import (
 )
 
 pytestmark = pytest.mark.destructive
-
-
-@pytest.fixture(scope="module")
-def runtime(outputs: Outputs) -> Iterator[CeleryRuntime]:
-    runtime = celery_runtime(outputs)
-    try:
-        yield runtime
-        runtime.cleanup()
-    finally:
-        runtime.close()
-
-
-@pytest.fixture(scope="module")
-def worker(runtime: CeleryRuntime) -> Iterator[Worker]:
-    # One worker for every drill of the module: it has to survive all of them.
-    with runtime.worker() as worker:
-        yield worker
 
 
 def _switchover(outputs: Outputs, sentinels: list[Node], live: LiveState) -> None:
