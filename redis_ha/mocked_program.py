@@ -36,8 +36,10 @@ from pulumi.runtime import settings as pulumi_settings
 from redis_ha import stack as program_stack
 
 PROJECT = "redis-ha"
-# The marker Pulumi's wire format puts on a secret value.
+# The marker Pulumi's wire format puts on a secret value, and the key it stands under
+# in the envelope that wraps the value.
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_KEY = "4dabf18193072939515e22adb298388d"
 
 
 @dataclass
@@ -114,7 +116,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def _unwrap(value: Any) -> Any:
     if isinstance(value, dict):
-        if value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG:
+        if value.get(SECRET_KEY) == SECRET_SIG:
             return _unwrap(value.get("value"))
         return {k: _unwrap(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components import backup_plan
-from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config
+from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -24,20 +24,6 @@ S3 = {
     "backupS3AccessKeyId": "Backup-Access-Key-Id-1",
     "backupS3SecretAccessKey": "Backup-Secret-Access-Key-1",
 }
-
-
-def _secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG
-
-
-def _plain(value: Any) -> str:
-    if _secret(value):
-        return ""
-    if isinstance(value, dict):
-        return " ".join(_plain(v) for v in value.values())
-    if isinstance(value, list):
-        return " ".join(_plain(v) for v in value)
-    return value if isinstance(value, str) else ""
 
 
 def _run(stack: str, **config: Any) -> ProgramRun:
@@ -83,7 +69,7 @@ def test_docker_worker_runs_the_schedule_as_the_redis_user(dev_volume: ProgramRu
     secret_files = sorted(f for f, u in files.items() if u.get("permissions") == "0600")
     assert secret_files == ["/etc/redis-ha/backup.password", "/etc/redis-ha/sentinel-client.password"]
     for f in secret_files:
-        assert _secret(worker.wire["uploads"][list(files).index(f)]["content"]), f
+        assert is_secret(worker.wire["uploads"][list(files).index(f)]["content"]), f
         assert files[f]["owner"] == "999"
     # Started after every node it backs up.
     depends = set(worker.dependencies)
@@ -100,7 +86,7 @@ def test_no_password_outside_a_secret(dev_volume: ProgramRun, prod_s3: ProgramRu
     for run in (dev_volume, prod_s3):
         secrets = set(run.passwords.values()) | {S3["backupS3AccessKeyId"], S3["backupS3SecretAccessKey"]}
         for r in run.resources:
-            plain = _plain(r.wire)
+            plain = " ".join(plain_strings(r.wire))
             assert not [s for s in secrets if s in plain], f"{r.type} {r.name}"
 
 
@@ -145,7 +131,7 @@ def test_kubernetes_cronjob_per_part(prod_s3: ProgramRun) -> None:
         assert config["target"]["prefix"] == f"redis-ha/{name.removesuffix('-backup')}"
         assert config["target"]["credentialsFile"] == "/etc/redis-ha/s3-credentials.json"
         secret = next(c for c in prod_s3.of_type(SECRET) if c.inputs["metadata"]["name"] == name)
-        assert _secret(secret.wire["stringData"])
+        assert is_secret(secret.wire["stringData"])
 
 
 def test_kubernetes_volume_target_mounts_the_users_claim() -> None:

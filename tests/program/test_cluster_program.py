@@ -24,7 +24,15 @@ from components.outputs import stack_passwords
 from components.program import build_plan, naming_for
 from components.settings import load_settings
 from components.topology import build_cluster_topology
-from tests.support.program import SECRET_SIG, ProgramRun, Registered, manifest, run_program, stack_config
+from tests.support.program import (
+    ProgramRun,
+    Registered,
+    is_secret,
+    manifest,
+    plain_strings,
+    run_program,
+    stack_config,
+)
 from tests.support.updates import run_update
 
 CONTAINER = "docker:index/container:Container"
@@ -38,7 +46,6 @@ JOB = "kubernetes:batch/v1:Job"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETWORKPOLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-SECRET_KEY = "4dabf18193072939515e22adb298388d"
 KUBERNETES_VERSION = latest_version()
 CLUSTER = {"topology": "cluster"}
 BOTH = {"topology": "both"}
@@ -95,21 +102,6 @@ def containers_of_kind(run: ProgramRun, kind: str) -> list[Registered]:
 
 def upload(container: Registered, path: str) -> str:
     return next(u["content"] for u in container.inputs["uploads"] if u["file"] == path)
-
-
-def plain_strings(value: Any) -> list[str]:
-    """Every string in a wire-format value that is NOT inside a secret."""
-    if isinstance(value, dict):
-        if value.get(SECRET_KEY) == SECRET_SIG:
-            return []
-        return [s for k, v in value.items() for s in [k, *plain_strings(v)]]
-    if isinstance(value, list):
-        return [s for v in value for s in plain_strings(v)]
-    return [value] if isinstance(value, str) else []
-
-
-def is_secret(wire_value: Any) -> bool:
-    return isinstance(wire_value, dict) and wire_value.get(SECRET_KEY) == SECRET_SIG
 
 
 def user_passwords(run: ProgramRun) -> dict[str, str]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 import pulumi
 import pytest
 
 from components.outputs import stack_passwords
-from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config, use_mocks
+from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config, use_mocks
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
@@ -153,31 +152,20 @@ def test_ports_are_published_on_loopback_only(dev: ProgramRun) -> None:
     assert all(p["ip"] == "127.0.0.1" for _, p in published), published
 
 
-def _plain_strings(value: Any) -> list[str]:
-    """Every string in a wire-format value that is NOT inside a secret."""
-    if isinstance(value, dict):
-        if value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG:
-            return []
-        return [s for v in value.values() for s in _plain_strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _plain_strings(v)]
-    return [value] if isinstance(value, str) else []
-
-
 def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> None:
     # admin, replica, sentinel, exporter, backup, sentinel-client, sentinel-exporter, 6 roles
     assert len(dev.passwords) == 13
     secrets = set(dev.passwords.values())
     secrets |= {hashlib.sha256(p.encode()).hexdigest() for p in dev.passwords.values()}
     for r in dev.resources:
-        plain = " ".join(_plain_strings(r.wire))
+        plain = " ".join(plain_strings(r.wire))
         leaked = [s for s in secrets if s in plain]
         assert not leaked, f"{r.type} {r.name} carries a password or its hash outside a secret"
     # and the config files that hold passwords were registered as secrets
     for c in _containers(dev, "redis") + _containers(dev, "sentinel") + _containers(dev, "secrets-writer"):
         for upload in c.wire["uploads"]:
             if not upload["file"].endswith(".sh"):
-                assert upload["content"].get("4dabf18193072939515e22adb298388d") == SECRET_SIG, upload["file"]
+                assert is_secret(upload["content"]), upload["file"]
 
 
 def test_outputs_describe_every_node_and_keep_passwords_secret(dev: ProgramRun) -> None:

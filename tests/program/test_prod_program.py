@@ -29,7 +29,7 @@ from components.program import build_plan, naming_for
 from components.settings import Settings, load_settings
 from components.topology import build_sentinel_topology
 from tests.support import program as support
-from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config, use_mocks
+from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config, use_mocks
 
 COMPONENT = "redis-ha:kubernetes:RedisHA"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -40,7 +40,6 @@ SECRET = "kubernetes:core/v1:Secret"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETWORKPOLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-SECRET_KEY = "4dabf18193072939515e22adb298388d"
 # The newest Kubernetes whose schemas the installed kubernetes-validate ships.
 KUBERNETES_VERSION = latest_version()
 TLS_OVERRIDES = {"tls": "true", "storageClass": "fast-ssd"}
@@ -131,21 +130,6 @@ def secret_values(run: ProgramRun) -> set[str]:
     values |= {hashlib.sha256(p.encode()).hexdigest() for p in run.passwords.values()}
     values |= {_pem("PRIVATE KEY", r.name) for r in run.of_type("tls:index/privateKey:PrivateKey")}
     return values
-
-
-def plain_strings(value: Any) -> list[str]:
-    """Every string in a wire-format value that is NOT inside a secret."""
-    if isinstance(value, dict):
-        if value.get(SECRET_KEY) == SECRET_SIG:
-            return []
-        return [s for k, v in value.items() for s in [k, *plain_strings(v)]]
-    if isinstance(value, list):
-        return [s for v in value for s in plain_strings(v)]
-    return [value] if isinstance(value, str) else []
-
-
-def is_secret(wire_value: Any) -> bool:
-    return isinstance(wire_value, dict) and wire_value.get(SECRET_KEY) == SECRET_SIG
 
 
 # --- the component and its children ---------------------------------------------------

@@ -21,7 +21,7 @@ import pulumi
 import pytest
 
 from components import security
-from tests.support.program import SECRET_SIG, ProgramRun, run_program, stack_config
+from tests.support.program import ProgramRun, plain_strings, run_program, stack_config
 from tests.support.updates import run_update
 
 CONTAINER = "docker:index/container:Container"
@@ -200,16 +200,6 @@ def test_a_settings_change_still_rolls_pods_and_replaces_containers() -> None:
             assert before[name].inputs != after[name].inputs, (stack, name)
 
 
-def _plain_strings(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        if value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG:
-            return []
-        return [s for v in value.values() for s in _plain_strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _plain_strings(v)]
-    return [value] if isinstance(value, str) else []
-
-
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_no_password_or_hash_outside_a_secret_in_any_phase(
     stack: str, dev_phases: list[ProgramRun], prod_phases: list[ProgramRun]
@@ -221,7 +211,7 @@ def test_no_password_or_hash_outside_a_secret_in_any_phase(
     values |= {hashlib.sha256(v.encode()).hexdigest() for v in list(values)}
     for run in runs:
         for r in run.resources:
-            plain = " ".join(_plain_strings(r.wire))
+            plain = " ".join(plain_strings(r.wire))
             assert not [v for v in values if v in plain], f"{r.type} {r.name} carries a secret in plain text"
         assert run.secret_outputs >= {"passwords"}
         for name in run.outputs:

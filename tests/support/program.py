@@ -20,6 +20,7 @@ import pytest
 from redis_ha import mocked_program
 from redis_ha.mocked_program import (
     PROJECT,
+    SECRET_KEY,
     SECRET_SIG,
     ProgramRun,
     Registered,
@@ -58,6 +59,23 @@ def manifest(resource: Registered) -> dict[str, Any]:
     return ints(resource.inputs)
 
 
+def is_secret(wire_value: Any) -> bool:
+    """Whether a wire-format value is a secret's envelope (registered as a secret)."""
+    return isinstance(wire_value, dict) and wire_value.get(SECRET_KEY) == SECRET_SIG
+
+
+def plain_strings(value: Any) -> list[str]:
+    """Every string in a wire-format value that is NOT inside a secret: dict keys as
+    well as values, so that a password leaked into a name is found too."""
+    if is_secret(value):
+        return []
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [k, *plain_strings(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in plain_strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
 def mock_pem(kind: str, name: str) -> str:
     """The recognisable PEM text mocked_tls_outputs gives resource `name`."""
     return f"-----BEGIN {kind}-----\nmock-{name}-{kind.lower().replace(' ', '-')}\n-----END {kind}-----\n"
@@ -88,6 +106,7 @@ __all__ = [
     "MAIN",
     "PROJECT",
     "ROOT",
+    "SECRET_KEY",
     "SECRET_SIG",
     "ProgramRun",
     "Registered",
@@ -95,9 +114,11 @@ __all__ = [
     "_RecordingMonitor",
     "_unwrap",
     "ints",
+    "is_secret",
     "manifest",
     "mock_pem",
     "mocked_tls_outputs",
+    "plain_strings",
     "run_program",
     "stack_config",
     "use_mocks",
