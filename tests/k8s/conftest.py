@@ -26,6 +26,8 @@ SCRIPTS = ROOT / "scripts" / "k8s"
 
 
 def _env_file(state: Path) -> dict[str, str]:
+    """What start.sh exported in `state`/env (K8S_API, KUBECONFIG, PATH, ...); shared
+    with tests/pulumi_engine, which starts its control plane with the same script."""
     values = {}
     for line in (state / "env").read_text().splitlines():
         if line.startswith("export ") and "=" in line:
@@ -43,6 +45,8 @@ def kubectl_env(state: Path) -> dict[str, str]:
 
 
 def _free_ports(n: int) -> list[int]:
+    """`n` free ports of 127.0.0.1 for start.sh, all different: each is held until
+    every one is bound, and released only then."""
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))

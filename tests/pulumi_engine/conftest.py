@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.k8s.api import Api
+
+# start.sh is the k8s suite's: its state dir is read, and its ports chosen, alike.
+from tests.k8s.conftest import _env_file, _free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PULUMI_SCRIPTS = ROOT / "scripts" / "pulumi"
@@ -58,25 +60,6 @@ def pulumi_bin() -> Path:
         names = ", ".join(missing)
         pytest.skip(f"the Pulumi engine is not built ({names} missing in {bin_dir}): run scripts/pulumi/build.sh")
     return bin_dir
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def _env_file(state: Path) -> dict[str, str]:
-    values = {}
-    for line in (state / "env").read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, _, value = line[len("export ") :].partition("=")
-            values[key] = value
-    return values
 
 
 @pytest.fixture(scope="session")
