@@ -3,7 +3,7 @@ names under their headless Services. Pure; nothing here creates a resource."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from components.plan import Layout
 from components.rendering import Paths
@@ -18,24 +18,15 @@ AUTH_DIR = "/run/redis-ha/auth"
 # mounted as a directory (no subPath), so the kubelet updates it in place when the
 # Secret changes, and the start scripts apply the change live.
 CONFIG_SOURCE_DIR = "/run/redis-ha/config"
+# The pods of both groups find their files in the same places; only where the start
+# script records the secrets it applied differs.
+_POD_PATHS = Paths(
+    conf_dir=CONF_DIR, data_dir=DATA_DIR, secrets_dir=CONFIG_SOURCE_DIR, per_node_files=True, sidecar_exporter=True
+)
 LAYOUT = Layout(
-    redis=Paths(
-        conf_dir=CONF_DIR,
-        data_dir=DATA_DIR,
-        secrets_dir=CONFIG_SOURCE_DIR,
-        per_node_files=True,
-        applied_file=f"{CONF_DIR}/secrets.applied",
-        sidecar_exporter=True,
-    ),
+    redis=replace(_POD_PATHS, applied_file=f"{CONF_DIR}/secrets.applied"),
     # Sentinel's state (the config it rewrites) lives on its own PersistentVolumeClaim.
-    sentinel=Paths(
-        conf_dir=CONF_DIR,
-        data_dir=DATA_DIR,
-        secrets_dir=CONFIG_SOURCE_DIR,
-        per_node_files=True,
-        applied_file=f"{DATA_DIR}/secrets.applied",
-        sidecar_exporter=True,
-    ),
+    sentinel=replace(_POD_PATHS, applied_file=f"{DATA_DIR}/secrets.applied"),
     scripts_dir=SCRIPTS_DIR,
     job_secrets_dir=AUTH_DIR,
 )
