@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Build the local Kubernetes binaries (control plane, kubelet, kube-proxy, kubectl)
-# etcd, CoreDNS and a pause (sandbox) binary from Go modules, into the cache named by versions.env.
+# etcd, CoreDNS, kube-router and a pause (sandbox) binary from Go modules, into the
+# cache named by versions.env.
 #
-# Idempotent: when the cache already holds every binary for the pinned versions it
-# prints one line and exits 0. Otherwise it builds from two small wrapper modules
-# generated in a temp dir:
+# Idempotent, part by part: each part (kubernetes, etcd, coredns, kube-router, pause)
+# has a stamp in the cache naming the version it was built at, so changing one pin in
+# versions.env rebuilds that part only; when every part is there it prints one line
+# and exits 0. Each part is built in a small wrapper module generated in a temp dir:
 #   - one requiring k8s.io/kubernetes at K8S_VERSION, with a `replace` line for each
 #     k8s.io/* staging module, read from kubernetes' own go.mod (its `=> ./staging/...`
 #     lines) and pointed at the published v0.<minor>.<patch> of that module;
 #   - one requiring go.etcd.io/etcd/server/v3 at ETCD_VERSION, whose main calls
-#     etcdmain.Main (what etcd's own main.go does).
+#     etcdmain.Main (what etcd's own main.go does);
+#   - CoreDNS' coremain with the plugins the node's Corefile uses;
+#   - kube-router's own command (github.com/cloudnativelabs/kube-router/v2/cmd/kube-router).
 # The go build cache (GOCACHE) and module cache are the usual ones, so a rebuild after
 # a cache wipe is fast. Any failure prints one line (module, version, error) and exits
 # non-zero; the full log stays in $K8S_CACHE/build.log.
@@ -21,47 +25,51 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 . "$HERE/versions.env"
 
-STAMP="$K8S_BIN/.versions"
-WANT_STAMP="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION coredns=$COREDNS_VERSION"
-
-have_all() {
-    [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] || return 1
+# part NAME VERSION BINARIES: the parts, what each is built at and what it leaves in K8S_BIN.
+PARTS=(
+    "kubernetes $K8S_VERSION kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy,kubectl"
+    "etcd $ETCD_VERSION etcd"
+    "coredns $COREDNS_VERSION coredns"
+    "kube-router $KUBE_ROUTER_VERSION kube-router"
+    "pause stdlib pause"
+)
+stamp() { echo "$K8S_BIN/.built-$1"; }
+# built NAME VERSION BINARIES: that part's stamp names VERSION and its binaries are there.
+built() {
     local b
-    for b in $K8S_BINARIES; do [ -x "$K8S_BIN/$b" ] || return 1; done
+    [ "${K8S_FORCE_BUILD:-0}" != 1 ] && [ "$(cat "$(stamp "$1")" 2>/dev/null)" = "$2" ] || return 1
+    for b in ${3//,/ }; do [ -x "$K8S_BIN/$b" ] || return 1; done
 }
-
-if [ "${K8S_FORCE_BUILD:-0}" != 1 ] && have_all; then
-    echo "k8s: binaries for kubernetes $K8S_VERSION, etcd $ETCD_VERSION, coredns $COREDNS_VERSION already in $K8S_BIN"
+# A cache from before the per-part stamps has one stamp for three parts.
+if [ -f "$K8S_BIN/.versions" ]; then
+    for kv in $(cat "$K8S_BIN/.versions"); do echo "${kv#*=}" >"$(stamp "${kv%%=*}")"; done
+    [ ! -x "$K8S_BIN/pause" ] || echo stdlib >"$(stamp pause)"
+    rm -f "$K8S_BIN/.versions"
+fi
+TODO=()
+for part in "${PARTS[@]}"; do
+    read -r name version binaries <<<"$part"
+    built "$name" "$version" "$binaries" || TODO+=("$name")
+done
+if [ ${#TODO[@]} -eq 0 ]; then
+    echo "k8s: binaries for kubernetes $K8S_VERSION, etcd $ETCD_VERSION, coredns $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION already in $K8S_BIN"
     exit 0
 fi
+todo() { [[ " ${TODO[*]} " == *" $1 "* ]]; }
 
 command -v go >/dev/null || { echo "k8s build: FAILED: go is not on PATH" >&2; exit 1; }
 mkdir -p "$K8S_BIN"
-LOG="$K8S_CACHE/build.log"
-: >"$LOG"
 WORK="$(mktemp -d)"
+mkdir -p "$WORK/out"
 trap 'rm -rf "$WORK"' EXIT
-
-export CGO_ENABLED=0 GOTOOLCHAIN="$K8S_GOTOOLCHAIN" GOWORK=off
-export GOFLAGS="-p=${K8S_BUILD_JOBS:-2} -buildvcs=false -mod=mod"
-GO=(nice -n 19 go)
-
-# mark: the log lines before this step; fail reads only what the step wrote after.
-LOG_MARK=0
-mark() { LOG_MARK="$(wc -l <"$LOG")"; }
-# fail MODULE VERSION: print one line naming the module and the step's first error; exit 1.
-fail() {
-    local err
-    err="$(tail -n +"$((LOG_MARK + 1))" "$LOG" | grep -vE '^go: (downloading|upgraded|added|finding) ' |
-        grep -m1 -iE 'error|cannot|undefined|not found|missing|invalid|unknown|go: ' || true)"
-    [ -n "$err" ] || err="$(tail -n1 "$LOG")"
-    echo "k8s build: FAILED $1@$2: $(echo "${err:-see $LOG}" | sed 's/^[[:space:]]*//') (log: $LOG)" >&2
-    exit 1
-}
+# shellcheck source=../gobuild.sh
+. "$HERE/../gobuild.sh"
+gobuild_init "k8s build" "$K8S_CACHE/build.log" "$K8S_GOTOOLCHAIN" "${K8S_BUILD_JOBS:-2}"
 
 start=$(date +%s)
+echo "k8s: building ${TODO[*]} into $K8S_BIN" >&2
 
-# --- kubernetes -------------------------------------------------------------------
+build_kubernetes() {
 KVER="$K8S_VERSION"
 STAGING_VER="v0.${KVER#v1.}"                          # v1.34.4 -> v0.34.4
 mkdir -p "$WORK/kube"
@@ -106,8 +114,10 @@ done
 mark
 "${GO[@]}" build -trimpath -ldflags "$LDFLAGS" -o "$WORK/out/" "${PKGS[@]}" >>"$LOG" 2>&1 ||
     fail k8s.io/kubernetes "$KVER"
+}
 
 # --- etcd -------------------------------------------------------------------------
+build_etcd() {
 mkdir -p "$WORK/etcd"
 cd "$WORK/etcd"
 cat >go.mod <<EOF
@@ -132,9 +142,11 @@ mark
 "${GO[@]}" mod tidy >>"$LOG" 2>&1 || fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/etcd" . >>"$LOG" 2>&1 ||
     fail go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+}
 
 # --- CoreDNS: coremain and the four plugins the node's Corefile uses (not the whole
 # plugin list of core/plugin, which pulls in every cloud provider's SDK).
+build_coredns() {
 mkdir -p "$WORK/coredns"
 cd "$WORK/coredns"
 printf 'module redis-ha.local/corednsbuild\n\ngo 1.24\n' >go.mod
@@ -158,9 +170,24 @@ mark
 "${GO[@]}" mod tidy >>"$LOG" 2>&1 || fail github.com/coredns/coredns "$COREDNS_VERSION"
 "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/coredns" . >>"$LOG" 2>&1 ||
     fail github.com/coredns/coredns "$COREDNS_VERSION"
+}
+
+# --- kube-router: its own main package, as its Makefile builds it (CGO off).
+build_kube_router() {
+mkdir -p "$WORK/kube-router"
+cd "$WORK/kube-router"
+printf 'module redis-ha.local/kuberouterbuild\n\ngo 1.24\n' >go.mod
+local pkg=github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+mark
+"${GO[@]}" get "$pkg@$KUBE_ROUTER_VERSION" >>"$LOG" 2>&1 ||
+    fail github.com/cloudnativelabs/kube-router/v2 "$KUBE_ROUTER_VERSION"
+"${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/kube-router" "$pkg" >>"$LOG" 2>&1 ||
+    fail github.com/cloudnativelabs/kube-router/v2 "$KUBE_ROUTER_VERSION"
+}
 
 # --- pause: the kubelet's sandbox image (a static binary; node.sh wraps it in an OCI
 # image for ctr). The standard library only: it waits for a signal and reaps children.
+build_pause() {
 mkdir -p "$WORK/pause"
 cd "$WORK/pause"
 printf 'module redis-ha.local/pause\n\ngo 1.24\n' >go.mod
@@ -192,10 +219,16 @@ func main() {
 EOF2
 mark
 "${GO[@]}" build -trimpath -ldflags "-s -w" -o "$WORK/out/pause" . >>"$LOG" 2>&1 || fail "pause (stdlib)" "$(go env GOVERSION)"
+}
 
-for b in $K8S_BINARIES; do
-    [ -x "$WORK/out/$b" ] || { echo "k8s build: FAILED: $b was not produced (see $LOG)" >&2; exit 1; }
-    mv -f "$WORK/out/$b" "$K8S_BIN/$b"
+for part in "${PARTS[@]}"; do
+    read -r name version binaries <<<"$part"
+    todo "$name" || continue
+    "build_${name//-/_}"
+    for b in ${binaries//,/ }; do
+        [ -x "$WORK/out/$b" ] || { echo "k8s build: FAILED: $b was not produced (see $LOG)" >&2; exit 1; }
+        mv -f "$WORK/out/$b" "$K8S_BIN/$b"
+    done
+    echo "$version" >"$(stamp "$name")"
 done
-echo "$WANT_STAMP" >"$STAMP"
-echo "k8s: built kubernetes $K8S_VERSION, etcd $ETCD_VERSION and coredns $COREDNS_VERSION in $(($(date +%s) - start))s into $K8S_BIN"
+echo "k8s: built ${TODO[*]} in $(($(date +%s) - start))s into $K8S_BIN (kubernetes $K8S_VERSION, etcd $ETCD_VERSION, coredns $COREDNS_VERSION, kube-router $KUBE_ROUTER_VERSION)"

@@ -4,8 +4,9 @@
 # containernetworking-plugins in /usr/lib/cni; no masquerading and no default route in
 # the pods, so pod traffic stays on this machine; their only routes are the Service
 # CIDR and the node's address), the kubelet registered as node $K8S_NODE_NAME on the
-# node address, kube-proxy (iptables), and CoreDNS on the node address for cluster.local
-# only. The sandbox image is the `pause` that build.sh compiles, imported with ctr (no
+# node address, kube-proxy (iptables), CoreDNS on the node address for cluster.local
+# only, and kube-router's network policy controller, which enforces NetworkPolicies on
+# the bridge (iptables chains KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*, and ipsets). The sandbox image is the `pause` that build.sh compiles, imported with ctr (no
 # registry here).
 # On failure the last line of its output says what failed; start.sh prints it.
 set -euo pipefail
@@ -26,16 +27,41 @@ KUBECTL=("$K8S_BIN/kubectl" --kubeconfig "$S/admin.kubeconfig")
 fail() { echo "$1" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || fail "$2"; }
 
+# grant USER: a ClusterRole named USER with the rules on stdin, bound to the user USER
+# (the CN of its client certificate, start.sh).
+grant() {
+    local rules
+    rules="$(cat)"
+    "${KUBECTL[@]}" apply -f - >>"$S/logs/kubectl.log" 2>&1 <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: $1}
+rules:
+$rules
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: $1}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: $1}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: $1}
+EOF
+}
+
 need containerd "containerd: not installed (apt-get install containerd)"
 need runc "runc: not installed (apt-get install runc)"
 [ -x /usr/lib/cni/bridge ] || fail "CNI: /usr/lib/cni/bridge missing (apt-get install containernetworking-plugins)"
 need iptables "kube-proxy: iptables not installed"
+need ipset "kube-router: ipset not installed (apt-get install ipset)"
+[ -x "$K8S_BIN/kube-router" ] || fail "kube-router: $K8S_BIN/kube-router missing (scripts/k8s/build.sh)"
 [ -x "$K8S_BIN/pause" ] || fail "pause: $K8S_BIN/pause missing (scripts/k8s/build.sh)"
 [ "$(id -u)" = 0 ] || fail "kubelet: needs root"
 
 mkdir -p "$CTRD"/{root,state,opt} "$S/cni/net.d" "$S/cni/ipam" "$S/kubelet"
 # Network namespaces that exist before: stop.sh removes only the ones made after.
 ls -d /run/netns/cni-* >"$S/netns.before" 2>/dev/null || true
+# Likewise the ipsets: stop.sh destroys only the ones made after (kube-router's).
+ipset list -n >"$S/ipsets.before" 2>"$S/logs/ipset.log" || fail "kube-router: ipset list failed: $(tail -n1 "$S/logs/ipset.log")"
 echo "$BRIDGE" >"$S/cni.bridge"
 # containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever its state dir:
 # if /run/containerd is new, stop.sh removes what is left of it (empty dirs only).
@@ -204,24 +230,13 @@ launch kube-proxy "$K8S_BIN/kube-proxy" --config "$S/kube-proxy.yaml"
 # --- CoreDNS --------------------------------------------------------------------------
 # The pods' cluster DNS, on the node's address: cluster.local from the apiserver (its
 # own read-only user), and REFUSED for every other name (no forwarding anywhere).
-"${KUBECTL[@]}" apply -f - >>"$S/logs/kubectl.log" 2>&1 <<EOF || fail "coredns: RBAC apply failed: $(tail -n1 "$S/logs/kubectl.log")"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: redis-ha-coredns}
-rules:
+grant redis-ha-coredns <<'EOF' || fail "coredns: RBAC apply failed: $(tail -n1 "$S/logs/kubectl.log")"
 - apiGroups: [""]
   resources: [endpoints, services, pods, namespaces]
   verbs: [list, watch]
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: redis-ha-coredns}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: redis-ha-coredns}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: redis-ha-coredns}
 EOF
 cat >"$S/Corefile" <<EOF
 cluster.local:53 {
@@ -251,3 +266,34 @@ for _ in $(seq 90); do
 done
 [ "$ready" = True ] || fail "kubelet: node $K8S_NODE_NAME not Ready after 90s: $("${KUBECTL[@]}" get node "$K8S_NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].message}' 2>&1 || grep -E '^E' "$S/logs/kubelet.log" | tail -n1)"
 alive kube-proxy || fail "kube-proxy: exited: $(grep -E '^E|error' "$S/logs/kube-proxy.log" | tail -n1)"
+
+# --- kube-router: NetworkPolicy enforcement -------------------------------------------
+# Only its firewall: no BGP routing (one node, the bridge routes), no service proxy
+# (kube-proxy's). It reads pods, namespaces and policies, and writes iptables rules in
+# the filter table that send bridged traffic to a pod through that pod's policy chain
+# (REJECT unless a rule of a policy selecting it admits the source); traffic from the
+# node itself (the kubelet, host-side clients) is always admitted, as on every node
+# kube-router runs on. Started once the node exists: it reads its InternalIP at start.
+grant redis-ha-kube-router <<'EOF' || fail "kube-router: RBAC apply failed: $(tail -n1 "$S/logs/kubectl.log")"
+- apiGroups: [""]
+  resources: [pods, namespaces, nodes, services, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+EOF
+NODE_NAME="$K8S_NODE_NAME" launch kube-router "$K8S_BIN/kube-router" \
+    --kubeconfig "$S/kube-router.kubeconfig" --hostname-override "$K8S_NODE_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --service-cluster-ip-range "$K8S_SERVICE_CIDR" --health-port 0 --metrics-port 0
+# Enforcing once its jump is the first rule of FORWARD, ahead of the bridge rule above.
+forward_first() { iptables -w -S FORWARD 2>/dev/null | sed -n 2p | grep -q -- "-j KUBE-ROUTER-FORWARD"; }
+for _ in $(seq 60); do
+    forward_first && break
+    alive kube-router || fail "kube-router: exited: $(grep -E '^[EF][0-9]|error|fail' "$S/logs/kube-router.log" | tail -n1)"
+    sleep 1
+done
+forward_first || fail "kube-router: its FORWARD jump is not the first rule after 60s: $(tail -n1 "$S/logs/kube-router.log")"

@@ -8,7 +8,8 @@
 # Stage 2, the node (may fail without failing the script): a private containerd (its
 # own socket, root and state under the state dir, so a Docker engine's containerd is
 # left alone) with the CRI plugin, a CNI bridge (Debian's containernetworking-plugins),
-# the kubelet registered as a node, and kube-proxy. If it cannot work here, one line
+# the kubelet registered as a node, kube-proxy, CoreDNS and kube-router's network
+# policy controller. If it cannot work here, one line
 # says what failed, and the control plane keeps running. K8S_NODE=0 skips stage 2.
 #
 # Everything started is recorded under the state dir; stop.sh ends it. The env file
@@ -66,6 +67,8 @@ cert kubelet "/O=system:nodes/CN=system:node:$K8S_NODE_NAME" "IP:$K8S_NODE_IP,IP
 cert kube-proxy "/CN=system:kube-proxy"
 # CoreDNS (node.sh): a user of its own, bound to a read-only ClusterRole there.
 cert coredns "/CN=redis-ha-coredns"
+# kube-router's network policy controller (node.sh): likewise, read-only.
+cert kube-router "/CN=redis-ha-kube-router"
 openssl_quiet genrsa -out "$PKI/sa.key" 2048
 openssl_quiet rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
 
@@ -96,6 +99,7 @@ kubeconfig scheduler scheduler
 kubeconfig kubelet kubelet
 kubeconfig kube-proxy kube-proxy
 kubeconfig coredns coredns
+kubeconfig kube-router kube-router
 cat >"$S/env" <<EOF
 export KUBECONFIG=$S/admin.kubeconfig
 export K8S_API=$K8S_API
@@ -175,7 +179,7 @@ if [ "${K8S_NODE:-1}" = 0 ]; then
     exit 0
 fi
 if msg="$(bash "$HERE/node.sh" 2>&1)"; then
-    echo "k8s: node $K8S_NODE_NAME ready (containerd, CNI bridge, kubelet, kube-proxy)"
+    echo "k8s: node $K8S_NODE_NAME ready (containerd, CNI bridge, kubelet, kube-proxy, CoreDNS, kube-router network policies)"
 else
     echo "k8s: node stage FAILED (control plane still running): $(printf '%s\n' "$msg" | tail -n1)"
 fi

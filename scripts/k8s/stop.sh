@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop everything start.sh (and node.sh) started, unmount what they mounted, remove the
-# CNI bridge, kube-proxy's iptables chains and the kubelet's pod cgroups, and delete
+# CNI bridge, kube-proxy's and kube-router's iptables chains, kube-router's ipsets and
+# the kubelet's pod cgroups, and delete
 # the state dir. Only processes recorded in the state dir (and the containerd shims
 # and pod processes of that private containerd) are ended, each by its pid.
 set -uo pipefail
@@ -70,6 +71,28 @@ kubelet_chains_cleanup() {
     done
 }
 
+# kube-router's filter chains: the jumps into them from the built-in chains first, then
+# the chains themselves (flushed, so that none is still referenced, then deleted).
+KUBE_ROUTER_CHAINS='^KUBE-(ROUTER-|POD-FW-|NWPLCY-)'
+kube_router_cleanup() {
+    local rule chain
+    iptables -w -S 2>/dev/null | grep -E -- "^-A (INPUT|FORWARD|OUTPUT) .*-j KUBE-ROUTER-" | sed 's/^-A /-D /' |
+        while read -r rule; do
+            # shellcheck disable=SC2086 # the rule is a word list
+            eval iptables -w $rule 2>/dev/null
+        done
+    mapfile -t chains < <(iptables -w -S 2>/dev/null | sed -n 's/^-N //p' | grep -E "$KUBE_ROUTER_CHAINS")
+    for chain in "${chains[@]}"; do iptables -w -F "$chain" 2>/dev/null; done
+    for chain in "${chains[@]}"; do iptables -w -X "$chain" 2>/dev/null; done
+    if [ -f "$S/ipsets.before" ]; then
+        for set in $(ipset list -n 2>/dev/null); do
+            grep -qxF "$set" "$S/ipsets.before" || ipset destroy "$set" 2>/dev/null
+        done
+    fi
+}
+
+stop_named kube-router
+[ ! -f "$S/pids/kube-router.pid" ] || kube_router_cleanup
 stop_named coredns kube-proxy
 if [ -f "$S/kube-proxy.yaml" ] && [ -x "$K8S_BIN/kube-proxy" ]; then
     "$K8S_BIN/kube-proxy" --cleanup --config "$S/kube-proxy.yaml" >>"$S/logs/kube-proxy-cleanup.log" 2>&1 || true
@@ -143,6 +166,13 @@ for f in node.iface cni.bridge; do
 done
 if [ -f "$S/forward.bridge" ] && iptables -w -S FORWARD 2>/dev/null | grep -qF "redis-ha-k8s: pod to pod on $(cat "$S/forward.bridge")"; then
     links+=" (FORWARD rule for $(cat "$S/forward.bridge"))"
+fi
+if [ -f "$S/pids/kube-router.pid" ]; then
+    n="$(iptables -w -S 2>/dev/null | sed -n 's/^-N //p' | grep -cE "$KUBE_ROUTER_CHAINS")"
+    [ "$n" -eq 0 ] || links+=" ($n kube-router chains)"
+    n=0
+    for set in $(ipset list -n 2>/dev/null); do grep -qxF "$set" "$S/ipsets.before" 2>/dev/null || n=$((n + 1)); done
+    [ "$n" -eq 0 ] || links+=" ($n kube-router ipsets)"
 fi
 rm -rf "$S" 2>/dev/null
 if [ "$left" -ne 0 ] || [ "$running" -ne 0 ] || [ -e "$S" ] || [ -n "$links" ]; then

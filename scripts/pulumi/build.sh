@@ -39,26 +39,11 @@ fi
 command -v go >/dev/null || { echo "pulumi build: FAILED: go is not on PATH" >&2; exit 1; }
 mkdir -p "$PULUMI_BIN"
 rm -f "$STAMP"
-LOG="$PULUMI_CACHE/build.log"
-: >"$LOG"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-
-export CGO_ENABLED=0 GOTOOLCHAIN="$PULUMI_GOTOOLCHAIN" GOWORK=off
-export GOFLAGS="-p=${PULUMI_BUILD_JOBS:-2} -buildvcs=false -mod=mod"
-GO=(nice -n 19 go)
-
-LOG_MARK=0
-mark() { LOG_MARK="$(wc -l <"$LOG")"; }
-# fail MODULE VERSION: one line naming the module and the step's first error; exit 1.
-fail() {
-    local err
-    err="$(tail -n +"$((LOG_MARK + 1))" "$LOG" | grep -vE '^go: (downloading|upgraded|added|finding) ' |
-        grep -m1 -iE 'error|cannot|undefined|not found|missing|invalid|unknown|forbidden|go: ' || true)"
-    [ -n "$err" ] || err="$(tail -n1 "$LOG")"
-    echo "pulumi build: FAILED $1@$2: $(echo "${err:-see $LOG}" | sed 's/^[[:space:]]*//') (log: $LOG)" >&2
-    exit 1
-}
+# shellcheck source=../gobuild.sh
+. "$HERE/../gobuild.sh"
+gobuild_init "pulumi build" "$PULUMI_CACHE/build.log" "$PULUMI_GOTOOLCHAIN" "${PULUMI_BUILD_JOBS:-2}"
 
 # wrapper NAME MODULE VERSION: a wrapper module in $WORK/NAME requiring MODULE@VERSION,
 # with MODULE's go directive, godebug lines and replaces onto published modules.

@@ -8,7 +8,8 @@ ok on every node with all 16384 slots served exactly once by 3 masters with a re
 each. The drill: one master pod deleted while a cluster-aware client on the host
 writes (it resolves the announced hostnames through CoreDNS, tests/k8s/cluster_dns.py);
 its replica takes over, the pod comes back from its volume (nodes.conf) as a replica
-of the new master, and every acknowledged write is read back.
+of the new master, and every acknowledged write is read back. And the NetworkPolicy:
+probe pods reach the client port with the client label only, and the bus never.
 
 Skipped when the cluster has no Ready node.
 """
@@ -27,6 +28,7 @@ import redis
 
 from tests.k8s.api import Api, ApiError, wait_for
 from tests.k8s.deployment import DeployError, Stack, deployed, statefulset_awaited, uid_of
+from tests.k8s.netpol import client_label, container_ports, pod_ips, probes
 from tests.k8s.test_node import ready_nodes
 from tests.verify.access import Node, Outputs
 from tests.verify.cluster_access import (
@@ -90,6 +92,21 @@ def test_cluster_state_is_ok_with_every_slot_served_once(stack: Stack) -> None:
         info = cluster_info(node)
         assert info["cluster_state"] == "ok" and info["cluster_slots_ok"] == str(SLOTS), (node.name, info)
         assert info["cluster_known_nodes"] == "6", (node.name, info)
+
+
+def test_a_client_labelled_pod_reaches_the_client_port_and_no_pod_outside_reaches_the_bus(stack: Stack) -> None:
+    """The NetworkPolicy (enforced by the node's kube-router): the client port is open to
+    pods with the client label, the cluster bus to the cluster's own pods only. So a
+    client-labelled pod of the namespace reaches every node's client port and none's bus
+    port, and an unlabelled pod reaches neither."""
+    pods = {"client": (stack.namespace, client_label(stack)), "plain": (stack.namespace, {})}
+    with probes(stack.api, stack, pods) as running:
+        ips, ports = pod_ips(stack, "cluster"), container_ports(stack, "cluster")
+        client, bus = ports["redis"], ports["cluster-bus"]
+        for name, client_port in (("client", "reached"), ("plain", "refused")):
+            seen = {f"{ip}:{port}": running[name].connect(ip, port) for ip in ips for port in (client, bus)}
+            expected = {target: (client_port if target.endswith(f":{client}") else "refused") for target in seen}
+            assert seen == expected, (name, seen)
 
 
 # --- a shard failover under a cluster client ------------------------------------------

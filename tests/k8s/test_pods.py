@@ -12,7 +12,9 @@ Sentinel per node) becomes preferred (on_one_node). Then
 the test awaits the workloads as pulumi-kubernetes does and checks, through `kubectl
 exec`, replication and Sentinel agreement; runs the verification suite
 (tests/verify, `redis-ha-verify`) against `kubectl://` hosts; and drills: the master
-pod deleted, a rolling restart under two writers, an eviction the PDB refuses.
+pod deleted, a rolling restart under two writers, an eviction the PDB refuses. And the
+NetworkPolicies, enforced by the node's kube-router: probe pods with and without the
+client label, in this namespace and another, reach what the policies admit only.
 
 Host processes (the drill's writers, the verification suite's Sentinel-aware clients)
 resolve the hostnames Sentinel announces through the node's CoreDNS
@@ -55,7 +57,9 @@ from tests.k8s.deployment import (
     uid_of,
     wait_replaced,
 )
+from tests.k8s.netpol import Probe, client_label, container_ports, pod_ips, probes
 from tests.k8s.test_node import ready_nodes
+from tests.k8s.test_server_side_apply import create_restricted_namespace, delete_namespace
 from tests.verify.drill import Drill
 
 pytestmark = pytest.mark.k8s
@@ -153,6 +157,78 @@ def test_the_verification_suite_passes_through_kubectl(stack: Stack) -> None:
     print(result.stderr[-2000:])
     assert result.returncode == 0, result.stdout[-4000:]
     assert "properties hold, 0 do not" in result.stdout
+
+
+# --- NetworkPolicies, enforced by the node's kube-router (tests/k8s/netpol.py) -------------
+
+
+@pytest.fixture(scope="module")
+def outsider_namespace(stack: Stack) -> Iterator[str]:
+    """A second restricted namespace of this test run, for pods of another application."""
+    namespace = f"{stack.namespace}-out"
+    create_restricted_namespace(stack.api, namespace)
+    yield namespace
+    delete_namespace(stack.api, namespace)
+
+
+@pytest.fixture(scope="module")
+def probe_pods(stack: Stack, outsider_namespace: str) -> Iterator[dict[str, Probe]]:
+    label = client_label(stack)
+    pods = {
+        "same-namespace": (stack.namespace, {}),
+        "outsider": (outsider_namespace, {}),
+        "client": (outsider_namespace, label),
+    }
+    with probes(stack.api, stack, pods) as running:
+        yield running
+
+
+def reachability(stack: Stack, probe: Probe) -> dict[str, str]:
+    """What `probe` reaches: every Redis pod's client port and the exporter's metrics
+    port there, and every Sentinel's port."""
+    redis, sentinel = container_ports(stack, "redis"), container_ports(stack, "sentinel")
+    out = {}
+    for ip in pod_ips(stack, "redis"):
+        for port in (redis["redis"], redis["metrics"]):
+            out[f"{ip}:{port}"] = probe.connect(ip, port)
+    for ip in pod_ips(stack, "sentinel"):
+        out[f"{ip}:{sentinel['sentinel']}"] = probe.connect(ip, sentinel["sentinel"])
+    return out
+
+
+def test_pods_without_the_client_label_cannot_reach_redis_or_sentinel(
+    stack: Stack, probe_pods: dict[str, Probe]
+) -> None:
+    """Neither a pod of the deployment's own namespace nor one of another namespace,
+    without the client label, gets a connection to a Redis or Sentinel port. The first
+    still reaches the exporters (scraping is open to the namespace), which shows the
+    network path is there and only the policy refuses; the second does not."""
+    metrics = container_ports(stack, "redis")["metrics"]
+    for name, exporter in (("same-namespace", "reached"), ("outsider", "refused")):
+        seen = reachability(stack, probe_pods[name])
+        expected = {target: (exporter if target.endswith(f":{metrics}") else "refused") for target in seen}
+        assert seen == expected, (name, seen)
+
+
+def test_a_client_labelled_pod_of_another_namespace_reaches_redis_and_sentinel(
+    stack: Stack, probe_pods: dict[str, Probe]
+) -> None:
+    seen = reachability(stack, probe_pods["client"])
+    metrics = container_ports(stack, "redis")["metrics"]
+    expected = {target: ("refused" if target.endswith(f":{metrics}") else "reached") for target in seen}
+    assert seen == expected, seen
+
+
+def test_the_policy_follows_the_label_of_a_running_pod(stack: Stack, probe_pods: dict[str, Probe]) -> None:
+    """The outsider pod, once given the client label, is let through (kube-router
+    reacts to the pod update); without it again, refused again."""
+    probe, target, port = probe_pods["outsider"], pod_ips(stack, "redis")[0], container_ports(stack, "redis")["redis"]
+    assert probe.connect(target, port) == "refused"
+    label = client_label(stack)
+    probe.label(dict(label))
+    wait_for("the labelled outsider to reach Redis", lambda: probe.connect(target, port) == "reached", timeout=60)
+    probe.label({key: None for key in label})
+    wait_for("the unlabelled outsider to be refused", lambda: probe.connect(target, port) == "refused", timeout=60)
 
 
 # --- drills through Kubernetes ---------------------------------------------------------
