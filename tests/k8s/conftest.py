@@ -23,6 +23,8 @@ from tests.k8s.api import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "k8s"
+# start.sh's one line when its node stage was asked for and failed (what failed, and why).
+NODE_STAGE_FAILURE: list[str] = []
 
 
 def _env_file(state: Path) -> dict[str, str]:
@@ -85,6 +87,7 @@ def k8s() -> Iterator[Api]:
     try:
         out = _run("start.sh", env)
         print(out)
+        NODE_STAGE_FAILURE[:] = [line for line in out.splitlines() if "node stage FAILED" in line]
         api = Api(_env_file(state)["K8S_API"], state)
         yield api
     finally:

@@ -29,7 +29,7 @@ import redis
 from tests.k8s.api import Api, ApiError, wait_for
 from tests.k8s.deployment import DeployError, Stack, deployed, statefulset_awaited, uid_of
 from tests.k8s.netpol import client_label, container_ports, pod_ips, probes
-from tests.k8s.test_node import ready_nodes
+from tests.k8s.test_node import require_node
 from tests.verify.access import Node, Outputs
 from tests.verify.cluster_access import (
     SLOTS,
@@ -48,8 +48,7 @@ CLUSTER = {"topology": "cluster"}
 
 @pytest.fixture(scope="module")
 def stack(k8s: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not ready_nodes(k8s):
-        pytest.skip("no Ready node: start.sh ran without its node stage (REDIS_HA_K8S_NODE=1 runs it)")
+    require_node(k8s)
     forget_node_ids()
     try:
         with deployed(k8s, tmp_path_factory.mktemp("k8s-cluster"), variant=CLUSTER, prefix="rh-cluster") as s:

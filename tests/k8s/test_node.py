@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.k8s.api import Api, wait_for
+from tests.k8s.conftest import NODE_STAGE_FAILURE
 from tests.k8s.test_server_side_apply import create_restricted_namespace, delete_namespace
 
 pytestmark = pytest.mark.k8s
@@ -34,10 +35,19 @@ def ready_nodes(api: Api) -> list[str]:
     ]
 
 
+def require_node(api: Api) -> None:
+    """Skip unless the cluster has a Ready node, saying why it has none: start.sh's line
+    when its node stage failed, or that it was not asked for."""
+    if ready_nodes(api):
+        return
+    if NODE_STAGE_FAILURE:
+        pytest.skip(f"no Ready node: {NODE_STAGE_FAILURE[0]}")
+    pytest.skip("no Ready node: start.sh ran without its node stage (REDIS_HA_K8S_NODE=1 runs it)")
+
+
 @pytest.fixture(scope="module")
 def node_namespace(k8s: Api) -> Iterator[str]:
-    if not ready_nodes(k8s):
-        pytest.skip("no Ready node: start.sh ran without its node stage (REDIS_HA_K8S_NODE=1 runs it)")
+    require_node(k8s)
     namespace = f"rh-node-{secrets.token_hex(3)}"
     create_restricted_namespace(k8s, namespace)
     yield namespace

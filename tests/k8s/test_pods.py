@@ -58,7 +58,7 @@ from tests.k8s.deployment import (
     wait_replaced,
 )
 from tests.k8s.netpol import Probe, client_label, container_ports, pod_ips, probes
-from tests.k8s.test_node import ready_nodes
+from tests.k8s.test_node import require_node
 from tests.k8s.test_server_side_apply import create_restricted_namespace, delete_namespace
 from tests.verify.drill import Drill
 
@@ -73,8 +73,7 @@ VERIFY_PLUGIN = ["-p", "tests.k8s.cluster_dns"]
 
 @pytest.fixture(scope="module")
 def stack(k8s: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not ready_nodes(k8s):
-        pytest.skip("no Ready node: start.sh ran without its node stage (REDIS_HA_K8S_NODE=1 runs it)")
+    require_node(k8s)
     try:
         with deployed(k8s, tmp_path_factory.mktemp("k8s-pods")) as deployed_stack:
             # The program's own spread, which a one-node cluster cannot meet (see on_one_node).
