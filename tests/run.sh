@@ -20,7 +20,7 @@ ok_if_none_selected() {
 NARROWED=0
 for arg in "$@"; do [ "$arg" = "-p" ] || [ "$arg" = "no:cacheprovider" ] || NARROWED=1; done
 
-# The local Kubernetes' binaries (scripts/k8s/build.sh, niced): about 20 minutes of
+# The local Kubernetes' binaries (scripts/k8s/build.sh, niced): 8 to 11 minutes of
 # compiling the first time on a machine, nothing after. Built in the background from
 # here on, while the set-up, lint, unit and program tests (and, cold, the e2e) run.
 K8S_BUILD_LOG="$(mktemp)"
