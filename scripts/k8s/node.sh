@@ -6,7 +6,8 @@
 # CIDR and the node's address), the kubelet registered as node $K8S_NODE_NAME on the
 # node address, kube-proxy (iptables), CoreDNS on the node address for cluster.local
 # only, and kube-router's network policy controller, which enforces NetworkPolicies on
-# the bridge (iptables chains KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*, and ipsets). The sandbox image is the `pause` that build.sh compiles, imported with ctr (no
+# the bridge (iptables chains KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*, and ipsets).
+# The sandbox image is the `pause` that build.sh compiles, imported with ctr (no
 # registry here).
 # On failure the last line of its output says what failed; start.sh prints it.
 set -euo pipefail

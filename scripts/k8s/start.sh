@@ -9,8 +9,8 @@
 # own socket, root and state under the state dir, so a Docker engine's containerd is
 # left alone) with the CRI plugin, a CNI bridge (Debian's containernetworking-plugins),
 # the kubelet registered as a node, kube-proxy, CoreDNS and kube-router's network
-# policy controller. If it cannot work here, one line
-# says what failed, and the control plane keeps running. K8S_NODE=0 skips stage 2.
+# policy controller. If it cannot work here, one line says what failed, and the
+# control plane keeps running. K8S_NODE=0 skips stage 2.
 #
 # Everything started is recorded under the state dir; stop.sh ends it. The env file
 # $K8S_STATE/env has KUBECONFIG and K8S_API for scripts and tests.

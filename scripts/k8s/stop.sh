@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Stop everything start.sh (and node.sh) started, unmount what they mounted, remove the
 # CNI bridge, kube-proxy's and kube-router's iptables chains, kube-router's ipsets and
-# the kubelet's pod cgroups, and delete
-# the state dir. Only processes recorded in the state dir (and the containerd shims
+# the kubelet's pod cgroups, and delete the state dir. Only processes recorded in the state dir (and the containerd shims
 # and pod processes of that private containerd) are ended, each by its pid.
 set -uo pipefail
 
@@ -73,7 +72,13 @@ kubelet_chains_cleanup() {
 
 # kube-router's filter chains: the jumps into them from the built-in chains first, then
 # the chains themselves (flushed, so that none is still referenced, then deleted).
-KUBE_ROUTER_CHAINS='^KUBE-(ROUTER-|POD-FW-|NWPLCY-)'
+kube_router_chains() { iptables -w -S 2>/dev/null | sed -n 's/^-N //p' | grep -E '^KUBE-(ROUTER-|POD-FW-|NWPLCY-)'; }
+# The ipsets made after node.sh listed those there were (kube-router's).
+new_ipsets() {
+    local set
+    [ -f "$S/ipsets.before" ] || return 0
+    for set in $(ipset list -n 2>/dev/null); do grep -qxF "$set" "$S/ipsets.before" || echo "$set"; done
+}
 kube_router_cleanup() {
     local rule chain
     iptables -w -S 2>/dev/null | grep -E -- "^-A (INPUT|FORWARD|OUTPUT) .*-j KUBE-ROUTER-" | sed 's/^-A /-D /' |
@@ -81,14 +86,10 @@ kube_router_cleanup() {
             # shellcheck disable=SC2086 # the rule is a word list
             eval iptables -w $rule 2>/dev/null
         done
-    mapfile -t chains < <(iptables -w -S 2>/dev/null | sed -n 's/^-N //p' | grep -E "$KUBE_ROUTER_CHAINS")
+    mapfile -t chains < <(kube_router_chains)
     for chain in "${chains[@]}"; do iptables -w -F "$chain" 2>/dev/null; done
     for chain in "${chains[@]}"; do iptables -w -X "$chain" 2>/dev/null; done
-    if [ -f "$S/ipsets.before" ]; then
-        for set in $(ipset list -n 2>/dev/null); do
-            grep -qxF "$set" "$S/ipsets.before" || ipset destroy "$set" 2>/dev/null
-        done
-    fi
+    for set in $(new_ipsets); do ipset destroy "$set" 2>/dev/null; done
 }
 
 stop_named kube-router
@@ -168,10 +169,9 @@ if [ -f "$S/forward.bridge" ] && iptables -w -S FORWARD 2>/dev/null | grep -qF "
     links+=" (FORWARD rule for $(cat "$S/forward.bridge"))"
 fi
 if [ -f "$S/pids/kube-router.pid" ]; then
-    n="$(iptables -w -S 2>/dev/null | sed -n 's/^-N //p' | grep -cE "$KUBE_ROUTER_CHAINS")"
+    n="$(kube_router_chains | wc -l)"
     [ "$n" -eq 0 ] || links+=" ($n kube-router chains)"
-    n=0
-    for set in $(ipset list -n 2>/dev/null); do grep -qxF "$set" "$S/ipsets.before" 2>/dev/null || n=$((n + 1)); done
+    n="$(new_ipsets | wc -l)"
     [ "$n" -eq 0 ] || links+=" ($n kube-router ipsets)"
 fi
 rm -rf "$S" 2>/dev/null

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tests.k8s.api import Api, wait_for
+from tests.k8s.api import wait_for
 from tests.k8s.deployment import REDIS_IMAGE, Stack
 
 REDIS_UID = 999  # the redis user of the test image (components/kubernetes/pods.py)
@@ -90,10 +90,10 @@ class Probe:
 
 
 @contextmanager
-def probes(api: Api, stack: Stack, pods: dict[str, tuple[str, dict[str, str]]]) -> Iterator[dict[str, Probe]]:
+def probes(stack: Stack, pods: dict[str, tuple[str, dict[str, str]]]) -> Iterator[dict[str, Probe]]:
     """`pods`: probe name -> (namespace, labels). Creates them, waits until each runs,
     and deletes them afterwards (the namespaces are the caller's)."""
-    made = []
+    api, made = stack.api, []
     try:
         for name, (namespace, labels) in pods.items():
             api.create(probe_pod(namespace, name, labels))

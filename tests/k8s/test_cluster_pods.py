@@ -99,7 +99,7 @@ def test_a_client_labelled_pod_reaches_the_client_port_and_no_pod_outside_reache
     client-labelled pod of the namespace reaches every node's client port and none's bus
     port, and an unlabelled pod reaches neither."""
     pods = {"client": (stack.namespace, client_label(stack)), "plain": (stack.namespace, {})}
-    with probes(stack.api, stack, pods) as running:
+    with probes(stack, pods) as running:
         ips, ports = pod_ips(stack, "cluster"), container_ports(stack, "cluster")
         client, bus = ports["redis"], ports["cluster-bus"]
         for name, client_port in (("client", "reached"), ("plain", "refused")):

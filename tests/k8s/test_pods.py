@@ -178,7 +178,7 @@ def probe_pods(stack: Stack, outsider_namespace: str) -> Iterator[dict[str, Prob
         "outsider": (outsider_namespace, {}),
         "client": (outsider_namespace, label),
     }
-    with probes(stack.api, stack, pods) as running:
+    with probes(stack, pods) as running:
         yield running
 
 
