@@ -42,7 +42,8 @@ class Problem:
 
 def top_level_names(root: Path) -> frozenset[str]:
     """The names a repository path may start with."""
-    return frozenset(p.name for p in root.iterdir() if p.name not in _NOT_REPOSITORY and not p.name.endswith(".egg-info"))
+    names = (p.name for p in root.iterdir())
+    return frozenset(n for n in names if n not in _NOT_REPOSITORY and not n.endswith(".egg-info"))
 
 
 def slug(heading: str) -> str:

@@ -35,9 +35,7 @@ def test_the_documents_name_paths() -> None:
 
 def _tracked_directories() -> set[str]:
     try:
-        files = subprocess.run(
-            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.split()
+        files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout: the layout is compared with `git ls-files`")
     return {str(Path(f).parent) for f in files if str(Path(f).parent) != "."}
