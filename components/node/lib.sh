@@ -225,7 +225,7 @@ supervise() {
     child=$!
     start_watchers
     # shellcheck disable=SC2064
-    trap "trap '' TERM INT; stop_watchers; $_on_stop || true; kill -TERM \$child 2> /dev/null || true" TERM INT
+    trap "trap '' TERM INT; log 'stop requested'; stop_watchers; $_on_stop || true; kill -TERM \$child 2> /dev/null || true" TERM INT
     while :; do
         _status=0
         wait "$child" || _status=$?

@@ -38,14 +38,15 @@ log_tag=sentinel-start
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 load_env "${REDIS_HA_ENV_FILE:-$here/node.env}"
-need REDIS_HA_SENTINEL_SEED REDIS_HA_SENTINEL_STATE REDIS_HA_MASTER_NAME REDIS_HA_SENTINELS \
-    REDIS_HA_REDIS_NODES REDIS_HA_PORT REDIS_HA_SENTINEL_PASSWORD_FILE
+need REDIS_HA_SENTINEL_SEED REDIS_HA_SENTINEL_STATE REDIS_HA_MASTER_NAME REDIS_HA_PORT \
+    REDIS_HA_SENTINEL_PASSWORD_FILE
 
 seed=$REDIS_HA_SENTINEL_SEED
 state=$REDIS_HA_SENTINEL_STATE
 master_name=$REDIS_HA_MASTER_NAME
-peers=$REDIS_HA_SENTINELS
-redis_nodes=$REDIS_HA_REDIS_NODES
+# Either list may be empty: a lone Sentinel, or none of the Redis nodes to ask.
+peers=${REDIS_HA_SENTINELS:-}
+redis_nodes=${REDIS_HA_REDIS_NODES:-}
 self_host=${REDIS_HA_HOSTNAME:-$(hostname)${REDIS_HA_HOSTNAME_SUFFIX:-}}
 port=$REDIS_HA_PORT
 secrets_dir=${REDIS_HA_SECRETS_DIR:-}

@@ -2,7 +2,7 @@
 
 Eight local redis-server processes in cluster mode (127.0.0.1, each with its own
 directory and bus port), started from the files components/rendering.py renders;
-the creation script (templates/cluster-create.sh.j2) runs against them with the
+the creation script (components/node/cluster-create.sh) runs against them with the
 host's redis-cli, exactly as the one-shot container or Job runs it. The tests run in
 order on one cluster: create, re-run, restart, clients and users, scale-out.
 """
@@ -25,6 +25,7 @@ from components import plan, rendering, security
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import ClusterNode, ClusterTopology, build_cluster_topology
+from tests.support.node_scripts import install
 from tests.unit.conftest import (
     LOCALHOST,
     LiveNode,
@@ -111,10 +112,8 @@ class LiveCluster:
             self.live[node.name] = live
 
     def run_script(self, shards: int) -> subprocess.CompletedProcess[str]:
-        script = self.base / f"cluster-create-{shards}.sh"
-        script.write_text(
-            rendering.render_cluster_create_script(self.settings, self.topology(shards), str(self.password_file))
-        )
+        env = rendering.cluster_create_env(self.settings, self.topology(shards), str(self.password_file))
+        script = install(self.base / f"cluster-create-{shards}", "cluster-create.sh", env)
         return subprocess.run(
             ["sh", str(script)],
             capture_output=True,
