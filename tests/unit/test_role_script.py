@@ -59,7 +59,9 @@ def script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path
     """The start script exactly as the ConfigMap carries it, with the node.env of the
     prod stack's Redis pods beside it."""
     topology = build_sentinel_topology(settings, naming_for(settings))
-    return install(tmp_path_factory.mktemp("script"), "redis-start.sh", rendering.start_env(settings, topology, K8S_PATHS))
+    return install(
+        tmp_path_factory.mktemp("script"), "redis-start.sh", rendering.start_env(settings, topology, K8S_PATHS)
+    )
 
 
 @pytest.fixture(params=sorted(SHELLS))
@@ -250,7 +252,7 @@ def test_shipped_defaults_name_the_deployed_nodes(script: Path, settings: Settin
     assert env["REDIS_HA_DEPLOY_MASTER"] == f"{topology.master.hostname}:{topology.master.port}"
     # A pod's own hostname is its name under the Redis headless Service.
     assert env["REDIS_HA_HOSTNAME_SUFFIX"] == f".{settings.name}-redis-headless.{settings.namespace}.svc.cluster.local"
-    assert 'self_host=${REDIS_HA_HOSTNAME:-$pod${REDIS_HA_HOSTNAME_SUFFIX:-}}' in script.read_text()
+    assert "self_host=${REDIS_HA_HOSTNAME:-$pod${REDIS_HA_HOSTNAME_SUFFIX:-}}" in script.read_text()
     assert env["REDIS_HA_SENTINEL_PASSWORD_FILE"] == f"{K8S_PATHS.conf_dir}/{rendering.SENTINEL_CLIENT_PASSWORD_FILE}"
 
 
@@ -548,7 +550,9 @@ def test_tls_start_script_asks_the_sentinels_and_replicates_over_tls(
     shell: list[str], tmp_path: Path, tls_procs: Processes, tls_dir: Path
 ) -> None:
     procs = tls_procs
-    script = install(tmp_path / "script", "redis-start.sh", rendering.start_env(procs.settings, procs.template, K8S_PATHS))
+    script = install(
+        tmp_path / "script", "redis-start.sh", rendering.start_env(procs.settings, procs.template, K8S_PATHS)
+    )
     assert env_values(script.parent)["REDIS_HA_TLS_ARGS"] == "--tls --cacert /etc/redis-ha/ca.crt"
     b_topology = procs.topology(free_port())
     b = procs.start(procs.redis("b", b_topology, 0))

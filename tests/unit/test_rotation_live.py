@@ -120,7 +120,9 @@ class Rotation:
         self.scripts = base / "scripts"
         self.scripts.mkdir()
         # Each start script with the node.env of its group beside it.
-        install(self.scripts / "redis", "redis-start.sh", rendering.start_env(settings, self.topology, self.layout.redis))
+        install(
+            self.scripts / "redis", "redis-start.sh", rendering.start_env(settings, self.topology, self.layout.redis)
+        )
         install(
             self.scripts / "sentinel",
             "sentinel-start.sh",
