@@ -51,7 +51,8 @@ def test_load_env_sets_what_the_environment_does_not(shell: list[str], tmp_path:
     env_file.write_text("# a comment\n\nREDIS_HA_A=from file\nREDIS_HA_B=from file\nREDIS_HA_C=$HOME * `id`\n")
     result = run(
         shell,
-        f'load_env {env_file}; printf "%s|%s|%s|%s\\n" "$REDIS_HA_A" "$REDIS_HA_B" "$REDIS_HA_C" "${{REDIS_HA_D-unset}}"',
+        f"load_env {env_file}; "
+        'printf "%s|%s|%s|%s\\n" "$REDIS_HA_A" "$REDIS_HA_B" "$REDIS_HA_C" "${REDIS_HA_D-unset}"',
         env={"REDIS_HA_B": "from env", "HOME": "/nowhere"},
     )
     assert result.returncode == 0, result.stderr
