@@ -41,8 +41,8 @@ from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
-from tests.support.program import stack_config
 from tests.support.node_scripts import install
+from tests.support.program import stack_config
 from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 
 LOCALHOST = "127.0.0.1"
