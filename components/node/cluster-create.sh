@@ -18,17 +18,10 @@
 # (--askpass): never an argument, never in the environment of a process. Settings:
 # node.env next to this script, or the environment (which wins).
 set -eu
-# Addresses and replies are split into words; never expand them as globs.
-set -f
 
-case $0 in
-    */*) here=${0%/*} ;;
-    *) here=. ;;
-esac
-log_tag=cluster-create
 # shellcheck source=lib.sh
-. "$here/lib.sh"
-load_env "${REDIS_HA_ENV_FILE:-$here/node.env}"
+. "$(dirname "$0")/lib.sh"
+init cluster-create
 need REDIS_HA_ADMIN_PASSWORD_FILE REDIS_HA_CLUSTER_MASTERS REDIS_HA_WAIT_SECONDS
 
 password_file=$REDIS_HA_ADMIN_PASSWORD_FILE

@@ -14,14 +14,9 @@
 # password is read from its file at run time, never from the container definition.
 set -eu
 
-case $0 in
-    */*) here=${0%/*} ;;
-    *) here=. ;;
-esac
-log_tag=healthcheck
 # shellcheck source=lib.sh
-. "$here/lib.sh"
-load_env "${REDIS_HA_ENV_FILE:-$here/node.env}"
+. "$(dirname "$0")/lib.sh"
+init healthcheck
 need REDIS_HA_KIND REDIS_HA_PORT
 
 mode=${1:-ready}

@@ -8,6 +8,17 @@
 
 log_tag=${log_tag:-node}
 
+# init <tag>: how every script starts after sourcing this file: logs as <tag>, never
+# expands a split reply as a glob, writes files for its own user only (a rewritten
+# config holds passwords), and loads REDIS_HA_ENV_FILE, by default node.env beside the
+# script.
+init() {
+    log_tag=$1
+    set -f
+    umask 077
+    load_env "${REDIS_HA_ENV_FILE:-$(dirname "$0")/node.env}"
+}
+
 log() {
     echo "$log_tag: $*" >&2
 }

@@ -35,19 +35,10 @@
 # REDIS_HA_DRY_RUN=1 prints the decision ("master" or "replicaof <host> <port>")
 # instead of starting redis-server.
 set -eu
-# Replies are split into words below; never expand them as globs.
-set -f
-# The rewritten redis.conf holds masterauth.
-umask 077
 
-case $0 in
-    */*) here=${0%/*} ;;
-    *) here=. ;;
-esac
-log_tag=redis-start
 # shellcheck source=lib.sh
-. "$here/lib.sh"
-load_env "${REDIS_HA_ENV_FILE:-$here/node.env}"
+. "$(dirname "$0")/lib.sh"
+init redis-start
 need REDIS_HA_CONF REDIS_HA_PORT REDIS_HA_MASTER_NAME REDIS_HA_SENTINELS REDIS_HA_DEPLOY_MASTER \
     REDIS_HA_SENTINEL_PASSWORD_FILE REDIS_HA_ADMIN_PASSWORD_FILE REDIS_HA_FAILOVER_WAIT REDIS_HA_DATA_DIR
 

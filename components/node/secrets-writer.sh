@@ -7,16 +7,10 @@
 # update (the node has recorded a version in `applied` before) it waits up to
 # REDIS_HA_APPLY_WAIT seconds until the node has applied this one.
 set -eu
-umask 077
 
-case $0 in
-    */*) here=${0%/*} ;;
-    *) here=. ;;
-esac
-log_tag=write-secrets
 # shellcheck source=lib.sh
-. "$here/lib.sh"
-load_env "${REDIS_HA_ENV_FILE:-$here/node.env}"
+. "$(dirname "$0")/lib.sh"
+init write-secrets
 need REDIS_HA_WRITER_SRC REDIS_HA_WRITER_DST REDIS_HA_WRITER_FILES REDIS_HA_APPLY_WAIT
 
 src=$REDIS_HA_WRITER_SRC

@@ -27,17 +27,10 @@
 #
 # Settings: node.env next to this script, or the environment (which wins).
 set -eu
-set -f
-umask 077
 
-case $0 in
-    */*) here=${0%/*} ;;
-    *) here=. ;;
-esac
-log_tag=sentinel-start
 # shellcheck source=lib.sh
-. "$here/lib.sh"
-load_env "${REDIS_HA_ENV_FILE:-$here/node.env}"
+. "$(dirname "$0")/lib.sh"
+init sentinel-start
 need REDIS_HA_SENTINEL_SEED REDIS_HA_SENTINEL_STATE REDIS_HA_MASTER_NAME REDIS_HA_PORT \
     REDIS_HA_SENTINEL_PASSWORD_FILE
 
