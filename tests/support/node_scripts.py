@@ -24,7 +24,12 @@ def install(directory: Path, script: str, env: Mapping[str, str | int] | None = 
     return directory / script
 
 
+def parse_env(text: str) -> dict[str, str]:
+    """The KEY=value lines of a node.env."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {key: value for key, value in pairs}
+
+
 def env_values(directory: Path) -> dict[str, str]:
     """The KEY=value lines of the node.env in `directory`."""
-    lines = (directory / node_files.ENV_FILE).read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return parse_env((directory / node_files.ENV_FILE).read_text())

@@ -21,7 +21,7 @@ import redis
 from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
 
-from components import plan, rendering, security
+from components import node_files, plan, rendering, security
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import ClusterNode, ClusterTopology, build_cluster_topology
@@ -226,16 +226,18 @@ def test_rendered_node_config_is_a_cluster_node(cluster: LiveCluster) -> None:
 
 
 def test_script_holds_no_password(cluster: LiveCluster) -> None:
-    text = rendering.render_cluster_create_script(cluster.settings, cluster.topology(3), "/x/admin.password")
-    assert not [p for p in cluster.passwords.values() if p in text]
+    env = rendering.cluster_create_env(cluster.settings, cluster.topology(3), "/x/admin.password")
+    files = node_files.bundle(("cluster-create.sh",), env)
+    for text in files.values():
+        assert not [p for p in cluster.passwords.values() if p in text]
+    text, lib = files["cluster-create.sh"], files["lib.sh"]
     assert "--cluster create" in text
-    # The password reaches each redis-cli on its stdin, not through its environment.
-    assert (
-        "REDISCLI_AUTH" not in text
-        and text.count("| redis-cli --no-auth-warning --askpass")
-        + text.count("| $_timeout redis-cli --no-auth-warning --askpass")
-        == 2
-    )
+    # The password reaches each redis-cli on its stdin, not through its environment:
+    # the cluster manager here, every other call through lib.sh's cli_as.
+    assert "REDISCLI_AUTH" not in text + lib
+    assert text.count("| redis-cli --no-auth-warning --askpass") == 1
+    assert lib.count("| $_timeout redis-cli --no-auth-warning --askpass") == 2
+    assert 'cli_as "$user" "$password"' in text
 
 
 def test_script_creates_the_cluster_with_the_deployed_shards(cluster: LiveCluster) -> None:
