@@ -506,5 +506,11 @@ def test_k8s_scale_out_adds_pods_without_rolling_the_existing_ones(prod_cluster:
     # A new Job (its name carries the script's digest) runs the scale-out.
     old_job, new_job = (manifest(r.of_type(JOB)[0])["metadata"]["name"] for r in (prod_cluster, update))
     assert old_job != new_job
-    script = named(update, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]["cluster-create.sh"]
-    assert "redis-ha-cluster-6.redis-ha-cluster-headless.redis.svc.cluster.local:6379" in script
+    env = parse_env(named(update, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]["create.env"])
+    assert (
+        "redis-ha-cluster-6.redis-ha-cluster-headless.redis.svc.cluster.local:6379" in env["REDIS_HA_CLUSTER_MASTERS"]
+    )
+    # The pods' own files do not list the shards: the running pods keep theirs.
+    before_scripts = named(prod_cluster, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]
+    after_scripts = named(update, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]
+    assert before_scripts["cluster.env"] == after_scripts["cluster.env"]
