@@ -20,7 +20,7 @@
 set -eu
 
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "${0%/*}/lib.sh"
 init cluster-create
 need REDIS_HA_ADMIN_PASSWORD_FILE REDIS_HA_CLUSTER_MASTERS REDIS_HA_WAIT_SECONDS
 

@@ -15,11 +15,14 @@
 set -eu
 
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "${0%/*}/lib.sh"
 init healthcheck
 need REDIS_HA_KIND REDIS_HA_PORT
 
 mode=${1:-ready}
+# A probe has its own timeout (Docker's healthcheck, the kubelet's): no second one here,
+# and no process more than needed (a loaded host runs probes slowly).
+REDIS_HA_CLI_TIMEOUT=${REDIS_HA_CLI_TIMEOUT:-0}
 kind=$REDIS_HA_KIND
 if [ "$kind" = sentinel ]; then
     need REDIS_HA_SENTINEL_PASSWORD_FILE REDIS_HA_MASTER_NAME

@@ -16,7 +16,7 @@ init() {
     log_tag=$1
     set -f
     umask 077
-    load_env "${REDIS_HA_ENV_FILE:-$(dirname "$0")/node.env}"
+    load_env "${REDIS_HA_ENV_FILE:-${0%/*}/node.env}"
 }
 
 log() {
@@ -59,12 +59,13 @@ need() {
 # come one a line on stdin. The password goes on stdin (--askpass), never into an
 # argument or the environment of redis-cli. REDIS_HA_TLS_ARGS: extra redis-cli
 # arguments (--tls --cacert <file>); REDIS_HA_CLI_TIMEOUT: seconds per call, because
-# redis-cli 7.0 has no connect timeout (a SYN dropped by a NetworkPolicy would hang).
+# redis-cli 7.0 has no connect timeout (a SYN dropped by a NetworkPolicy would hang);
+# 0: no limit here (the probe, which its runtime times out itself).
 cli_as() {
     _user=$1 _pw=$2 _host=$3 _port=$4
     shift 4
     _timeout=""
-    if command -v timeout > /dev/null 2>&1; then
+    if [ "${REDIS_HA_CLI_TIMEOUT:-3}" != 0 ] && command -v timeout > /dev/null 2>&1; then
         _timeout="timeout ${REDIS_HA_CLI_TIMEOUT:-3}"
     fi
     # Word splitting of the timeout prefix and the TLS arguments is wanted.

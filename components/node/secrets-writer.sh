@@ -9,7 +9,7 @@
 set -eu
 
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "${0%/*}/lib.sh"
 init write-secrets
 need REDIS_HA_WRITER_SRC REDIS_HA_WRITER_DST REDIS_HA_WRITER_FILES REDIS_HA_APPLY_WAIT
 

@@ -29,7 +29,7 @@
 set -eu
 
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "${0%/*}/lib.sh"
 init sentinel-start
 need REDIS_HA_SENTINEL_SEED REDIS_HA_SENTINEL_STATE REDIS_HA_MASTER_NAME REDIS_HA_PORT \
     REDIS_HA_SENTINEL_PASSWORD_FILE
