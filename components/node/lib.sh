@@ -233,11 +233,13 @@ stop_watchers() {
 supervise() {
     _on_stop=$1
     shift
+    # Set first: a stop that comes while the server starts is acted on too (a child
+    # started in the background gets the default action back).
+    # shellcheck disable=SC2064
+    trap "trap '' TERM INT; log 'stop requested'; stop_watchers; $_on_stop || true; kill -TERM \$child 2> /dev/null || true" TERM INT
     "$@" &
     child=$!
     start_watchers
-    # shellcheck disable=SC2064
-    trap "trap '' TERM INT; log 'stop requested'; stop_watchers; $_on_stop || true; kill -TERM \$child 2> /dev/null || true" TERM INT
     while :; do
         _status=0
         wait "$child" || _status=$?

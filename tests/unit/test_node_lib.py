@@ -353,7 +353,7 @@ supervise : sh -c 'sleep 0.5; exit 7'
 def test_a_stop_runs_the_hook_then_passes_the_signal_on(shell: list[str], tmp_path: Path) -> None:
     order = tmp_path / "order"
     snippet = f"""
-start_watchers() {{ :; }}
+start_watchers() {{ echo started > {order}.started; }}
 on_stop() {{ echo hook >> {order}; }}
 server() {{ trap 'echo server-got-term >> {order}; exit 0' TERM; while :; do sleep 0.1; done; }}
 supervise on_stop server
@@ -364,7 +364,11 @@ supervise on_stop server
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while not Path(f"{order}.started").exists():
+        assert time.monotonic() < deadline, "the supervisor never started its watchers"
+        time.sleep(0.05)
+    time.sleep(0.2)
     process.terminate()
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
