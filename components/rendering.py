@@ -1,4 +1,6 @@
-"""Render the files every node runs with, from the Jinja2 templates in templates/.
+"""Render the files every node runs with, from the Jinja2 templates in templates/, and
+the values of the node scripts' env files (components/node/, docs/node-scripts.md; the
+scripts themselves are plain files, written as node.env by components/node_files.py).
 
 Plain functions over plain values: passwords come in as strings because the backends
 call these inside `Output.apply`, where secretness is carried by the Output.
