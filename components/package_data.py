@@ -1,5 +1,5 @@
-"""Where the data files the program reads are: the Jinja2 templates and the monitoring
-rules and dashboard.
+"""Where the data files the program reads are: the Jinja2 templates, the node scripts
+and the monitoring rules and dashboard.
 
 The repository keeps them at its top level (templates/, monitoring/); a wheel ships them
 as package data next to this module (components/templates, components/monitoring: the
@@ -23,6 +23,12 @@ def _data_dir(name: str) -> Path:
 def templates_dir() -> Path:
     """The Jinja2 templates (redis.conf.j2, sentinel.conf.j2, ...)."""
     return _data_dir("templates")
+
+
+def node_dir() -> Path:
+    """The node scripts (lib.sh, redis-start.sh, ...): components/node, in a checkout
+    and installed alike (a package of its own, `components.node`)."""
+    return PACKAGE_DIR / "node"
 
 
 def monitoring_dir() -> Path:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import outputs, rendering, security
+from components import node_files, outputs, rendering, security
 from components.backup_plan import Backup, backup_worker
 from components.rendering import Paths
 from components.settings import Settings
@@ -39,11 +39,13 @@ from components.topology import (
 # Secret files next to redis.conf that hold one password each (read by scripts).
 ADMIN_PASSWORD_FILE = rendering.ADMIN_PASSWORD_FILE
 SENTINEL_CLIENT_PASSWORD_FILE = rendering.SENTINEL_CLIENT_PASSWORD_FILE
-START_SCRIPT = "redis-start.sh"
-SENTINEL_START_SCRIPT = "sentinel-start.sh"
+START_SCRIPT = node_files.REDIS_START
+SENTINEL_START_SCRIPT = node_files.SENTINEL_START
 # Sentinel keeps a config file of a few kilobytes.
 SENTINEL_STATE_SIZE = "64Mi"
-CREATE_SCRIPT = "cluster-create.sh"
+CREATE_SCRIPT = node_files.CLUSTER_CREATE
+# Every node's probe, the same script on every kind (its node.env names the kind).
+PROBE_SCRIPT = node_files.HEALTHCHECK
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,14 @@ class Group:
         return self._render_files(node, passwords)
 
     def scripts_for(self, node: Node) -> dict[str, str]:
-        """Plain scripts (the probe, a start script) for one node."""
+        """Plain files (the probe, a start script, lib.sh, node.env) for one node."""
         return self._render_scripts(node)
+
+    @property
+    def env_key(self) -> str:
+        """The group's node.env under this name where groups share one set of files
+        (a Kubernetes ConfigMap): see `shared_keys`/`projection`."""
+        return f"{self.kind}.env"
 
     def scripts(self) -> dict[str, str]:
         """The scripts as every node of the group can share them (rendered for any node)."""
@@ -132,11 +140,22 @@ class OneShot:
 
     image: str
     script_name: str
-    script: str
+    files: Mapping[str, str]  # the script, lib.sh and node.env (components/node_files.py)
     after: tuple[str, ...]
     # seconds the script itself waits at most
     wait_seconds: int
     password_file: str  # the admin password, as the script expects it
+    env_key: str = "create.env"  # its node.env where it shares files with groups
+
+
+def shared_keys(files: Mapping[str, str], env_key: str) -> dict[str, str]:
+    """`files` as entries of a set that several groups share: node.env as `env_key`."""
+    return {env_key if name == node_files.ENV_FILE else name: text for name, text in files.items()}
+
+
+def projection(files: Mapping[str, str], env_key: str) -> list[tuple[str, str]]:
+    """(key in the shared set, file name) of each of `files`: `env_key` is node.env."""
+    return [(env_key if name == node_files.ENV_FILE else name, name) for name in sorted(files)]
 
 
 @dataclass(frozen=True)
@@ -192,10 +211,6 @@ class Plan:
     parts: tuple[Part, ...]
 
 
-def _probe_name(kind: str) -> str:
-    return f"{kind}-healthcheck.sh"
-
-
 def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
     redis_paths, sentinel_paths = layout.redis, layout.sentinel
     # redis-start.sh asks the Sentinels as sentinel-client and hands over as admin.
@@ -212,16 +227,15 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         }
 
     def redis_scripts(node: Node) -> dict[str, str]:
-        return {
-            _probe_name(REDIS): rendering.render_healthcheck(node, redis_paths, s.tls),
-            START_SCRIPT: rendering.render_start_script(s, topo, redis_paths),
-        }
+        env = {**rendering.probe_env(node, redis_paths, s.tls), **rendering.start_env(s, topo, redis_paths)}
+        return node_files.bundle((PROBE_SCRIPT, START_SCRIPT), env)
 
     def sentinel_scripts(node: Node) -> dict[str, str]:
-        return {
-            _probe_name(SENTINEL): rendering.render_healthcheck(node, sentinel_paths, s.tls, s.master_name),
-            SENTINEL_START_SCRIPT: rendering.render_sentinel_start_script(s, topo, sentinel_paths),
+        env = {
+            **rendering.probe_env(node, sentinel_paths, s.tls, s.master_name),
+            **rendering.sentinel_start_env(s, topo, sentinel_paths),
         }
+        return node_files.bundle((PROBE_SCRIPT, SENTINEL_START_SCRIPT), env)
 
     redis = Group(
         kind=REDIS,
@@ -233,7 +247,7 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         ports=((REDIS, s.port),),
         config_file="redis.conf",
         shared_files=shared,
-        probe=Probe(_probe_name(REDIS), slow_start=True),
+        probe=Probe(PROBE_SCRIPT, slow_start=True),
         paths=redis_paths,
         data_volume=True,
         data_size=s.storage_size,
@@ -264,7 +278,7 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         # The probe and sentinel-start.sh ask Sentinels as the read-only sentinel-client;
         # sentinel-start.sh applies a changed password as admin.
         shared_files=(SENTINEL_CLIENT_PASSWORD_FILE, ADMIN_PASSWORD_FILE),
-        probe=Probe(_probe_name(SENTINEL), slow_start=False),
+        probe=Probe(PROBE_SCRIPT, slow_start=False),
         paths=sentinel_paths,
         # The rewritten config (current master, epochs, peers) outlives the container.
         data_volume=True,
@@ -315,7 +329,7 @@ def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
         config_file="redis.conf",
         # The probe reads CLUSTER INFO as admin.
         shared_files=("users.acl", ADMIN_PASSWORD_FILE),
-        probe=Probe(_probe_name(CLUSTER), slow_start=True),
+        probe=Probe(PROBE_SCRIPT, slow_start=True),
         paths=paths,
         data_volume=True,
         data_size=s.storage_size,
@@ -335,13 +349,13 @@ def cluster_part(s: Settings, layout: Layout, cluster: ClusterTopology) -> Part:
             "users.acl": rendering.render_users_acl(security.cluster_redis_users(s), pw),
             ADMIN_PASSWORD_FILE: pw["admin"],
         },
-        _render_scripts=lambda node: {_probe_name(CLUSTER): rendering.render_healthcheck(node, paths)},
+        _render_scripts=lambda node: node_files.bundle((PROBE_SCRIPT,), rendering.probe_env(node, paths)),
     )
     password_file = f"{layout.job_secrets_dir}/{ADMIN_PASSWORD_FILE}"
     job = OneShot(
         image=s.redis_image,
         script_name=CREATE_SCRIPT,
-        script=rendering.render_cluster_create_script(s, cluster, password_file),
+        files=node_files.bundle((CREATE_SCRIPT,), rendering.cluster_create_env(s, cluster, password_file)),
         after=(CLUSTER,),
         wait_seconds=rendering.cluster_create_wait_seconds(s),
         password_file=password_file,

@@ -1,4 +1,6 @@
-"""Render the files every node runs with, from the Jinja2 templates in templates/.
+"""Render the files every node runs with, from the Jinja2 templates in templates/, and
+the values of the node scripts' env files (components/node/, docs/node-scripts.md; the
+scripts themselves are plain files, written as node.env by components/node_files.py).
 
 Plain functions over plain values: passwords come in as strings because the backends
 call these inside `Output.apply`, where secretness is carried by the Output.
@@ -111,34 +113,24 @@ def render_sentinel_conf(
 REPLICA_READY_MAX_SILENCE = 10
 
 
-def render_healthcheck(node: Node, paths: Paths = DOCKER_PATHS, tls: bool = False, master_name: str = "") -> str:
-    """The node's probe: `live` (answers, -LOADING included) or `ready` (a replica's
-    link up and in sync, a cluster node's cluster_state ok, a Sentinel that knows its
-    master). Holds no secret: the password is read from a file at run time.
-
-    With `tls` it connects over TLS, trusting `<conf_dir>/ca.crt`."""
-    # A Sentinel answers its probe as the read-only sentinel-client (the peer user may
-    # only PING, PUBLISH and vote); a Redis node as admin (INFO, CLUSTER INFO).
-    user, password_file = (
-        ("sentinel-client", SENTINEL_CLIENT_PASSWORD_FILE)
-        if node.kind == "sentinel"
-        else (
-            "admin",
-            ADMIN_PASSWORD_FILE,
-        )
-    )
-    command = f"tr -d '\\r\\n' < {paths.conf_dir}/{password_file}"
-    return _render(
-        "healthcheck.sh.j2",
-        node=node,
-        paths=paths,
-        password_command=command,
-        user=user,
-        port=node.port,
-        tls=tls,
-        master_name=master_name,
-        max_lag=REPLICA_READY_MAX_SILENCE,
-    )
+def probe_env(
+    node: Node, paths: Paths = DOCKER_PATHS, tls: bool = False, master_name: str = ""
+) -> dict[str, str | int]:
+    """What healthcheck.sh reads: `live` (answers, -LOADING included) or `ready` (a
+    replica's link up and in sync, a cluster node's cluster_state ok, a Sentinel that
+    knows its master). A Sentinel answers its probe as the read-only sentinel-client (the
+    peer user may only PING, PUBLISH and vote); a Redis node as admin (INFO, CLUSTER
+    INFO). No secret: the password is read from a file at run time. With `tls` it
+    connects over TLS, trusting `<conf_dir>/ca.crt`."""
+    values: dict[str, str | int] = {"REDIS_HA_KIND": node.kind, "REDIS_HA_PORT": node.port}
+    if node.kind == "sentinel":
+        values["REDIS_HA_SENTINEL_PASSWORD_FILE"] = f"{paths.conf_dir}/{SENTINEL_CLIENT_PASSWORD_FILE}"
+        values["REDIS_HA_MASTER_NAME"] = master_name
+    else:
+        values["REDIS_HA_ADMIN_PASSWORD_FILE"] = f"{paths.conf_dir}/{ADMIN_PASSWORD_FILE}"
+        values["REDIS_HA_MAX_LAG"] = REPLICA_READY_MAX_SILENCE
+    values["REDIS_HA_TLS_ARGS"] = _tls_args(paths) if tls else ""
+    return values
 
 
 # Files next to redis.conf that hold one password each, read by redis-start.sh.
@@ -151,46 +143,68 @@ def failover_wait_seconds(settings: Settings) -> int:
     return settings.failover_timeout // 1000 + 5
 
 
-def render_start_script(settings: Settings, topology: SentinelTopology, paths: Paths = DOCKER_PATHS) -> str:
-    """The Redis container's command: asks the Sentinels which node is the master,
-    starts this node as master or replica accordingly (deploy-time role when no
-    Sentinel answers), and as `redis-start.sh prestop` hands mastership over before a
-    planned stop. Holds no secret: passwords are read from files at run time."""
+def _tls_args(paths: Paths) -> str:
+    return f"--tls --cacert {paths.conf_dir}/ca.crt"
+
+
+def _secrets_env(settings: Settings, paths: Paths) -> dict[str, str | int]:
+    """Where the start scripts find the delivered secrets and record what they applied;
+    with an exporter beside the node (a Kubernetes sidecar), the URL that makes it read
+    its password file again."""
+    reload = ""
+    if paths.sidecar_exporter and settings.exporter:
+        reload = f"http://127.0.0.1:{settings.exporter_port}/-/reload"
+    return {
+        "REDIS_HA_SECRETS_DIR": paths.secrets_dir,
+        "REDIS_HA_PER_NODE_FILES": int(paths.per_node_files),
+        "REDIS_HA_APPLIED_FILE": paths.applied_file,
+        "REDIS_HA_EXPORTER_RELOAD": reload,
+    }
+
+
+def start_env(settings: Settings, topology: SentinelTopology, paths: Paths = DOCKER_PATHS) -> dict[str, str | int]:
+    """What redis-start.sh reads (components/node/redis-start.sh): it asks the Sentinels
+    which node is the master, starts this node as master or replica accordingly
+    (deploy-time role when no Sentinel answers), and as `redis-start.sh prestop` hands
+    mastership over before a planned stop. No secret: passwords are read from files."""
     master = topology.master
-    return _render(
-        "redis-start.sh.j2",
-        settings=settings,
-        topology=topology,
-        paths=paths,
-        sentinel_addresses=[f"{n.hostname}:{n.port}" for n in topology.sentinels],
+    return {
+        "REDIS_HA_CONF": f"{paths.conf_dir}/redis.conf",
+        "REDIS_HA_PORT": settings.port,
+        "REDIS_HA_MASTER_NAME": settings.master_name,
+        "REDIS_HA_SENTINELS": " ".join(f"{n.hostname}:{n.port}" for n in topology.sentinels),
         # "<pod>" + this suffix is a pod's own hostname (empty on Docker).
-        hostname_suffix=master.hostname.removeprefix(master.name),
-        sentinel_client_password_file=SENTINEL_CLIENT_PASSWORD_FILE,
-        admin_password_file=ADMIN_PASSWORD_FILE,
-        failover_wait=failover_wait_seconds(settings),
-        tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
-    )
+        "REDIS_HA_HOSTNAME_SUFFIX": master.hostname.removeprefix(master.name),
+        "REDIS_HA_DEPLOY_MASTER": f"{master.hostname}:{master.port}",
+        "REDIS_HA_SENTINEL_PASSWORD_FILE": f"{paths.conf_dir}/{SENTINEL_CLIENT_PASSWORD_FILE}",
+        "REDIS_HA_ADMIN_PASSWORD_FILE": f"{paths.conf_dir}/{ADMIN_PASSWORD_FILE}",
+        "REDIS_HA_FAILOVER_WAIT": failover_wait_seconds(settings),
+        "REDIS_HA_DATA_DIR": paths.data_dir,
+        "REDIS_HA_TLS_ARGS": _tls_args(paths) if settings.tls else "",
+        **_secrets_env(settings, paths),
+    }
 
 
-def render_sentinel_start_script(settings: Settings, topology: SentinelTopology, paths: Paths = DOCKER_PATHS) -> str:
-    """The Sentinel container's command: keeps the Sentinel's rewritten config (its
-    state) in `<data_dir>/sentinel.conf` and seeds it from the rendered
-    `<conf_dir>/sentinel.conf` only when there is none; settings always come from the
-    rendered file. Holds no secret: the password is read from the rendered file."""
+def sentinel_start_env(
+    settings: Settings, topology: SentinelTopology, paths: Paths = DOCKER_PATHS
+) -> dict[str, str | int]:
+    """What sentinel-start.sh reads: it keeps the Sentinel's rewritten config (its state)
+    in `<data_dir>/sentinel.conf` and seeds it from the rendered `<conf_dir>/sentinel.conf`
+    only when there is none; settings always come from the rendered file."""
     first = topology.sentinels[0]
-    return _render(
-        "sentinel-start.sh.j2",
-        settings=settings,
-        paths=paths,
-        seed=f"{paths.conf_dir}/sentinel.conf",
-        state=f"{paths.data_dir}/sentinel.conf",
-        sentinel_addresses=[f"{n.hostname}:{n.port}" for n in topology.sentinels],
-        redis_addresses=[f"{n.hostname}:{n.port}" for n in topology.redis_nodes],
+    return {
+        "REDIS_HA_SENTINEL_SEED": f"{paths.conf_dir}/sentinel.conf",
+        "REDIS_HA_SENTINEL_STATE": f"{paths.data_dir}/sentinel.conf",
+        "REDIS_HA_MASTER_NAME": settings.master_name,
+        "REDIS_HA_SENTINELS": " ".join(f"{n.hostname}:{n.port}" for n in topology.sentinels),
+        "REDIS_HA_REDIS_NODES": " ".join(f"{n.hostname}:{n.port}" for n in topology.redis_nodes),
         # "<hostname>" + this suffix is the Sentinel's own announced name (empty on Docker).
-        hostname_suffix=first.hostname.removeprefix(first.name),
-        tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
-        client_password_file=f"{paths.conf_dir}/{SENTINEL_CLIENT_PASSWORD_FILE}",
-    )
+        "REDIS_HA_HOSTNAME_SUFFIX": first.hostname.removeprefix(first.name),
+        "REDIS_HA_TLS_ARGS": _tls_args(paths) if settings.tls else "",
+        "REDIS_HA_PORT": settings.sentinel_port,
+        "REDIS_HA_SENTINEL_PASSWORD_FILE": f"{paths.conf_dir}/{SENTINEL_CLIENT_PASSWORD_FILE}",
+        **_secrets_env(settings, paths),
+    }
 
 
 # --- Redis Cluster ---------------------------------------------------------------------
@@ -201,21 +215,18 @@ def cluster_create_wait_seconds(settings: Settings) -> int:
     return 120 + 10 * settings.cluster_nodes
 
 
-def render_cluster_create_script(settings: Settings, cluster: ClusterTopology, password_file: str) -> str:
-    """The one-shot creation/scale-out step: creates the cluster when no node is part
-    of one, else joins the nodes it lacks and rebalances slots onto empty masters.
-    Holds no secret: the admin password is read from `password_file` at run time."""
+def cluster_create_env(settings: Settings, cluster: ClusterTopology, password_file: str) -> dict[str, str | int]:
+    """What cluster-create.sh reads: the one-shot creation/scale-out step creates the
+    cluster when no node is part of one, else joins the nodes it lacks and rebalances
+    slots onto empty masters. The admin password is read from `password_file`."""
     replicas = [
         f"{m.node.hostname}:{m.node.port},{m.master.hostname}:{m.master.port}"
         for m in cluster.members
         if m.master is not None
     ]
-    return _render(
-        "cluster-create.sh.j2",
-        settings=settings,
-        cluster=cluster,
-        masters=[f"{n.hostname}:{n.port}" for n in cluster.masters],
-        replicas=replicas,
-        password_file=password_file,
-        wait_seconds=cluster_create_wait_seconds(settings),
-    )
+    return {
+        "REDIS_HA_ADMIN_PASSWORD_FILE": password_file,
+        "REDIS_HA_CLUSTER_MASTERS": " ".join(f"{n.hostname}:{n.port}" for n in cluster.masters),
+        "REDIS_HA_CLUSTER_REPLICAS": " ".join(replicas),
+        "REDIS_HA_WAIT_SECONDS": cluster_create_wait_seconds(settings),
+    }

@@ -7,11 +7,14 @@ except for the secrets.
 
 Where the files land, relative to the output directory:
 
-- Docker: every upload of a container, at `<container>/<file name>`; a node's secrets
-  writer's at `<node>/<file name>` (the node reads them from the volume it fills).
+- Docker: every upload of a container, at `<container>/<file name>`; the secret files
+  of a node's secrets writer at `<node>/<file name>` (the node reads them from the
+  volume it fills).
 - Kubernetes: every key of a Secret or ConfigMap that a pod mounts, at
   `<pod>/<file name>`; a `<pod>.<file>` key goes to that pod only (as its init
-  container copies it), any other key to every pod of the StatefulSet. A secret key
+  container copies it), any other key to every pod of the StatefulSet; a volume that
+  projects items (the scripts ConfigMap: a group's `<kind>.env` as node.env) only
+  those, at their paths. A secret key
   that a container reads into an environment variable lands at
   `<pod>/env/<container>/<VARIABLE>`; Secrets and ConfigMaps no pod uses (a Grafana
   dashboard, the CA certificate for clients) at `<kind>-<name>/<key>`.
@@ -92,13 +95,14 @@ def redact(text: str, passwords: Mapping[str, str]) -> str:
     return _PASSWORD_DIRECTIVE.sub(directive, text)
 
 
-def _docker_node(container: Registered) -> str:
-    """The node a container's files are for: a secrets writer's (`<node>-secrets`,
-    components/docker/deployment.py) are its node's, which reads them from the volume
-    the writer fills."""
+def _docker_node(container: Registered, upload: Mapping[str, Any]) -> str:
+    """The node a container's upload is for: a secrets writer's (`<node>-secrets`,
+    components/docker/deployment.py) secret files are its node's, which reads them from
+    the volume the writer fills; its own program (the executable uploads: its script,
+    lib.sh, node.env) stays the writer's."""
     name: str = container.inputs["name"]
     labels = {item["label"]: item["value"] for item in container.inputs.get("labels", [])}
-    if labels.get("redis-ha.kind") == "secrets-writer":
+    if labels.get("redis-ha.kind") == "secrets-writer" and not upload.get("executable"):
         return name.removesuffix("-secrets")
     return name
 
@@ -106,8 +110,8 @@ def _docker_node(container: Registered) -> str:
 def _docker_files(run: ProgramRun) -> list[DeployedFile]:
     files = []
     for container in run.of_type(CONTAINER):
-        node = _docker_node(container)
         for upload in container.inputs.get("uploads", []):
+            node = _docker_node(container, upload)
             content = upload.get("content")
             if not isinstance(content, str):
                 raise ValueError(f"{node}: upload {upload.get('file')} has no content under mocks")
@@ -142,21 +146,26 @@ def _kubernetes_files(run: ProgramRun) -> list[DeployedFile]:
         spec = statefulset.inputs["spec"]
         pods = [f"{set_name}-{i}" for i in range(int(spec.get("replicas", 1)))]
         pod_spec = spec["template"]["spec"]
-        mounted: list[tuple[str, str]] = []
+        # (kind, name) -> the keys the volume projects, as key -> file name (None: all).
+        mounted: list[tuple[tuple[str, str], dict[str, str] | None]] = []
         for volume in pod_spec.get("volumes", []):
             for kind, field, name_field in (("Secret", "secret", "secretName"), ("ConfigMap", "configMap", "name")):
                 if field in volume:
-                    if volume[field].get("items"):
-                        raise ValueError(f"{set_name}: volume {volume['name']} projects items; not rendered")
-                    mounted.append((kind, volume[field][name_field]))
+                    items = volume[field].get("items")
+                    projected = {i["key"]: i["path"] for i in items} if items else None
+                    mounted.append(((kind, volume[field][name_field]), projected))
         for pod in pods:
-            for key in mounted:
+            for key, projected in mounted:
                 if key not in stores:
                     continue  # created outside the program (none today)
                 used.add(key)
                 for data_key, content in sorted(_data(stores[key]).items()):
                     owner, _, per_pod_name = data_key.partition(".")
-                    if owner in pods:
+                    if projected is not None:
+                        if data_key not in projected:
+                            continue
+                        file_name = projected[data_key]
+                    elif owner in pods:
                         if owner != pod:
                             continue
                         file_name = per_pod_name

@@ -55,6 +55,8 @@ log "lint"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 "$VENV/bin/mypy" components redis_ha __main__.py
+# The node scripts: POSIX sh as dash and busybox ash run them (docs/node-scripts.md).
+shellcheck -s sh -x components/node/*.sh
 
 # The Kubernetes suite: a single-node Kubernetes started with its node stage, every prod
 # variant applied by server-side apply, the Sentinel and Cluster variants run on the

@@ -41,7 +41,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from components import backup_plan
+from components import backup_plan, node_files
 from components.backup_plan import Backup
 from components.credentials import with_passwords
 from components.docker.layout import (
@@ -89,33 +89,18 @@ def _check_writer(name: str, code: int | None) -> None:
         )
 
 
-def writer_script(files: tuple[str, ...], wait_seconds: int = APPLY_WAIT_SECONDS) -> str:
-    """The writer's command: each file into the volume (a copy, then a rename, so the
-    node never reads half a file), the version last; on an update (the node has
-    recorded a version before) it waits until the node has applied this one."""
-    copies = "\n".join(
-        f'cp "$src/{f}" "$dst/.{f}.new" && mv -f "$dst/.{f}.new" "$dst/{f}"' for f in (*files, VERSION_FILE)
-    )
-    return f"""#!/bin/sh
-# Delivers the node's secret files into its secrets volume (docs/redis-notes.md#rotating-passwords).
-set -eu
-umask 077
-src={WRITER_INCOMING}
-dst={WRITER_VOLUME_PATH}
-{copies}
-[ -f "$dst/applied" ] || {{ echo "write-secrets: delivered (the node has not started yet)"; exit 0; }}
-wanted=$(cat "$dst/{VERSION_FILE}")
-tries=0
-until [ "$(cat "$dst/applied" 2> /dev/null)" = "$wanted" ]; do
-    tries=$((tries + 1))
-    if [ "$tries" -gt {wait_seconds * 2} ]; then
-        echo "write-secrets: the node did not apply the new secrets within {wait_seconds}s (see its log)" >&2
-        exit 1
-    fi
-    sleep 0.5
-done
-echo "write-secrets: delivered and applied"
-"""
+def writer_files(files: tuple[str, ...], wait_seconds: int = APPLY_WAIT_SECONDS) -> dict[str, str]:
+    """The writer's script (components/node/secrets-writer.sh), lib.sh and node.env:
+    each of `files` into the volume (a copy, then a rename, so the node never reads half
+    a file), the version last; on an update (the node has recorded a version before) it
+    waits until the node has applied this one."""
+    env: dict[str, str | int] = {
+        "REDIS_HA_WRITER_SRC": WRITER_INCOMING,
+        "REDIS_HA_WRITER_DST": WRITER_VOLUME_PATH,
+        "REDIS_HA_WRITER_FILES": " ".join(files),
+        "REDIS_HA_APPLY_WAIT": wait_seconds,
+    }
+    return node_files.bundle((WRITER_SCRIPT,), env)
 
 
 @dataclass(frozen=True)
@@ -275,7 +260,10 @@ class _DockerPart(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         script = f"{WRITER_INCOMING}/{WRITER_SCRIPT}"
-        uploads = [docker.ContainerUploadArgs(file=script, content=writer_script(names), executable=True)]
+        uploads = [
+            docker.ContainerUploadArgs(file=f"{WRITER_INCOMING}/{file_name}", content=content, executable=True)
+            for file_name, content in writer_files(names).items()
+        ]
         uploads += [
             _secret_upload(f"{WRITER_INCOMING}/{name}", _pick(files, name), REDIS_UID)
             for name in (*names, VERSION_FILE)
@@ -325,7 +313,7 @@ class _DockerPart(pulumi.ComponentResource):
             labels[CONFIG_CHECKSUM_LABEL] = digest(group.files(node, without_secrets(self._args.passwords)))
         uploads += [
             docker.ContainerUploadArgs(
-                file=f"{scripts_dir}/{HEALTHCHECK if file_name == group.probe.script else file_name}",
+                file=f"{scripts_dir}/{file_name}",
                 content=content,
                 executable=True,
             )
@@ -378,7 +366,8 @@ class _DockerPart(pulumi.ComponentResource):
 
     def _one_shot(self, job: OneShot, name: str, depends_on: list[docker.Container]) -> docker.Container:
         """Runs once after its groups are healthy and exits; `pulumi up` waits for it."""
-        script = f"{LAYOUT.job_secrets_dir}/{job.script_name}"
+        directory = LAYOUT.job_secrets_dir
+        script = f"{directory}/{job.script_name}"
         return self._container(
             name,
             "cluster-create",
@@ -387,7 +376,10 @@ class _DockerPart(pulumi.ComponentResource):
             command=["sh", script],
             user=REDIS_UID,
             uploads=[
-                docker.ContainerUploadArgs(file=script, content=job.script, executable=True),
+                *(
+                    docker.ContainerUploadArgs(file=f"{directory}/{file_name}", content=content, executable=True)
+                    for file_name, content in job.files.items()
+                ),
                 _secret_upload(job.password_file, pulumi.Output.secret(self._args.passwords["admin"]), REDIS_UID),
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components import node_files
 from components.plan import Layout
 from components.rendering import Paths
 from components.settings import Settings
@@ -32,7 +33,7 @@ LAYOUT = Layout(
 # (write, then rename) and the version last.
 WRITER_VOLUME_PATH = "/data"
 WRITER_INCOMING = "/run/redis-ha/incoming"
-WRITER_SCRIPT = "write-secrets.sh"
+WRITER_SCRIPT = "secrets-writer.sh"
 # The version of a node's secret files (a digest), written last; the node records the
 # version it applied in APPLIED_FILE, which the writer waits for on an update.
 VERSION_FILE = "secrets.version"
@@ -44,8 +45,8 @@ CONFIG_CHECKSUM_LABEL = "redis-ha.config-checksum"
 REDIS_UID = "999"
 EXPORTER_UID = "59000"
 SECRET_FILE_MODE = "0600"
-# The probe script's name inside a container (one per container).
-HEALTHCHECK = "healthcheck.sh"
+# The probe script's name inside a container.
+HEALTHCHECK = node_files.HEALTHCHECK
 EXPORTER_PASSWORD_FILE = "/etc/redis-ha/exporter-passwords.json"
 LABEL = "redis-ha.deployment"
 KIND_LABEL = "redis-ha.kind"

@@ -35,7 +35,7 @@ from components.kubernetes.layout import (
     service_host,
     testinfra_host,
 )
-from components.plan import ADMIN_PASSWORD_FILE, Exporter, Group, Part
+from components.plan import ADMIN_PASSWORD_FILE, Exporter, Group, Part, shared_keys
 from components.security import SENTINEL_CLIENT, without_secrets
 from components.settings import Settings
 from components.topology import Node
@@ -46,11 +46,11 @@ def digest(data: Any) -> str:
 
 
 def job_name(part: Part) -> str:
-    """The one-shot step's name carries a digest of its script, which lists the desired
-    nodes: a scale-out makes a new Job, an unchanged stack leaves the finished one alone.
+    """The one-shot step's name carries a digest of its files, whose node.env lists the
+    desired nodes: a scale-out makes a new Job, an unchanged stack leaves the finished one alone.
     At most 40 + 16 + 7 = 63 characters: the Job's name is also a label value."""
     assert part.job is not None
-    return f"{part.name}-create-{digest(part.job.script)[:7]}"
+    return f"{part.name}-create-{digest(dict(part.job.files))[:7]}"
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,9 @@ class _KubernetesPart(pulumi.ComponentResource):
             self._exporter_secret(exporter)
         scripts: dict[str, str] = {}
         for group in part.groups:
-            scripts.update(group.scripts())
+            scripts.update(shared_keys(group.scripts(), group.env_key))
         if part.job is not None:
-            scripts[part.job.script_name] = part.job.script
+            scripts.update(shared_keys(part.job.files, part.job.env_key))
         k8s.core.v1.ConfigMap(
             f"{name}-scripts",
             metadata=self._meta(workloads.scripts_config_map(part), part.groups[0].kind),

@@ -26,7 +26,7 @@ from components.kubernetes.layout import (
     TLS_SOURCE_DIR,
     headless_service,
 )
-from components.plan import Exporter, Group, OneShot, Part
+from components.plan import Exporter, Group, OneShot, Part, projection
 from components.settings import Settings
 
 _RUNTIME_ENV = {"POD_NAME": pods.pod_name_env, "POD_IP": pods.pod_ip_env}
@@ -70,6 +70,18 @@ def _init_config(settings: Settings, group: Group) -> k8s.core.v1.ContainerArgs:
     )
 
 
+def _scripts_volume(part: Part, files: Mapping[str, str], env_key: str) -> k8s.core.v1.VolumeArgs:
+    """The part's scripts ConfigMap as the node scripts of one group (or the one-shot
+    step): its own env file as node.env, beside the scripts that source it."""
+    items = [k8s.core.v1.KeyToPathArgs(key=key, path=path) for key, path in projection(files, env_key)]
+    return k8s.core.v1.VolumeArgs(
+        name="scripts",
+        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+            name=scripts_config_map(part), default_mode=0o555, items=items
+        ),
+    )
+
+
 def _volumes(settings: Settings, part: Part, group: Group, sidecar: bool) -> list[k8s.core.v1.VolumeArgs]:
     def secret(name: str, secret_name: str) -> k8s.core.v1.VolumeArgs:
         return k8s.core.v1.VolumeArgs(
@@ -78,10 +90,7 @@ def _volumes(settings: Settings, part: Part, group: Group, sidecar: bool) -> lis
 
     volumes = [
         secret("config-source", config_secret(settings, group)),
-        k8s.core.v1.VolumeArgs(
-            name="scripts",
-            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=scripts_config_map(part), default_mode=0o555),
-        ),
+        _scripts_volume(part, group.scripts(), group.env_key),
         # Memory-backed: the copied files hold passwords and never touch the node's disk.
         k8s.core.v1.VolumeArgs(
             name="conf", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="16Mi")
@@ -254,12 +263,7 @@ def job_spec(
                 security_context=pods.pod_security_context(),
                 containers=[container],
                 volumes=[
-                    k8s.core.v1.VolumeArgs(
-                        name="scripts",
-                        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
-                            name=scripts_config_map(part), default_mode=0o555
-                        ),
-                    ),
+                    _scripts_volume(part, job.files, job.env_key),
                     # Only the admin password of the group's Secret.
                     k8s.core.v1.VolumeArgs(
                         name="auth",

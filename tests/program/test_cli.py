@@ -83,11 +83,12 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
     files: dict[str, str] = {}
     if stack == "dev":
         for container in run.of_type("docker:index/container:Container"):
-            # A node's secrets writer delivers its files (components/docker/deployment.py).
-            node = container.inputs["name"]
-            if {"label": "redis-ha.kind", "value": "secrets-writer"} in container.inputs["labels"]:
-                node = node.removesuffix("-secrets")
+            # A node's secrets writer delivers its secret files (components/docker/deployment.py);
+            # its own program (script, lib.sh, node.env: the executable uploads) stays its own.
+            name = container.inputs["name"]
+            writer = {"label": "redis-ha.kind", "value": "secrets-writer"} in container.inputs["labels"]
             for upload in container.inputs["uploads"]:
+                node = name.removesuffix("-secrets") if writer and not upload.get("executable") else name
                 files[f"{node}/{Path(upload['file']).name}"] = upload["content"]
         # The Prometheus scrape targets, from the stack output (components/scrape.py).
         files["prometheus/scrape-configs.yml"] = run.outputs["prometheusScrapeConfigs"]
@@ -98,8 +99,11 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
     for component in ("redis", "sentinel"):
         for i in range(int(sets[f"redis-ha-{component}"]["spec"]["replicas"])):
             pod = f"redis-ha-{component}-{i}"
-            # Every pod mounts the scripts ConfigMap and its component's Secret.
-            files.update({f"{pod}/{key}": value for key, value in scripts.items()})
+            # Every pod mounts the scripts ConfigMap (the items its volume projects, at
+            # their paths: its group's env file as node.env) and its component's Secret.
+            volumes = sets[f"redis-ha-{component}"]["spec"]["template"]["spec"]["volumes"]
+            [projected] = [v["configMap"]["items"] for v in volumes if v["name"] == "scripts"]
+            files.update({f"{pod}/{item['path']}": scripts[item["key"]] for item in projected})
             for key, value in secrets_[f"redis-ha-{component}"].items():
                 owner, _, name = key.partition(".")
                 if owner.startswith("redis-ha-"):

@@ -18,12 +18,13 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import latest_version
 
-from components import rendering, security
+from components import node_files, rendering, security
 from components.kubernetes import deployment as k8s_deployment
 from components.outputs import stack_passwords
 from components.program import build_plan, naming_for
 from components.settings import load_settings
 from components.topology import build_cluster_topology
+from tests.support.node_scripts import parse_env
 from tests.support.program import (
     ProgramRun,
     Registered,
@@ -237,9 +238,16 @@ def test_docker_cluster_nodes_run_the_cluster_branch_of_redis_conf(dev_cluster: 
         assert sorted(u["file"] for u in i["uploads"]) == [
             "/data/admin.password",  # the readiness probe reads CLUSTER INFO as admin
             "/data/healthcheck.sh",
+            "/data/lib.sh",
+            "/data/node.env",
             "/data/redis.conf",
             "/data/users.acl",
         ]
+        probe_env = parse_env(upload(c, "/data/node.env"))
+        assert probe_env["REDIS_HA_KIND"] == "cluster"
+        assert probe_env["REDIS_HA_ADMIN_PASSWORD_FILE"] == "/data/admin.password"
+        # Nothing that depends on the number of shards: a scale-out leaves the node alone.
+        assert "REDIS_HA_CLUSTER_MASTERS" not in probe_env
         assert i["volumes"] == [{"volumeName": f"{i['name']}-data", "containerPath": "/data"}]
         assert i["volumes"][0]["volumeName"] in volumes
         assert i["restart"] == "unless-stopped" and i["wait"] is True
@@ -269,17 +277,21 @@ def test_docker_create_step_runs_once_after_every_node(dev_cluster: ProgramRun) 
     assert i["command"] == ["sh", "/etc/redis-ha/cluster-create.sh"]
     nodes = {c.urn for c in containers_of_kind(dev_cluster, "cluster")}
     assert nodes <= set(step.dependencies)
-    script = upload(step, "/etc/redis-ha/cluster-create.sh")
+    assert upload(step, "/etc/redis-ha/cluster-create.sh") == node_files.script("cluster-create.sh")
+    assert upload(step, "/etc/redis-ha/lib.sh") == node_files.script("lib.sh")
+    env = parse_env(upload(step, "/etc/redis-ha/node.env"))
     settings = load_settings(dev_config(**CLUSTER))
-    assert script == rendering.render_cluster_create_script(
+    expected = rendering.cluster_create_env(
         settings, build_cluster_topology(settings, naming_for(settings)), "/etc/redis-ha/admin.password"
     )
-    assert 'masters=${REDIS_HA_CLUSTER_MASTERS:-"redis-ha-cluster-1:6379 redis-ha-cluster-3:6379 ' in script
-    assert "redis-ha-cluster-2:6379,redis-ha-cluster-1:6379" in script
-    # The script is plain; the password file is a secret upload.
+    assert env == {k: str(v) for k, v in expected.items()}
+    assert env["REDIS_HA_CLUSTER_MASTERS"].startswith("redis-ha-cluster-1:6379 redis-ha-cluster-3:6379 ")
+    assert "redis-ha-cluster-2:6379,redis-ha-cluster-1:6379" in env["REDIS_HA_CLUSTER_REPLICAS"]
+    # The scripts and env file are plain; the password file is a secret upload.
     uploads = {u["file"]: u["content"] for u in step.wire["uploads"]}
     assert is_secret(uploads["/etc/redis-ha/admin.password"])
-    assert not is_secret(uploads["/etc/redis-ha/cluster-create.sh"])
+    for plain in ("cluster-create.sh", "lib.sh", "node.env"):
+        assert not is_secret(uploads[f"/etc/redis-ha/{plain}"]), plain
     assert upload(step, "/etc/redis-ha/admin.password") == user_passwords(dev_cluster)["admin"]
 
 
@@ -398,17 +410,24 @@ def test_k8s_create_job_runs_the_rendered_script_after_the_statefulset(k8s_run: 
     statefulset = next(r for r in k8s_run.of_type(STATEFULSET) if r.name == "redis-ha-cluster")
     assert statefulset.urn in job_resource.dependencies
     scripts = named(k8s_run, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]
-    script = scripts["cluster-create.sh"]
+    assert scripts["cluster-create.sh"] == node_files.script("cluster-create.sh")
     assert job["metadata"]["name"] == k8s_deployment.job_name(
         build_plan(load_settings(prod_config(**CLUSTER))).parts[0]
     )
     assert len(job["metadata"]["name"]) <= 63
     settings = load_settings(prod_config(**CLUSTER))
-    expected = rendering.render_cluster_create_script(
+    expected = rendering.cluster_create_env(
         settings, build_cluster_topology(settings, naming_for(settings)), "/run/redis-ha/auth/admin.password"
     )
-    assert script == expected
+    assert parse_env(scripts["create.env"]) == {k: str(v) for k, v in expected.items()}
     pod = pod_spec(job)
+    # The Job sees its own env file as node.env beside the script and the library.
+    [volume] = [v for v in pod["volumes"] if v["name"] == "scripts"]
+    assert {i["key"]: i["path"] for i in volume["configMap"]["items"]} == {
+        "cluster-create.sh": "cluster-create.sh",
+        "create.env": "node.env",
+        "lib.sh": "lib.sh",
+    }
     assert pod["restartPolicy"] == "Never" and pod["enableServiceLinks"] is False
     [container] = pod["containers"]
     assert container["command"] == ["sh", "/opt/redis-ha/cluster-create.sh"]
@@ -487,5 +506,11 @@ def test_k8s_scale_out_adds_pods_without_rolling_the_existing_ones(prod_cluster:
     # A new Job (its name carries the script's digest) runs the scale-out.
     old_job, new_job = (manifest(r.of_type(JOB)[0])["metadata"]["name"] for r in (prod_cluster, update))
     assert old_job != new_job
-    script = named(update, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]["cluster-create.sh"]
-    assert "redis-ha-cluster-6.redis-ha-cluster-headless.redis.svc.cluster.local:6379" in script
+    env = parse_env(named(update, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]["create.env"])
+    assert (
+        "redis-ha-cluster-6.redis-ha-cluster-headless.redis.svc.cluster.local:6379" in env["REDIS_HA_CLUSTER_MASTERS"]
+    )
+    # The pods' own files do not list the shards: the running pods keep theirs.
+    before_scripts = named(prod_cluster, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]
+    after_scripts = named(update, CONFIGMAP)["redis-ha-cluster-scripts"]["data"]
+    assert before_scripts["cluster.env"] == after_scripts["cluster.env"]

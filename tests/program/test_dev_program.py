@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import pulumi
 import pytest
 
+from components import node_files
 from components.outputs import stack_passwords
+from tests.support.node_scripts import parse_env
 from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config, use_mocks
 
 CONTAINER = "docker:index/container:Container"
@@ -25,6 +28,16 @@ def _containers(run: ProgramRun, kind: str) -> list:
     return [
         c for c in run.of_type(CONTAINER) if {"label": "redis-ha.kind", "value": kind} in c.inputs.get("labels", [])
     ]
+
+
+def _upload(container: Any, path: str) -> str:
+    """The content of one upload of a container."""
+    return next(u["content"] for u in container.inputs["uploads"] if u["file"] == path)
+
+
+def _plain_file(path: str) -> bool:
+    """A node script or its env file (components/node_files.py): no secret in it."""
+    return path.endswith(".sh") or path.endswith(f"/{node_files.ENV_FILE}")
 
 
 def _delivered(run: ProgramRun, node: str, file_name: str) -> str:
@@ -66,7 +79,18 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
         # The role comes from the Sentinels at every start (deploy-time role only on a fresh deployment).
         assert i["command"] == ["sh", "/data/redis-start.sh"]
         # Only plain scripts: the secret files come through the node's secrets volume.
-        assert sorted(u["file"] for u in i["uploads"]) == ["/data/healthcheck.sh", "/data/redis-start.sh"]
+        assert sorted(u["file"] for u in i["uploads"]) == [
+            "/data/healthcheck.sh",
+            "/data/lib.sh",
+            "/data/node.env",
+            "/data/redis-start.sh",
+        ]
+        env = parse_env(_upload(c, "/data/node.env"))
+        assert env["REDIS_HA_KIND"] == "redis" and env["REDIS_HA_SECRETS_DIR"] == "/run/redis-ha/config"
+        sentinels = "redis-ha-sentinel-1:26379 redis-ha-sentinel-2:26379 redis-ha-sentinel-3:26379"
+        assert env["REDIS_HA_SENTINELS"] == sentinels
+        assert env["REDIS_HA_CONF"] == "/data/redis.conf" and env["REDIS_HA_PER_NODE_FILES"] == "0"
+        assert _upload(c, "/data/redis-start.sh") == node_files.script("redis-start.sh")
         assert [v["containerPath"] for v in i["volumes"]] == ["/data", "/run/redis-ha/config"]
         assert {v["volumeName"] for v in i["volumes"]} <= volumes
         assert i["volumes"][1]["volumeName"] == f"{i['name']}-secrets"
@@ -76,13 +100,17 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
             f"/run/redis-ha/incoming/{f}"
             for f in (
                 "admin.password",
+                "lib.sh",
+                "node.env",
                 "redis.conf",
+                "secrets-writer.sh",
                 "secrets.version",
                 "sentinel-client.password",
                 "users.acl",
-                "write-secrets.sh",
             )
         ]
+        writer_env = parse_env(_upload(writer, "/run/redis-ha/incoming/node.env"))
+        assert writer_env["REDIS_HA_WRITER_FILES"] == "redis.conf users.acl admin.password sentinel-client.password"
         conf = _delivered(dev, i["name"], "redis.conf")
         assert "aclfile /data/users.acl\n" in conf
         assert f"replica-announce-ip {i['name']}" in conf
@@ -98,7 +126,7 @@ def test_sentinels_monitor_the_master_by_hostname(dev: ProgramRun) -> None:
             {"volumeName": f"{i['name']}-data", "containerPath": "/data"},
             {"volumeName": f"{i['name']}-secrets", "containerPath": "/run/redis-ha/config"},
         ]
-        assert not [u for u in i["uploads"] if not u["file"].endswith(".sh")]
+        assert not [u for u in i["uploads"] if not _plain_file(u["file"])]
         conf = _delivered(dev, i["name"], "sentinel.conf")
         assert "dir /data\n" in conf
         assert "sentinel monitor redis-ha redis-ha-redis-1 6379 2" in conf
@@ -164,8 +192,10 @@ def test_no_secret_in_plain_text_in_any_registered_input(dev: ProgramRun) -> Non
     # and the config files that hold passwords were registered as secrets
     for c in _containers(dev, "redis") + _containers(dev, "sentinel") + _containers(dev, "secrets-writer"):
         for upload in c.wire["uploads"]:
-            if not upload["file"].endswith(".sh"):
+            if not _plain_file(upload["file"]):
                 assert is_secret(upload["content"]), upload["file"]
+            else:
+                assert not is_secret(upload["content"]), upload["file"]
 
 
 def test_outputs_describe_every_node_and_keep_passwords_secret(dev: ProgramRun) -> None:

@@ -20,7 +20,7 @@ import pulumi
 import pytest
 from kubernetes_validate.utils import latest_version
 
-from components import program, rendering
+from components import node_files, program, rendering
 from components.kubernetes import deployment as k8s_deployment
 from components.kubernetes import pods
 from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
@@ -29,6 +29,7 @@ from components.program import build_plan, naming_for
 from components.settings import Settings, load_settings
 from components.topology import build_sentinel_topology
 from tests.support import program as support
+from tests.support.node_scripts import parse_env
 from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config, use_mocks
 
 COMPONENT = "redis-ha:kubernetes:RedisHA"
@@ -312,19 +313,55 @@ def test_each_pod_gets_its_own_rendered_files(prod: ProgramRun) -> None:
         assert init["env"] == [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
 
 
-def test_scripts_configmap_carries_the_rendered_scripts(any_run: ProgramRun) -> None:
+def test_scripts_configmap_carries_the_node_scripts_and_each_groups_env(any_run: ProgramRun) -> None:
     tls = any_run.outputs["redisHa"]["tls"]
     settings = settings_of(TLS_OVERRIDES if tls else None)
     topology = build_sentinel_topology(settings, naming_for(settings))
     scripts = named(any_run, CONFIGMAP)["redis-ha-scripts"]["data"]
-    assert scripts["redis-start.sh"] == rendering.render_start_script(settings, topology, K8S_LAYOUT.redis)
-    assert "< /etc/redis-ha/admin.password" in scripts["redis-healthcheck.sh"]
-    assert "< /etc/redis-ha/sentinel-client.password" in scripts["sentinel-healthcheck.sh"]
-    assert scripts["sentinel-start.sh"] == rendering.render_sentinel_start_script(
-        settings, topology, K8S_LAYOUT.sentinel
-    )
-    assert "state=${REDIS_HA_SENTINEL_STATE:-/data/sentinel.conf}" in scripts["sentinel-start.sh"]
-    assert ("--tls --cacert /etc/redis-ha/ca.crt" in scripts["redis-healthcheck.sh"]) == tls
+    # The plain files of components/node, as they are in the package.
+    for name in ("lib.sh", "healthcheck.sh", "redis-start.sh", "sentinel-start.sh"):
+        assert scripts[name] == node_files.script(name), name
+    assert sorted(scripts) == [
+        "healthcheck.sh",
+        "lib.sh",
+        "redis-start.sh",
+        "redis.env",
+        "sentinel-start.sh",
+        "sentinel.env",
+    ]
+    redis_env, sentinel_env = parse_env(scripts["redis.env"]), parse_env(scripts["sentinel.env"])
+    assert redis_env == {
+        k: str(v)
+        for k, v in {
+            **rendering.probe_env(topology.redis_nodes[0], K8S_LAYOUT.redis, tls),
+            **rendering.start_env(settings, topology, K8S_LAYOUT.redis),
+        }.items()
+    }
+    assert redis_env["REDIS_HA_KIND"] == "redis" and sentinel_env["REDIS_HA_KIND"] == "sentinel"
+    assert redis_env["REDIS_HA_ADMIN_PASSWORD_FILE"] == "/etc/redis-ha/admin.password"
+    assert sentinel_env["REDIS_HA_SENTINEL_PASSWORD_FILE"] == "/etc/redis-ha/sentinel-client.password"
+    assert sentinel_env["REDIS_HA_SENTINEL_STATE"] == "/data/sentinel.conf"
+    assert sentinel_env["REDIS_HA_SENTINEL_SEED"] == "/etc/redis-ha/sentinel.conf"
+    assert redis_env["REDIS_HA_PER_NODE_FILES"] == sentinel_env["REDIS_HA_PER_NODE_FILES"] == "1"
+    for env in (redis_env, sentinel_env):
+        assert (env["REDIS_HA_TLS_ARGS"] == "--tls --cacert /etc/redis-ha/ca.crt") == tls
+        assert (env["REDIS_HA_TLS_ARGS"] == "") == (not tls)
+    # No secret in a ConfigMap.
+    for text in scripts.values():
+        assert not [p for p in any_run.passwords.values() if p and p in text]
+    # Each group's pods see the scripts and their own env file as node.env.
+    for kind in ("redis", "sentinel"):
+        [volume] = [
+            v for v in pod_spec(named(any_run, STATEFULSET)[f"redis-ha-{kind}"])["volumes"] if v["name"] == "scripts"
+        ]
+        items = {i["key"]: i["path"] for i in volume["configMap"]["items"]}
+        start = "redis-start.sh" if kind == "redis" else "sentinel-start.sh"
+        assert items == {
+            "healthcheck.sh": "healthcheck.sh",
+            "lib.sh": "lib.sh",
+            start: start,
+            f"{kind}.env": "node.env",
+        }
 
 
 def test_redis_starts_through_the_role_script_and_hands_over_on_stop(any_run: ProgramRun) -> None:
@@ -344,7 +381,8 @@ def test_probes_exec_the_rendered_healthchecks(any_run: ProgramRun) -> None:
     for name, statefulset in named(any_run, STATEFULSET).items():
         kind = name.removeprefix("redis-ha-")
         c = container(statefulset, kind)
-        script = f"/opt/redis-ha/{kind}-healthcheck.sh"
+        # One probe script for every kind: the pod's node.env names the kind.
+        script = "/opt/redis-ha/healthcheck.sh"
         # Ready: in sync (a replica), cluster_state ok, a Sentinel that knows its master;
         # alive: answers at all, -LOADING included.
         for probe, mode in (("readinessProbe", "ready"), ("livenessProbe", "live")):

@@ -28,6 +28,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_FILES = ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.dev.yaml")
+# The node scripts (components/node), shipped as package data.
+NODE_SCRIPTS = (
+    "lib.sh",
+    "redis-start.sh",
+    "sentinel-start.sh",
+    "cluster-create.sh",
+    "healthcheck.sh",
+    "secrets-writer.sh",
+)
 # What the wheel holds at its top level, and nothing else.
 TOP_LEVEL = {"components", "redis_ha", "redis_ha_verify", "redis_ha-0.1.0.dist-info"}
 _NOT_COPIED = shutil.ignore_patterns(
@@ -116,6 +125,7 @@ def test_the_wheel_holds_the_toolkit_and_nothing_of_the_tests(installed: dict[st
         "components/templates/users.acl.j2",
         "components/monitoring/prometheus-rules.yml",
         "components/monitoring/grafana-dashboard.json",
+        *(f"components/node/{script}" for script in NODE_SCRIPTS),
         "redis_ha/cli.py",
         "redis_ha/stack.py",
         "redis_ha/backup/__main__.py",
@@ -137,15 +147,20 @@ def test_the_installed_packages(installed: dict[str, Path]) -> None:
     assert not (site_packages / "__main__.py").exists()
     assert (site_packages / "components" / "templates" / "redis.conf.j2").is_file()
     assert (site_packages / "components" / "monitoring" / "prometheus-rules.yml").is_file()
+    for script in NODE_SCRIPTS:
+        assert (site_packages / "components" / "node" / script).read_text() == (
+            ROOT / "components/node" / script
+        ).read_text()
     # The program reads the installed copies, and the suite finds its Celery app.
     probe = (
         "import json, components.package_data as p, redis_ha_verify.celery_runtime as c;"
-        "print(json.dumps([str(p.templates_dir()), str(p.monitoring_dir()), str(c.APP_DIR)]))"
+        "print(json.dumps([str(p.templates_dir()), str(p.monitoring_dir()), str(c.APP_DIR), str(p.node_dir())]))"
     )
     result = ok(run([installed["venv"] / "bin" / "python", "-c", probe], cwd=installed["project"]))
-    templates, monitoring, app_dir = map(Path, json.loads(result.stdout))
+    templates, monitoring, app_dir, node = map(Path, json.loads(result.stdout))
     assert templates == site_packages / "components" / "templates"
     assert monitoring == site_packages / "components" / "monitoring"
+    assert node == site_packages / "components" / "node"
     assert app_dir == site_packages / "redis_ha_verify" / "celery_app" and (app_dir / "tasks.py").is_file()
     assert run([installed["venv"] / "bin" / "python", "-c", "import tests"], cwd=installed["project"]).returncode != 0
 

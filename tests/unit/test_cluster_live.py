@@ -2,7 +2,7 @@
 
 Eight local redis-server processes in cluster mode (127.0.0.1, each with its own
 directory and bus port), started from the files components/rendering.py renders;
-the creation script (templates/cluster-create.sh.j2) runs against them with the
+the creation script (components/node/cluster-create.sh) runs against them with the
 host's redis-cli, exactly as the one-shot container or Job runs it. The tests run in
 order on one cluster: create, re-run, restart, clients and users, scale-out.
 """
@@ -21,10 +21,11 @@ import redis
 from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
 
-from components import plan, rendering, security
+from components import node_files, plan, rendering, security
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import ClusterNode, ClusterTopology, build_cluster_topology
+from tests.support.node_scripts import install
 from tests.unit.conftest import (
     LOCALHOST,
     LiveNode,
@@ -111,10 +112,8 @@ class LiveCluster:
             self.live[node.name] = live
 
     def run_script(self, shards: int) -> subprocess.CompletedProcess[str]:
-        script = self.base / f"cluster-create-{shards}.sh"
-        script.write_text(
-            rendering.render_cluster_create_script(self.settings, self.topology(shards), str(self.password_file))
-        )
+        env = rendering.cluster_create_env(self.settings, self.topology(shards), str(self.password_file))
+        script = install(self.base / f"cluster-create-{shards}", "cluster-create.sh", env)
         return subprocess.run(
             ["sh", str(script)],
             capture_output=True,
@@ -227,16 +226,18 @@ def test_rendered_node_config_is_a_cluster_node(cluster: LiveCluster) -> None:
 
 
 def test_script_holds_no_password(cluster: LiveCluster) -> None:
-    text = rendering.render_cluster_create_script(cluster.settings, cluster.topology(3), "/x/admin.password")
-    assert not [p for p in cluster.passwords.values() if p in text]
+    env = rendering.cluster_create_env(cluster.settings, cluster.topology(3), "/x/admin.password")
+    files = node_files.bundle(("cluster-create.sh",), env)
+    for text in files.values():
+        assert not [p for p in cluster.passwords.values() if p in text]
+    text, lib = files["cluster-create.sh"], files["lib.sh"]
     assert "--cluster create" in text
-    # The password reaches each redis-cli on its stdin, not through its environment.
-    assert (
-        "REDISCLI_AUTH" not in text
-        and text.count("| redis-cli --no-auth-warning --askpass")
-        + text.count("| $_timeout redis-cli --no-auth-warning --askpass")
-        == 2
-    )
+    # The password reaches each redis-cli on its stdin, not through its environment:
+    # the cluster manager here, every other call through lib.sh's cli_as.
+    assert "REDISCLI_AUTH" not in text + lib
+    assert text.count("| redis-cli --no-auth-warning --askpass") == 1
+    assert lib.count("| $_timeout redis-cli --no-auth-warning --askpass") == 2
+    assert 'cli_as "$user" "$password"' in text
 
 
 def test_script_creates_the_cluster_with_the_deployed_shards(cluster: LiveCluster) -> None:

@@ -17,6 +17,7 @@ from components import rendering, security
 from components.program import naming_for
 from components.settings import load_settings
 from components.topology import build_sentinel_topology
+from tests.support.node_scripts import install
 from tests.unit.conftest import LiveDeployment, LiveNode, connect, free_port, node_files, raw_command, wait_until
 
 MASTER_CONFIG = {
@@ -400,8 +401,8 @@ def test_sentinel_restarts_from_its_rewritten_config(fresh_deployment: LiveDeplo
 
 
 def run_healthcheck(live: LiveNode, paths: rendering.Paths, mode: str = "ready") -> subprocess.CompletedProcess[str]:
-    script = Path(paths.conf_dir) / f"healthcheck-{live.node.name}.sh"
-    script.write_text(rendering.render_healthcheck(live.node, paths, master_name=live.settings.master_name))
+    env = rendering.probe_env(live.node, paths, master_name=live.settings.master_name)
+    script = install(Path(paths.conf_dir) / f"healthcheck-{live.node.name}", "healthcheck.sh", env)
     return subprocess.run(["sh", str(script), mode], capture_output=True, text=True, timeout=10, cwd=paths.conf_dir)
 
 

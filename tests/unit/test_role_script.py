@@ -28,6 +28,7 @@ from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
+from tests.support.node_scripts import env_values, install
 from tests.support.program import stack_config
 from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 
@@ -55,12 +56,12 @@ def role_passwords(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
-    """The start script exactly as the ConfigMap carries it."""
-    path = tmp_path_factory.mktemp("script") / "redis-start.sh"
-    path.write_text(
-        rendering.render_start_script(settings, build_sentinel_topology(settings, naming_for(settings)), K8S_PATHS)
+    """The start script exactly as the ConfigMap carries it, with the node.env of the
+    prod stack's Redis pods beside it."""
+    topology = build_sentinel_topology(settings, naming_for(settings))
+    return install(
+        tmp_path_factory.mktemp("script"), "redis-start.sh", rendering.start_env(settings, topology, K8S_PATHS)
     )
-    return path
 
 
 @pytest.fixture(params=sorted(SHELLS))
@@ -245,13 +246,14 @@ def test_script_parses_in_the_shell(shell: list[str], script: Path) -> None:
 
 def test_shipped_defaults_name_the_deployed_nodes(script: Path, settings: Settings) -> None:
     topology = build_sentinel_topology(settings, naming_for(settings))
-    text = script.read_text()
+    env = env_values(script.parent)
     sentinels = " ".join(f"{n.hostname}:{n.port}" for n in topology.sentinels)
-    assert f'REDIS_HA_SENTINELS:-"{sentinels}"' in text
-    assert f"REDIS_HA_DEPLOY_MASTER:-{topology.master.hostname}:{topology.master.port}" in text
+    assert env["REDIS_HA_SENTINELS"] == sentinels
+    assert env["REDIS_HA_DEPLOY_MASTER"] == f"{topology.master.hostname}:{topology.master.port}"
     # A pod's own hostname is its name under the Redis headless Service.
-    assert f"$pod.{settings.name}-redis-headless.{settings.namespace}.svc.cluster.local" in text
-    assert f"{K8S_PATHS.conf_dir}/{rendering.SENTINEL_CLIENT_PASSWORD_FILE}" in text
+    assert env["REDIS_HA_HOSTNAME_SUFFIX"] == f".{settings.name}-redis-headless.{settings.namespace}.svc.cluster.local"
+    assert "self_host=${REDIS_HA_HOSTNAME:-$pod${REDIS_HA_HOSTNAME_SUFFIX:-}}" in script.read_text()
+    assert env["REDIS_HA_SENTINEL_PASSWORD_FILE"] == f"{K8S_PATHS.conf_dir}/{rendering.SENTINEL_CLIENT_PASSWORD_FILE}"
 
 
 # --- fresh cluster: no Sentinel answers -> deploy-time role ---------------------------
@@ -548,9 +550,10 @@ def test_tls_start_script_asks_the_sentinels_and_replicates_over_tls(
     shell: list[str], tmp_path: Path, tls_procs: Processes, tls_dir: Path
 ) -> None:
     procs = tls_procs
-    script = tmp_path / "redis-start.sh"
-    script.write_text(rendering.render_start_script(procs.settings, procs.template, K8S_PATHS))
-    assert '"--tls --cacert /etc/redis-ha/ca.crt"' in script.read_text()
+    script = install(
+        tmp_path / "script", "redis-start.sh", rendering.start_env(procs.settings, procs.template, K8S_PATHS)
+    )
+    assert env_values(script.parent)["REDIS_HA_TLS_ARGS"] == "--tls --cacert /etc/redis-ha/ca.crt"
     b_topology = procs.topology(free_port())
     b = procs.start(procs.redis("b", b_topology, 0))
     sentinel = procs.start(procs.sentinel("s", b_topology))

@@ -41,6 +41,7 @@ from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
+from tests.support.node_scripts import install
 from tests.support.program import stack_config
 from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 
@@ -118,11 +119,14 @@ class Rotation:
         self.topology: SentinelTopology = dataclasses.replace(template, redis_nodes=redis_nodes, sentinels=sentinels)
         self.scripts = base / "scripts"
         self.scripts.mkdir()
-        (self.scripts / "redis-start.sh").write_text(
-            rendering.render_start_script(settings, self.topology, self.layout.redis)
+        # Each start script with the node.env of its group beside it.
+        install(
+            self.scripts / "redis", "redis-start.sh", rendering.start_env(settings, self.topology, self.layout.redis)
         )
-        (self.scripts / "sentinel-start.sh").write_text(
-            rendering.render_sentinel_start_script(settings, self.topology, self.layout.sentinel)
+        install(
+            self.scripts / "sentinel",
+            "sentinel-start.sh",
+            rendering.sentinel_start_env(settings, self.topology, self.layout.sentinel),
         )
         self.redis = [self._node(n, dataclasses.replace(settings, port=n.port)) for n in redis_nodes]
         self.sentinels = [self._node(n, dataclasses.replace(settings, sentinel_port=n.port)) for n in sentinels]
@@ -219,7 +223,8 @@ class Rotation:
         }
 
     def start(self, rot: RotNode) -> None:
-        script = self.scripts / ("sentinel-start.sh" if rot.live.node.kind == "sentinel" else "redis-start.sh")
+        kind = rot.live.node.kind
+        script = self.scripts / kind / ("sentinel-start.sh" if kind == "sentinel" else "redis-start.sh")
         with rot.live.log.open("ab") as log:
             rot.live.process = subprocess.Popen(
                 [*self.shell, str(script)],

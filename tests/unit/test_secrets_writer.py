@@ -1,6 +1,7 @@
-"""The Docker secrets writer's script (components/docker/deployment.py), run here by dash
-and busybox ash with its two directories moved to temporary ones: what it delivers, in
-which order, and how it waits for the node."""
+"""The Docker secrets writer (components/node/secrets-writer.sh with the node.env
+components/docker/deployment.py ships), run here by dash and busybox ash with its two
+directories moved to temporary ones: what it delivers, in which order, and how it
+waits for the node."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from components.docker.deployment import writer_script
-from components.docker.layout import WRITER_INCOMING, WRITER_VOLUME_PATH
+from components import node_files
+from components.docker.deployment import writer_files
+from components.docker.layout import WRITER_INCOMING, WRITER_SCRIPT, WRITER_VOLUME_PATH
 
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
 FILES = ("redis.conf", "users.acl", "admin.password")
@@ -30,14 +32,16 @@ def script(tmp_path: Path, wait_seconds: int = 2) -> tuple[Path, Path, Path]:
     incoming, volume = tmp_path / "incoming", tmp_path / "volume"
     incoming.mkdir()
     volume.mkdir()
-    text = writer_script(FILES, wait_seconds)
-    assert f"src={WRITER_INCOMING}\n" in text and f"dst={WRITER_VOLUME_PATH}\n" in text
-    text = text.replace(f"src={WRITER_INCOMING}\n", f"src={incoming}\n").replace(
-        f"dst={WRITER_VOLUME_PATH}\n", f"dst={volume}\n"
+    files = writer_files(FILES, wait_seconds)
+    env = files[node_files.ENV_FILE]
+    assert f"REDIS_HA_WRITER_SRC={WRITER_INCOMING}\n" in env and f"REDIS_HA_WRITER_DST={WRITER_VOLUME_PATH}\n" in env
+    env = env.replace(f"_SRC={WRITER_INCOMING}\n", f"_SRC={incoming}\n").replace(
+        f"_DST={WRITER_VOLUME_PATH}\n", f"_DST={volume}\n"
     )
-    path = tmp_path / "write-secrets.sh"
-    path.write_text(text)
-    return path, incoming, volume
+    # The writer's program beside its uploads, as on Docker.
+    for name, text in {**files, node_files.ENV_FILE: env}.items():
+        (incoming / name).write_text(text)
+    return incoming / WRITER_SCRIPT, incoming, volume
 
 
 def upload(incoming: Path, version: str) -> None:

@@ -19,6 +19,7 @@ from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from components.program import naming_for
 from components.settings import Settings
 from components.topology import build_sentinel_topology
+from tests.support.node_scripts import env_values, install
 from tests.unit.conftest import free_port, wait_until
 from tests.unit.test_role_script import (  # noqa: F401 - fixtures
     LOCALHOST,
@@ -35,10 +36,9 @@ from tests.unit.test_role_script import (  # noqa: F401 - fixtures
 
 @pytest.fixture(scope="module")
 def sentinel_script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:  # noqa: F811
-    path = tmp_path_factory.mktemp("sentinel-script") / "sentinel-start.sh"
     topology = build_sentinel_topology(settings, naming_for(settings))
-    path.write_text(rendering.render_sentinel_start_script(settings, topology, K8S_LAYOUT.sentinel))
-    return path
+    env = rendering.sentinel_start_env(settings, topology, K8S_LAYOUT.sentinel)
+    return install(tmp_path_factory.mktemp("sentinel-script"), "sentinel-start.sh", env)
 
 
 def seed(procs: Processes, directory: Path, master_port: int) -> Path:  # noqa: F811
@@ -88,11 +88,13 @@ def test_script_parses_in_the_shell(shell: list[str], sentinel_script: Path) -> 
 
 
 def test_shipped_defaults_keep_state_on_the_claim_and_seed_from_the_secret(sentinel_script: Path) -> None:
-    text = sentinel_script.read_text()
-    assert "seed=${REDIS_HA_SENTINEL_SEED:-/etc/redis-ha/sentinel.conf}" in text
-    assert "state=${REDIS_HA_SENTINEL_STATE:-/data/sentinel.conf}" in text
+    env = env_values(sentinel_script.parent)
+    assert env["REDIS_HA_SENTINEL_SEED"] == "/etc/redis-ha/sentinel.conf"
+    assert env["REDIS_HA_SENTINEL_STATE"] == "/data/sentinel.conf"
     # A child, not exec: the script watches the delivered secrets while Sentinel runs.
-    assert '${REDIS_HA_SERVER:-redis-server} "$state" --sentinel &' in text
+    assert 'supervise : "${REDIS_HA_SERVER:-redis-server}" "$state" --sentinel' in sentinel_script.read_text()
+    supervise = (sentinel_script.parent / "lib.sh").read_text().split("supervise() {", 1)[1]
+    assert '\n    "$@" &\n    child=$!' in supervise
 
 
 def test_without_state_the_other_sentinels_majority_names_the_master(

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Creation and scale-out of the Redis Cluster {{ settings.name }}: a one-shot step (a
+# shellcheck source-path=SCRIPTDIR
+# Creation and scale-out of a Redis Cluster (docs/node-scripts.md): a one-shot step (a
 # container that runs once on Docker, a Job on Kubernetes), safe to run any number of
 # times, also after restarts. It reads the cluster before it changes anything:
 #   - no node is part of a cluster yet -> `redis-cli --cluster create` with the
@@ -8,38 +9,30 @@
 #     (`create --cluster-replicas N` pairs masters and replicas by its own order)
 #   - a cluster exists -> the nodes it does not know join it (masters empty, replicas
 #     of their shard's current master), then slots are rebalanced onto the masters
-#     that have none (--cluster-use-empty-masters): scaling out needs both (redis-ha docs/redis-notes.md#redis-cluster)
+#     that have none (--cluster-use-empty-masters): scaling out needs both
+#     (docs/redis-notes.md#redis-cluster)
 #   - every node is known and every master has slots -> nothing to change
 # Then it waits until every node reports cluster_state:ok with all 16384 slots.
 #
-# POSIX sh (dash, busybox ash). The admin password is read from a file and handed to
-# every redis-cli on its stdin (--askpass): never an argument, never in the environment
-# of a process. Every default
-# is the deployed value; the environment overrides them (the unit tests run this
-# script against local redis-server processes).
+# The admin password is read from a file and handed to every redis-cli on its stdin
+# (--askpass): never an argument, never in the environment of a process. Settings:
+# node.env next to this script, or the environment (which wins).
 set -eu
-# Addresses and replies are split into words; never expand them as globs.
-set -f
 
-password_file=${REDIS_HA_ADMIN_PASSWORD_FILE:-{{ password_file }}}
+# shellcheck source=lib.sh
+. "${0%/*}/lib.sh"
+init cluster-create
+need REDIS_HA_ADMIN_PASSWORD_FILE REDIS_HA_CLUSTER_MASTERS REDIS_HA_WAIT_SECONDS
+
+password_file=$REDIS_HA_ADMIN_PASSWORD_FILE
 user=${REDIS_HA_CLUSTER_USER:-admin}
-masters=${REDIS_HA_CLUSTER_MASTERS:-"{{ masters | join(' ') }}"}
+masters=$REDIS_HA_CLUSTER_MASTERS
 # <replica>,<the deploy-time master of its shard>
-replicas=${REDIS_HA_CLUSTER_REPLICAS:-"{{ replicas | join(' ') }}"}
-wait_seconds=${REDIS_HA_WAIT_SECONDS:-{{ wait_seconds }}}
-cli_timeout=${REDIS_HA_CLI_TIMEOUT:-5}
+replicas=${REDIS_HA_CLUSTER_REPLICAS:-}
+wait_seconds=$REDIS_HA_WAIT_SECONDS
+REDIS_HA_CLI_TIMEOUT=${REDIS_HA_CLI_TIMEOUT:-5}
 
-log() {
-    echo "cluster-create: $*" >&2
-}
-
-die() {
-    log "error: $*"
-    exit 1
-}
-
-[ -r "$password_file" ] || die "cannot read $password_file"
-password=$(tr -d '\r\n' < "$password_file")
+password=$(password_of "$password_file") || die "cannot read $password_file"
 [ -n "$password" ] || die "$password_file is empty"
 
 deadline=$(($(date +%s) + wait_seconds))
@@ -50,18 +43,11 @@ wait_for() {
     sleep 1
 }
 
-# redis-cli 7.0 has no connect timeout: a node that drops packets would hang a command.
-_timeout=""
-if command -v timeout > /dev/null 2>&1; then
-    _timeout="timeout $cli_timeout"
-fi
-
 # cli <host:port> <command...>: one command as the admin user; an error reply fails.
 cli() {
     _addr=$1
     shift
-    printf '%s\n' "$password" | $_timeout redis-cli --no-auth-warning --askpass -e --user "$user" \
-        -h "${_addr%:*}" -p "${_addr##*:}" "$@"
+    cli_as "$user" "$password" "${_addr%:*}" "${_addr##*:}" "$@"
 }
 
 # manager <redis-cli --cluster command and arguments...>
@@ -87,8 +73,11 @@ replica_addresses() {
     done
 }
 
-all=$(echo $masters $(replica_addresses))
-total=$(echo $all | wc -w)
+# Every node, one word each.
+# shellcheck disable=SC2086
+all=$({ printf '%s\n' $masters && replica_addresses; } | tr '\n' ' ')
+# shellcheck disable=SC2086
+total=$(printf '%s\n' $all | grep -c .)
 
 for addr in $all; do
     until [ "$(cli "$addr" PING 2> /dev/null)" = PONG ]; do
@@ -114,6 +103,7 @@ done
 changed=0
 if [ -z "$entry" ]; then
     log "no node is part of a cluster: creating it from the masters $masters"
+    # shellcheck disable=SC2086
     manager create $masters --cluster-replicas 0
     entry=${masters%% *}
     changed=1

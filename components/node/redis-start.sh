@@ -1,5 +1,7 @@
 #!/bin/sh
-# Start-up of a Redis node of {{ settings.name }}: decide the role, then run redis-server.
+# shellcheck source-path=SCRIPTDIR
+# Start-up of a Redis node of a Sentinel deployment: decide the role, then run
+# redis-server (docs/node-scripts.md).
 #
 # The role a node was deployed with is right only until the first failover; a pod
 # that restarts with its rendered `replicaof` could follow a demoted master or, worse,
@@ -19,19 +21,9 @@
 #   master      print "<host> <port>" of the master most Sentinels name
 #
 # Secrets change without a restart (docs/redis-notes.md#rotating-passwords): the
-# backend delivers the files holding passwords or hashes into {{ paths.secrets_dir or "(none here)" }}
-# (a volume written by a one-shot container on Docker, the group's Secret on
-# Kubernetes) with their version in secrets.version. While redis-server runs, this
-# script polls the version and on a change applies the delivered files live:
-#   - every `user` line of users.acl as one ACL SETUSER <user> resetpass ... <rules> (atomic
-#     per user; connections stay), users no longer in the file deleted; then the file
-#     replaces the aclfile next to redis.conf: the live ACL is what a restart loads
-#   - masterauth: CONFIG SET (and CONFIG REWRITE) only once the node it replicates
-#     from (a master: each of its replicas) accepts the new `replica` password, so the
-#     replication link never fails on a password
-#   - admin.password and sentinel-client.password: the copies this script, the probe
-#     and the hand-over read, replaced with the aclfile
-# then records the version in {{ paths.applied_file or "(nowhere)" }}.
+# backend delivers the files holding passwords or hashes into REDIS_HA_SECRETS_DIR
+# with their version in secrets.version; while redis-server runs, the watcher applies
+# a change live (apply_secrets below) and records the version in REDIS_HA_APPLIED_FILE.
 #
 # The hand-over (docs/redis-notes.md#zero-loss-switchover): hold writes (CLIENT PAUSE
 # WRITE), wait until every replica has applied the master's whole replication stream,
@@ -39,111 +31,47 @@
 # release the writes. A held write then gets -READONLY: it was never acknowledged, and
 # every write acknowledged before the pause is on the new master.
 #
-# POSIX sh (dash, busybox ash). Every default below is the deployed value; each can be
-# overridden from the environment, which is how the unit tests drive this script
-# against local processes. REDIS_HA_DRY_RUN=1 prints the decision ("master" or
-# "replicaof <host> <port>") instead of starting redis-server.
+# Settings: node.env next to this script, or the environment (which wins).
+# REDIS_HA_DRY_RUN=1 prints the decision ("master" or "replicaof <host> <port>")
+# instead of starting redis-server.
 set -eu
-# Replies are split into words below; never expand them as globs.
-set -f
-# The rewritten redis.conf holds masterauth.
-umask 077
 
-conf=${REDIS_HA_CONF:-{{ paths.conf_dir }}/redis.conf}
-port=${REDIS_HA_PORT:-{{ settings.port }}}
-master_name=${REDIS_HA_MASTER_NAME:-{{ settings.master_name }}}
-sentinels=${REDIS_HA_SENTINELS:-"{{ sentinel_addresses | join(' ') }}"}
+# shellcheck source=lib.sh
+. "${0%/*}/lib.sh"
+init redis-start
+need REDIS_HA_CONF REDIS_HA_PORT REDIS_HA_MASTER_NAME REDIS_HA_SENTINELS REDIS_HA_DEPLOY_MASTER \
+    REDIS_HA_SENTINEL_PASSWORD_FILE REDIS_HA_ADMIN_PASSWORD_FILE REDIS_HA_FAILOVER_WAIT REDIS_HA_DATA_DIR
+
+conf=$REDIS_HA_CONF
+port=$REDIS_HA_PORT
+master_name=$REDIS_HA_MASTER_NAME
+sentinels=$REDIS_HA_SENTINELS
 pod=${POD_NAME:-$(hostname)}
-self_host=${REDIS_HA_HOSTNAME:-$pod{{ hostname_suffix }}}
+self_host=${REDIS_HA_HOSTNAME:-$pod${REDIS_HA_HOSTNAME_SUFFIX:-}}
 # Sentinel answers with hostnames when announce-hostnames is on, else with addresses.
 self_addrs="$self_host ${POD_IP:-}"
-deploy_master=${REDIS_HA_DEPLOY_MASTER:-{{ topology.master.hostname }}:{{ topology.master.port }}}
-client_password_file=${REDIS_HA_SENTINEL_PASSWORD_FILE:-{{ paths.conf_dir }}/{{ sentinel_client_password_file }}}
-admin_password_file=${REDIS_HA_ADMIN_PASSWORD_FILE:-{{ paths.conf_dir }}/{{ admin_password_file }}}
-cli_timeout=${REDIS_HA_CLI_TIMEOUT:-3}
-failover_wait=${REDIS_HA_FAILOVER_WAIT:-{{ failover_wait }}}
-data_dir=${REDIS_HA_DATA_DIR:-{{ paths.data_dir }}}
+deploy_master=$REDIS_HA_DEPLOY_MASTER
+client_password_file=$REDIS_HA_SENTINEL_PASSWORD_FILE
+admin_password_file=$REDIS_HA_ADMIN_PASSWORD_FILE
+failover_wait=$REDIS_HA_FAILOVER_WAIT
+data_dir=$REDIS_HA_DATA_DIR
 # How long a node with a dataset waits for a Sentinel to answer at start.
 sentinel_wait=${REDIS_HA_SENTINEL_WAIT:-30}
 # How long the replicas may take to catch up with the paused master.
 catch_up_wait=${REDIS_HA_CATCH_UP_WAIT:-10}
-tls_args=${REDIS_HA_TLS_ARGS:-"{{ tls_args }}"}
-# Delivered secrets (empty: none, no watcher) and how often they are looked at.
-secrets_dir=${REDIS_HA_SECRETS_DIR-{{ paths.secrets_dir }}}
-delivered_conf=$secrets_dir/{% if paths.per_node_files %}$pod.{% endif %}redis.conf
-applied_file=${REDIS_HA_APPLIED_FILE-{{ paths.applied_file }}}
-watch_interval=${REDIS_HA_WATCH_INTERVAL:-2}
-
-log() {
-    echo "redis-start: $*" >&2
-}
-
-# cli <user> <password file> <host> <port> <command...>; without a command, the
-# commands come one a line on stdin (how secrets are sent: never as an argument).
-cli() {
-    _user=$1 _pwfile=$2 _host=$3 _port=$4
-    shift 4
-    [ -r "$_pwfile" ] || { log "cannot read $_pwfile"; return 1; }
-    _pw=$(tr -d '\r\n' < "$_pwfile")
-    cli_as "$_user" "$_pw" "$_host" "$_port" "$@"
-}
-
-# cli_as <user> <password> <host> <port> <command...>
-cli_as() {
-    _user=$1 _pw=$2 _host=$3 _port=$4
-    shift 4
-    # redis-cli 7.0 has no connect timeout: a SYN dropped by a NetworkPolicy would
-    # otherwise hang the start-up for minutes.
-    _timeout=""
-    if command -v timeout > /dev/null 2>&1; then
-        _timeout="timeout $cli_timeout"
-    fi
-    # The password goes on stdin (--askpass), never into an argument or the environment
-    # of redis-cli; commands piped in by the caller follow it.
-    if [ "$#" -gt 0 ]; then
-        printf '%s\n' "$_pw" | $_timeout redis-cli --no-auth-warning --askpass -e $tls_args \
-            --user "$_user" -h "$_host" -p "$_port" "$@"
-    else
-        { printf '%s\n' "$_pw" && cat; } | $_timeout redis-cli --no-auth-warning --askpass -e $tls_args \
-            --user "$_user" -h "$_host" -p "$_port"
-    fi
-}
+# Delivered secrets (empty: none, no watcher); one Kubernetes Secret per group names
+# the node's own files `<pod>.<file>`.
+secrets_dir=${REDIS_HA_SECRETS_DIR:-}
+delivered_conf=$secrets_dir/redis.conf
+[ "${REDIS_HA_PER_NODE_FILES:-0}" != 1 ] || delivered_conf=$secrets_dir/$pod.redis.conf
 
 local_cli() {
     cli admin "$admin_password_file" 127.0.0.1 "$port" "$@"
 }
 
-# Prints "<host> <port>" of the master most Sentinels name; nothing if none answers.
-# A Sentinel that restarted with its rendered config may still name the deploy-time
-# master until its peers' hello messages correct it: the majority wins.
+# "<host> <port>" of the master most Sentinels name; nothing if none answers.
 sentinel_master() {
-    _answers=""
-    for _sentinel in $sentinels; do
-        _reply=$(cli sentinel-client "$client_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
-            SENTINEL GET-MASTER-ADDR-BY-NAME "$master_name" 2> /dev/null) || continue
-        # A known master is two lines, host and port; an unknown one is an empty reply.
-        set -- $_reply
-        [ $# -eq 2 ] || continue
-        case $2 in
-            '' | *[!0-9]*) continue ;;
-        esac
-        _answers="$_answers$1 $2
-"
-    done
-    [ -n "$_answers" ] || return 0
-    printf '%s' "$_answers" | sort | uniq -c | sort -k1,1nr -k2 | head -n 1 | awk '{ print $2, $3 }'
-}
-
-# How many Sentinels answer GET-MASTER-ADDR-BY-NAME right now.
-sentinels_answering() {
-    _n=0
-    for _sentinel in $sentinels; do
-        _reply=$(cli sentinel-client "$client_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
-            SENTINEL GET-MASTER-ADDR-BY-NAME "$master_name" 2> /dev/null) || continue
-        set -- $_reply
-        [ $# -eq 2 ] && _n=$((_n + 1))
-    done
-    echo "$_n"
+    sentinel_answers "$client_password_file" "$master_name" "$sentinels" | majority
 }
 
 # is_self <host> <port>
@@ -155,7 +83,6 @@ is_self() {
     return 1
 }
 
-# Prints "master" or "replicaof <host> <port>".
 # A node that has a dataset has been part of the deployment: its role may have changed
 # since the deploy, so it must not fall back to the deploy-time role just because the
 # Sentinels are restarting too (all containers restarted at once). Only a fresh node
@@ -164,6 +91,7 @@ has_dataset() {
     [ -s "$data_dir/dump.rdb" ] || [ -d "$data_dir/appendonlydir" ]
 }
 
+# Prints "master" or "replicaof <host> <port>".
 decide() {
     _tries=0
     while :; do
@@ -184,6 +112,7 @@ decide() {
         _master="${deploy_master%:*} ${deploy_master##*:}"
         _source="no Sentinel answered and no dataset (a fresh node); deploy-time role"
     fi
+    # shellcheck disable=SC2086
     set -- $_master
     if is_self "$1" "$2"; then
         log "$_source: this node ($self_host:$port) is the master"
@@ -191,6 +120,13 @@ decide() {
     else
         log "$_source: the master is $1:$2"
         echo "replicaof $1 $2"
+    fi
+}
+
+# The one place background watchers start beside redis-server (supervise calls it).
+start_watchers() {
+    if watching; then
+        background watch_secrets apply_secrets
     fi
 }
 
@@ -207,50 +143,27 @@ start() {
         base=$delivered_conf
         install_files
     fi
-    [ -f "$base" ] || { log "no config file $base"; exit 1; }
-    # Replace the replicaof rendered at deploy time or written by CONFIG REWRITE
-    # (which may still say slaveof); the file's directory is writable (redis-ha docs/redis-notes.md#sentinel-rewrites-its-config).
+    [ -f "$base" ] || die "no config file $base"
+    # Replace the replicaof rendered at deploy time or written by CONFIG REWRITE (which
+    # may still say slaveof); the file's directory is writable
+    # (docs/redis-notes.md#sentinel-rewrites-its-config).
     tmp="$conf.start.$$"
     grep -v -i -E '^[[:space:]]*(replicaof|slaveof)[[:space:]]' "$base" > "$tmp" || true
     case $decision in
         replicaof\ *) echo "$decision" >> "$tmp" ;;
     esac
     mv "$tmp" "$conf"
-    # redis-server runs as a child so that a stop can hand over first: the shell is the
-    # container's first process and gets the SIGTERM.
-    ${REDIS_HA_SERVER:-redis-server} "$conf" "$@" &
-    child=$!
-    watcher=""
-    if [ -n "$secrets_dir" ] && [ -f "$secrets_dir/secrets.version" ] && [ "${REDIS_HA_WATCH:-1}" = 1 ]; then
-        watch_secrets &
-        watcher=$!
-    fi
-    trap 'on_stop' TERM INT
-    while :; do
-        status=0
-        wait "$child" || status=$?
-        if ! kill -0 "$child" 2> /dev/null; then
-            [ -z "$watcher" ] || kill "$watcher" 2> /dev/null || true
-            exit "$status"
-        fi
-    done
-}
-
-on_stop() {
-    trap '' TERM INT
-    log "stop requested"
-    [ -z "$watcher" ] || kill "$watcher" 2> /dev/null || true
-    hand_over stop || true
-    kill -TERM "$child" 2> /dev/null || true
+    supervise "hand_over stop" "${REDIS_HA_SERVER:-redis-server}" "$conf" "$@"
 }
 
 # --- live secrets (docs/redis-notes.md#rotating-passwords) ---------------------------
-
-# replace_file <source> <target>: a copy that readers see whole or not at all.
-replace_file() {
-    cmp -s "$1" "$2" 2> /dev/null && return 0
-    cp "$1" "$2.new.$$" && mv -f "$2.new.$$" "$2"
-}
+#   - users.acl: apply_acl (lib.sh); then the file replaces the aclfile next to
+#     redis.conf: the live ACL is what a restart loads
+#   - masterauth: CONFIG SET (and CONFIG REWRITE) only once the node it replicates
+#     from (a master: each of its replicas) accepts the new `replica` password, so the
+#     replication link never fails on a password
+#   - admin.password and sentinel-client.password: the copies this script, the probe
+#     and the hand-over read, replaced with the aclfile
 
 # The copies next to redis.conf: the aclfile Redis loads at start, the password files
 # this script, the probe and the hand-over read.
@@ -261,11 +174,6 @@ install_files() {
     done
 }
 
-record_applied() {
-    [ -n "$applied_file" ] || return 0
-    printf '%s\n' "$1" > "$applied_file.new.$$" && mv -f "$applied_file.new.$$" "$applied_file"
-}
-
 # admin on this node with whichever of the two admin passwords works: the one in use
 # (the copy) or the delivered one (a node that missed a phase).
 admin_cli() {
@@ -274,12 +182,6 @@ admin_cli() {
     else
         cli admin "$secrets_dir/${admin_password_file##*/}" 127.0.0.1 "$port" "$@"
     fi
-}
-
-# succeeds when <host> <port> answers PING as `replica` with password $1: "PONG",
-# not an error and not silence.
-accepts_replica() {
-    [ "$(printf 'PING\n' | cli_as replica "$1" "$2" "$3" 2> /dev/null | tr -d '\r')" = PONG ]
 }
 
 # The nodes that use this node's masterauth, or whose ACL it must match: its master
@@ -297,25 +199,6 @@ replication_peers() {
         END { if (role == "slave") print host " " mport; else printf "%s", replicas }'
 }
 
-apply_acl() {
-    _acl=$secrets_dir/users.acl
-    [ -r "$_acl" ] || { log "cannot read $_acl"; return 1; }
-    _script=$(awk '$1 == "user" { printf "ACL SETUSER %s resetpass resetkeys resetchannels -@all clearselectors", $2; for (i = 3; i <= NF; i++) printf " %s", $i; printf "\n" }' "$_acl")
-    _wanted=$(awk '$1 == "user" { print $2 }' "$_acl")
-    _count=$(printf '%s\n' "$_script" | grep -c .)
-    _ok=$(printf '%s\n' "$_script" | admin_cli 2>&1 | tr -d '\r' | grep -cx OK) || true
-    if [ "$_ok" != "$_count" ]; then
-        log "secrets: ACL SETUSER accepted $_ok of $_count users"
-        return 1
-    fi
-    _live=$(admin_cli ACL USERS | tr -d '\r') || return 1
-    for _u in $_live; do
-        printf '%s\n' "$_wanted" | grep -qxF "$_u" && continue
-        printf 'ACL DELUSER %s\n' "$_u" | admin_cli > /dev/null || return 1
-        log "secrets: user $_u is no longer in the ACL file; deleted"
-    done
-}
-
 apply_masterauth() {
     _new=$(sed -n 's/^masterauth[[:space:]][[:space:]]*//p' "$delivered_conf" | head -n 1 | tr -d '"\r')
     [ -n "$_new" ] || return 0
@@ -324,10 +207,10 @@ apply_masterauth() {
     _peers=$(replication_peers) || return 1
     _refused=$(printf '%s\n' "$_peers" | while read -r _h _p; do
         [ -n "$_h" ] || continue
-        accepts_replica "$_new" "$_h" "$_p" || echo "$_h:$_p"
+        [ "$(answers replica "$_new" "$_h" "$_p")" = yes ] || echo "$_h:$_p"
     done)
     if [ -n "$_refused" ]; then
-        log "secrets: the new replica password is not accepted by $(echo $_refused) yet; masterauth unchanged"
+        log "secrets: the new replica password is not accepted by $(echo "$_refused" | tr '\n' ' ')yet; masterauth unchanged"
         return 1
     fi
     _ok=$(printf 'CONFIG SET masterauth %s\nCONFIG REWRITE\n' "$_new" | admin_cli 2>&1 | tr -d '\r' | grep -cx OK) || true
@@ -336,32 +219,13 @@ apply_masterauth() {
 }
 
 apply_secrets() {
-    apply_acl || return 1
+    apply_acl "$secrets_dir/users.acl" admin_cli || return 1
     # The ACL file Redis loads on a restart is the live ACL from here on.
     install_files || return 1
     apply_masterauth || return 1
 }
 
-watch_secrets() {
-    _applied=$(cat "$secrets_dir/secrets.version" 2> /dev/null || true)
-    # What redis-server started with is what the start just installed.
-    record_applied "$_applied" || log "secrets: cannot write $applied_file"
-    while sleep "$watch_interval"; do
-        _version=$(cat "$secrets_dir/secrets.version" 2> /dev/null) || continue
-        [ "$_version" != "$_applied" ] || continue
-        if apply_secrets; then
-            _applied=$_version
-            record_applied "$_version" || log "secrets: cannot write $applied_file"
-            log "secrets: the delivered secrets are applied"
-{% if paths.sidecar_exporter and settings.exporter %}
-            # The exporter beside this node reads its password file again (its Secret
-            # is updated in place too); it has no data to lose.
-            wget -q -O /dev/null "http://127.0.0.1:{{ settings.exporter_port }}/-/reload" 2> /dev/null ||
-                log "secrets: the exporter did not reload its password file"
-{% endif %}
-        fi
-    done
-}
+# --- the hand-over --------------------------------------------------------------------
 
 # The master's replication offset, and one "<host> <port> <offset>" line per replica.
 master_offset() {
@@ -398,6 +262,21 @@ unpause() {
     local_cli CLIENT UNPAUSE > /dev/null 2>&1 || true
 }
 
+# ask_failover: the first Sentinel that sees a majority of its peers (CKQUORUM) and
+# accepts SENTINEL FAILOVER, which needs no vote: a stop never fails over from a
+# minority side. Prints its address; nothing when none did.
+ask_failover() {
+    for _sentinel in $sentinels; do
+        cli admin "$admin_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
+            SENTINEL CKQUORUM "$master_name" 2> /dev/null | grep -q '^OK' || continue
+        if cli admin "$admin_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
+            SENTINEL FAILOVER "$master_name" 2> /dev/null | grep -qx OK; then
+            echo "$_sentinel"
+            return 0
+        fi
+    done
+}
+
 # hand_over <why>: returns 0 when another node is master afterwards (or this node was
 # not the master), 1 when this node is still the master.
 hand_over() {
@@ -407,6 +286,7 @@ hand_over() {
         log "$_why: no Sentinel answered; nothing to hand over"
         return 1
     fi
+    # shellcheck disable=SC2086
     set -- $_master
     if ! is_self "$1" "$2"; then
         log "$_why: $1:$2 is the master; nothing to hand over"
@@ -416,7 +296,8 @@ hand_over() {
     # A forced failover needs no vote, and a Sentinel counts a stopped peer as usable
     # until down-after-milliseconds has passed: so ask them all now, and hand over only
     # when a majority of the deployed Sentinels answer (never from a minority side).
-    _answering=$(sentinels_answering)
+    _answering=$(sentinel_answers "$client_password_file" "$master_name" "$sentinels" | grep -c .) || true
+    # shellcheck disable=SC2086
     _total=$(echo $sentinels | wc -w)
     if [ "$_answering" -lt $((_total / 2 + 1)) ]; then
         log "$_why: only $_answering of $_total Sentinels answer; no hand-over without a majority"
@@ -437,18 +318,7 @@ hand_over() {
         fi
         sleep 0.1
     done
-    _asked=""
-    for _sentinel in $sentinels; do
-        # SENTINEL FAILOVER needs no vote: ask only a Sentinel that sees a majority of
-        # its peers (CKQUORUM), so that a stop never fails over from a minority side.
-        cli admin "$admin_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
-            SENTINEL CKQUORUM "$master_name" 2> /dev/null | grep -q '^OK' || continue
-        if cli admin "$admin_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
-            SENTINEL FAILOVER "$master_name" 2> /dev/null | grep -qx OK; then
-            _asked=$_sentinel
-            break
-        fi
-    done
+    _asked=$(ask_failover)
     if [ -z "$_asked" ]; then
         log "$_why: no Sentinel with a majority accepted SENTINEL FAILOVER; staying master"
         unpause
@@ -463,10 +333,10 @@ hand_over() {
         # reports itself master; the others learn it from the leader's hello messages
         # once every replica is reconfigured, a second or two later. Writes are held
         # until then only if the leader is not asked.
-        _reply=$(cli sentinel-client "$client_password_file" "${_asked%:*}" "${_asked##*:}" \
-            SENTINEL GET-MASTER-ADDR-BY-NAME "$master_name" 2> /dev/null) || continue
-        set -- $_reply
-        [ $# -eq 2 ] || continue
+        _new=$(sentinel_answers "$client_password_file" "$master_name" "$_asked")
+        [ -n "$_new" ] || continue
+        # shellcheck disable=SC2086
+        set -- $_new
         is_self "$1" "$2" && continue
         # Stop being a master now rather than when Sentinel converts this node
         # (seconds later); PSYNC lets it continue from the new master's backlog.
@@ -495,7 +365,7 @@ case ${1:-start} in
         ;;
     master)
         _master=$(sentinel_master)
-        [ -n "$_master" ] || { log "no Sentinel answered"; exit 1; }
+        [ -n "$_master" ] || die "no Sentinel answered"
         echo "$_master"
         ;;
     start)
