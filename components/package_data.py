@@ -1,5 +1,6 @@
-"""Where the data files the program reads are: the Jinja2 templates and the monitoring
-rules and dashboard.
+"""Where the data files the program reads are: the Jinja2 templates, the nodes' plain
+shell scripts (components/node, package data in place) and the monitoring rules and
+dashboard.
 
 The repository keeps them at its top level (templates/, monitoring/); a wheel ships them
 as package data next to this module (components/templates, components/monitoring: the
@@ -23,6 +24,11 @@ def _data_dir(name: str) -> Path:
 def templates_dir() -> Path:
     """The Jinja2 templates (redis.conf.j2, sentinel.conf.j2, ...)."""
     return _data_dir("templates")
+
+
+def node_scripts_dir() -> Path:
+    """The nodes' plain shell scripts (components/node: fence.sh), shipped as they are."""
+    return PACKAGE_DIR / "node"
 
 
 def monitoring_dir() -> Path:
