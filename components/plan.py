@@ -212,10 +212,14 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
         }
 
     def redis_scripts(node: Node) -> dict[str, str]:
-        return {
+        scripts = {
             _probe_name(REDIS): rendering.render_healthcheck(node, redis_paths, s.tls),
             START_SCRIPT: rendering.render_start_script(s, topo, redis_paths),
         }
+        if s.fence:
+            # Started by redis-start.sh from its own directory (docs/partitions.md).
+            scripts[rendering.FENCE_SCRIPT] = rendering.fence_script()
+        return scripts
 
     def sentinel_scripts(node: Node) -> dict[str, str]:
         return {

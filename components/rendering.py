@@ -169,7 +169,18 @@ def render_start_script(settings: Settings, topology: SentinelTopology, paths: P
         admin_password_file=ADMIN_PASSWORD_FILE,
         failover_wait=failover_wait_seconds(settings),
         tls_args=f"--tls --cacert {paths.conf_dir}/ca.crt" if settings.tls else "",
+        # components/node/fence.sh, shipped beside it; 0: no fence.
+        fence_after=settings.fence_after_milliseconds if settings.fence else 0,
     )
+
+
+FENCE_SCRIPT = "fence.sh"
+
+
+def fence_script() -> str:
+    """components/node/fence.sh as it is (plain sh: every value from the environment,
+    which redis-start.sh sets); shipped next to redis-start.sh."""
+    return (package_data.node_scripts_dir() / FENCE_SCRIPT).read_text()
 
 
 def render_sentinel_start_script(settings: Settings, topology: SentinelTopology, paths: Paths = DOCKER_PATHS) -> str:

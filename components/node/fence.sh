@@ -20,7 +20,8 @@
 #   REDIS_HA_SENTINEL_PASSWORD_FILE, REDIS_HA_ADMIN_PASSWORD_FILE, REDIS_HA_CONF,
 #   REDIS_HA_TLS_ARGS, REDIS_HA_MIN_REPLICAS_TO_WRITE (the deployed value: restored when
 #   the node started fenced), REDIS_HA_FENCE_AFTER_MS, REDIS_HA_FENCE_INTERVAL_MS,
-#   REDIS_HA_FENCE_TIMEOUT_MS (the deadline of one round of questions).
+#   REDIS_HA_FENCE_TIMEOUT_MS (the deadline of one round of questions),
+#   REDIS_HA_FENCE_TRACE=1 (a line per round: how the bench measures the rounds).
 # shellcheck shell=sh
 # Word splitting of lists and replies is wanted below, and globbing is off (set -f).
 # shellcheck disable=SC2086,SC2046
@@ -212,6 +213,8 @@ CONFIG GET min-replicas-to-write"
         [ "$fenced" = 0 ] || lift "this node is a replica"
     elif [ "$role" = master ]; then
         count_answers
+        [ "${REDIS_HA_FENCE_TRACE:-0}" = 0 ] ||
+            log "round: $((now - started)) ms, $named_self name this node, $named_other name ${other:-another}"
         if [ "$named_self" -ge "$majority" ]; then
             confirmed_at=$now
             [ "$fenced" = 0 ] || lift "$named_self of $total Sentinels name this node"

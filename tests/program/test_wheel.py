@@ -116,6 +116,7 @@ def test_the_wheel_holds_the_toolkit_and_nothing_of_the_tests(installed: dict[st
         "components/templates/users.acl.j2",
         "components/monitoring/prometheus-rules.yml",
         "components/monitoring/grafana-dashboard.json",
+        "components/node/fence.sh",
         "redis_ha/cli.py",
         "redis_ha/stack.py",
         "redis_ha/backup/__main__.py",
