@@ -15,12 +15,12 @@ from typing import Any
 
 from components.settings_backup import BACKUP_TARGETS, S3_SECRET_KEYS, check_s3_secrets
 from components.settings_backup import READERS as BACKUP_READERS
-from components.settings_fence import READERS as FENCE_READERS
 
 # The error and the roles live in modules of their own (settings_roles.py raises
 # SettingsError too); callers keep importing them from here.
 from components.settings_base import NAMESPACE as NAMESPACE
 from components.settings_base import SettingsError, read_bool
+from components.settings_fence import READERS as FENCE_READERS
 from components.settings_roles import (
     DEFAULT_ROLES,
     SYSTEM_PASSWORD_USERS,
