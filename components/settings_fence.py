@@ -4,8 +4,8 @@ master that no majority of the Sentinels names keeps taking writes.
 
 The fence must be in place before the Sentinels can have promoted another node: they
 start a failover no sooner than `downAfterMilliseconds` after the master stopped
-answering them, so fenceAfter plus one check round (FENCE_INTERVAL_MS, which is also
-the deadline of a round) stays below it. Read by components/settings.py; the
+answering them, so fenceAfter plus one check interval (FENCE_INTERVAL_MS) stays below
+it. Read by components/settings.py; the
 cross-field rule is `check_fence`.
 """
 
@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 
     from components.settings import Settings
 
-# One round of questions to the Sentinels every 250 ms, each with a 250 ms deadline.
+# A round of questions to the Sentinels starts every 250 ms; its answers count as of its
+# start, and a question unanswered after 1 s is dropped (fence.sh's defaults).
 FENCE_INTERVAL_MS = 250
-FENCE_TIMEOUT_MS = 250
+FENCE_TIMEOUT_MS = 1000
 
 
 def _positive_ms(key: str, value: Any) -> int:
