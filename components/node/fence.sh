@@ -300,10 +300,12 @@ CONFIG GET min-replicas-to-write"
             admin "EVAL \"return redis.error_reply('FENCED this master is fenced by redis-ha')\" 0"
         fi
     fi
-    # One round every interval.
+    # One round every interval; a replica only looks at its role, once a second.
+    _period=$interval
+    [ "$role" = master ] || _period=$((interval * 4))
     clock
-    if [ $((now - started)) -lt "$interval" ]; then
-        secs $((interval - (now - started)))
+    if [ $((now - started)) -lt "$_period" ]; then
+        secs $((_period - (now - started)))
         sleep "$secs"
     fi
 done
