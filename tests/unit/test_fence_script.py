@@ -21,8 +21,13 @@ import pytest
 import redis
 
 from components import rendering
+from components.docker.layout import LAYOUT as DOCKER_LAYOUT
+from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from components.package_data import node_scripts_dir
-from components.settings import Settings
+from components.plan import START_SCRIPT, build_plan
+from components.program import naming_for
+from components.settings import Settings, load_settings
+from tests.support.program import stack_config
 from tests.unit.conftest import LiveNode, free_port, wait_until
 from tests.unit.test_role_script import LOCALHOST, SHELLS, Processes, prod_settings
 
@@ -291,3 +296,22 @@ def test_leaves_no_redis_cli_behind(group: Group, fences: list[Fence]) -> None:
         counts.append(questions())
     assert max(counts) <= 18 and counts[-1] > 0, counts
     wait_until(lambda: fence.count("FENCED:") == 1, 2, fence.log())
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("fence", [True, False])
+def test_both_backends_ship_the_fence_next_to_the_start_script(stack: str, fence: bool) -> None:
+    """Docker uploads and Kubernetes mounts (ConfigMap) every script of the Redis group
+    into one directory: fence.sh sits next to redis-start.sh, which starts it from there."""
+    settings = load_settings({**stack_config(stack), "fence": fence})
+    layout = DOCKER_LAYOUT if settings.backend == "docker" else K8S_LAYOUT
+    plan = build_plan(settings, layout, naming_for(settings))
+    redis_group = next(g for part in plan.parts for g in part.groups if g.kind == "redis")
+    scripts = redis_group.scripts()
+    start = scripts[START_SCRIPT]
+    if fence:
+        assert scripts[rendering.FENCE_SCRIPT] == SCRIPT.read_text()
+        assert f"REDIS_HA_FENCE_AFTER_MS:-{settings.fence_after_milliseconds}}}" in start
+    else:
+        assert rendering.FENCE_SCRIPT not in scripts
+        assert "REDIS_HA_FENCE_AFTER_MS:-0}" in start
