@@ -66,7 +66,11 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
         # The role comes from the Sentinels at every start (deploy-time role only on a fresh deployment).
         assert i["command"] == ["sh", "/data/redis-start.sh"]
         # Only plain scripts: the secret files come through the node's secrets volume.
-        assert sorted(u["file"] for u in i["uploads"]) == ["/data/healthcheck.sh", "/data/redis-start.sh"]
+        assert sorted(u["file"] for u in i["uploads"]) == [
+            "/data/fence.sh",
+            "/data/healthcheck.sh",
+            "/data/redis-start.sh",
+        ]
         assert [v["containerPath"] for v in i["volumes"]] == ["/data", "/run/redis-ha/config"]
         assert {v["volumeName"] for v in i["volumes"]} <= volumes
         assert i["volumes"][1]["volumeName"] == f"{i['name']}-secrets"
