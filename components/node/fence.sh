@@ -55,7 +55,10 @@ total=$(echo $sentinels | wc -w)
 majority=$((total / 2 + 1))
 # Rounds still waiting for answers; no more are started beyond this.
 most_rounds=$((deadline / interval + 2))
-work=$(mktemp -d "${TMPDIR:-/tmp}/redis-ha-fence.XXXXXX")
+# A writable place for the answers: TMPDIR or /tmp, else next to redis.conf (a pod's
+# root filesystem is read-only; its config directory is a memory-backed volume).
+work=$(mktemp -d "${TMPDIR:-/tmp}/redis-ha-fence.XXXXXX" 2> /dev/null) ||
+    work=$(mktemp -d "${conf%/*}/redis-ha-fence.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 trap 'exit 0' TERM INT
 

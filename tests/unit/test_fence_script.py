@@ -315,3 +315,15 @@ def test_both_backends_ship_the_fence_next_to_the_start_script(stack: str, fence
     else:
         assert rendering.FENCE_SCRIPT not in scripts
         assert "REDIS_HA_FENCE_AFTER_MS:-0}" in start
+
+
+def test_works_on_a_read_only_root_filesystem(group: Group, fences: list[Fence]) -> None:
+    """A pod's root filesystem is read-only: the answers go next to redis.conf."""
+    fence = Fence(SHELLS["busybox-ash"], group, group.sentinels, fence_after=DEFAULT_FENCE_AFTER, TMPDIR="/proc")
+    fences.append(fence)
+    [work] = list(group.master.conf.parent.glob("redis-ha-fence.*"))
+    freeze(group.sentinels[0])
+    freeze(group.sentinels[1])
+    wait_until(lambda: write_refused(group), 5, f"the fence\n{fence.log()}", interval=0.05)
+    fence.stop()
+    assert not work.exists()
