@@ -13,6 +13,10 @@
 #   - no round started in the last REDIS_HA_FENCE_AFTER_MS got a majority naming this
 #     node                                                     -> fence
 #   - a majority names this node again, or the node is a replica -> lift the fence
+# A node that just became master (a failover, a hand-over) is named by the Sentinel that
+# promoted it at once and by the others only once they hear of it (their hello messages,
+# seconds later): for REDIS_HA_FENCE_SETTLE_MS after its promotion, one Sentinel naming
+# it confirms it and the others naming the old master do not fence it.
 # The fence is `CONFIG SET min-replicas-to-write <FENCE_MARK>`: more replicas than any
 # deployment has, so every write (and EXEC, and a writing script) gets -NOREPLICAS at
 # once and nothing written after it can be acknowledged, by the reply or by WAIT. The
@@ -26,7 +30,7 @@
 #   REDIS_HA_SENTINEL_PASSWORD_FILE, REDIS_HA_ADMIN_PASSWORD_FILE, REDIS_HA_CONF,
 #   REDIS_HA_TLS_ARGS, REDIS_HA_MIN_REPLICAS_TO_WRITE (the deployed value: restored when
 #   the node started fenced), REDIS_HA_FENCE_AFTER_MS, REDIS_HA_FENCE_INTERVAL_MS,
-#   REDIS_HA_FENCE_TIMEOUT_MS (the deadline of one question),
+#   REDIS_HA_FENCE_TIMEOUT_MS (the deadline of one question), REDIS_HA_FENCE_SETTLE_MS,
 #   REDIS_HA_FENCE_TRACE=1 (a line per round: how the bench measures the rounds).
 # shellcheck shell=sh
 # Word splitting of lists and replies is wanted below, and globbing is off (set -f).
@@ -48,6 +52,8 @@ fence_after=${REDIS_HA_FENCE_AFTER_MS:-750}
 interval=${REDIS_HA_FENCE_INTERVAL_MS:-250}
 deadline=${REDIS_HA_FENCE_TIMEOUT_MS:-1000}
 trace=${REDIS_HA_FENCE_TRACE:-0}
+# Sentinels exchange hello messages every 2 s: two of them, and a second to spare.
+settle=${REDIS_HA_FENCE_SETTLE_MS:-5000}
 # No deployment has this many replicas (at most 8): its writes are all refused.
 FENCE_MARK=1000
 
@@ -223,6 +229,8 @@ saved=$deployed_min_replicas
 counted_at=0
 clock
 confirmed_at=$now
+promoted_at=-$settle
+was_master=""
 log "watching $master_name: fence after ${fence_after} ms without a majority of the $total Sentinels naming this node"
 while :; do
     clock
@@ -250,6 +258,14 @@ CONFIG GET min-replicas-to-write"
         [ "$saved" != "$FENCE_MARK" ] || saved=$deployed_min_replicas
         log "FENCED: the node runs with min-replicas-to-write $FENCE_MARK"
     fi
+    # Just promoted: one Sentinel naming this node is enough for a while.
+    if [ "$role" = master ] && [ "$was_master" = 0 ]; then
+        promoted_at=$now confirmed_at=$now
+        log "this node is master now: for ${settle} ms one Sentinel naming it confirms it"
+    fi
+    [ -z "$role" ] || { [ "$role" = master ] && was_master=1; } || was_master=0
+    _needed=$majority
+    [ $((now - promoted_at)) -ge "$settle" ] || _needed=1
     # The answers of the rounds that ended; the latest decides about another master.
     named_self=0 named_other=0 _latest=0 _running=0 _renamed=0
     set +f
@@ -262,14 +278,14 @@ CONFIG GET min-replicas-to-write"
         read -r _pid < "$work/running.$_at" || true
         [ -z "$_pid" ] || wait "$_pid" 2> /dev/null || true
         rm -f "$_f" "$work/running.$_at"
-        if [ "${_self:-0}" -ge "$majority" ]; then
+        if [ "${_self:-0}" -ge "$_needed" ] && [ "${_self:-0}" -gt 0 ]; then
             [ "${_end:-0}" -le "$confirmed_at" ] || confirmed_at=$_end named_self=$_self
             # Only a round that started after the fence lifts it.
             [ "$_at" -le "$fenced_at" ] || _renamed=1
         fi
         if [ "$_at" -gt "$_latest" ]; then
             _latest=$_at named_other=0
-            [ "${_count:-0}" -lt "$majority" ] || named_other=$_count other=$_other
+            [ "${_count:-0}" -lt "$majority" ] || [ "${_self:-0}" -ge "$_needed" ] || named_other=$_count other=$_other
         fi
         [ "$trace" = 0 ] || log "round: $((now - _at)) ms, $_self name this node, $_count name $_other"
     done

@@ -88,20 +88,29 @@ def role_passwords() -> dict[str, str]:
 class Fence:
     """fence.sh running against the group's master; its log in memory."""
 
-    def __init__(self, shell: list[str], group: Group, sentinels: list[LiveNode], fence_after: int, **env: str) -> None:
+    def __init__(
+        self,
+        shell: list[str],
+        group: Group,
+        sentinels: list[LiveNode],
+        fence_after: int,
+        node: LiveNode | None = None,
+        **env: str,
+    ) -> None:
+        node = node or group.master
         secrets = group.procs.secrets
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [*shell, str(SCRIPT)],
             env={
                 "PATH": os.environ["PATH"],
-                "REDIS_HA_PORT": str(group.master.port),
+                "REDIS_HA_PORT": str(node.port),
                 "REDIS_HA_MASTER_NAME": group.procs.settings.master_name,
                 "REDIS_HA_SENTINELS": " ".join(f"{LOCALHOST}:{s.port}" for s in sentinels),
                 "REDIS_HA_SELF_ADDRS": LOCALHOST,
                 "REDIS_HA_SENTINEL_PASSWORD_FILE": str(secrets / rendering.SENTINEL_CLIENT_PASSWORD_FILE),
                 "REDIS_HA_ADMIN_PASSWORD_FILE": str(secrets / rendering.ADMIN_PASSWORD_FILE),
-                "REDIS_HA_CONF": str(group.master.conf),
+                "REDIS_HA_CONF": str(node.conf),
                 "REDIS_HA_MIN_REPLICAS_TO_WRITE": "1",
                 "REDIS_HA_FENCE_AFTER_MS": str(fence_after),
                 "REDIS_HA_FENCE_INTERVAL_MS": str(INTERVAL_MS),
@@ -327,3 +336,28 @@ def test_works_on_a_read_only_root_filesystem(group: Group, fences: list[Fence])
     wait_until(lambda: write_refused(group), 5, f"the fence\n{fence.log()}", interval=0.05)
     fence.stop()
     assert not work.exists()
+
+
+def test_a_promoted_replica_is_not_fenced_while_the_sentinels_hear_of_it(group: Group, fences: list[Fence]) -> None:
+    """After a failover the promoting Sentinel names the new master at once, the others
+    seconds later: until then (REDIS_HA_FENCE_SETTLE_MS) one naming it confirms it."""
+    procs = group.procs
+    leader = procs.start(procs.sentinel("leader", procs.topology(group.replica.port)))
+    sentinels = [leader, group.sentinels[0], group.sentinels[1]]
+    fence = Fence(
+        SHELLS["dash"], group, sentinels, DEFAULT_FENCE_AFTER, node=group.replica, REDIS_HA_FENCE_SETTLE_MS="3000"
+    )
+    fences.append(fence)
+    promoted = time.monotonic()
+    group.client(group.replica).execute_command("REPLICAOF", "NO", "ONE")
+    wait_until(lambda: fence.count("this node is master now") == 1, 5, fence.log())
+    replica = group.client(group.replica)
+    # Writes need a replica of its own (min-replicas-to-write 1): the old master follows it.
+    group.client(group.master).execute_command("REPLICAOF", LOCALHOST, group.replica.port)
+    wait_until(lambda: replica.info("replication")["connected_slaves"] >= 1, 10, "the old master to follow")
+    while time.monotonic() - promoted < 2.5:
+        replica.set("after-promotion", 1)
+        time.sleep(0.1)
+    assert fence.count("FENCED") == 0, fence.log()
+    # Two Sentinels still naming the old master once the settling time is over: fenced.
+    wait_until(lambda: fence.count("2 of 3 Sentinels name") == 1, 5, fence.log())
