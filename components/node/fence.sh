@@ -65,7 +65,17 @@ most_rounds=$((deadline / interval + 2))
 # root filesystem is read-only; its config directory is a memory-backed volume).
 work=$(mktemp -d "${TMPDIR:-/tmp}/redis-ha-fence.XXXXXX" 2> /dev/null) ||
     work=$(mktemp -d "${conf%/*}/redis-ha-fence.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# On the way out: end the rounds still running (they would write into $work), then remove it.
+cleanup() {
+    set +f
+    for _f in "$work"/running.*; do
+        _pid=""
+        read -r _pid < "$_f" 2> /dev/null || true
+        [ -z "$_pid" ] || kill "$_pid" 2> /dev/null || true
+    done
+    rm -rf "$work" 2> /dev/null || rm -rf "$work"
+}
+trap cleanup EXIT
 trap 'exit 0' TERM INT
 
 log() {
