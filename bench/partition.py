@@ -15,6 +15,7 @@ counted as fenced.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -87,10 +88,13 @@ def main() -> None:
     chosen = {k: v for k, v in scenarios(args.quick).items() if not args.only or any(w in k for w in args.only)}
     build_images()
     client = docker.from_env()
+    # Timing drills mean little on a saturated machine: the load goes with the figures.
+    load_before = os.getloadavg()[0]
     with_fence = run(True, chosen, client)
     baseline = run(False, chosen, client)
     result = {
         "partition_seconds": 10 if args.quick else 20,
+        "load_average_1m": {"start": load_before, "end": os.getloadavg()[0]},
         "writers": {
             "plain": "SET; acknowledged by the reply",
             "wait": "SET, then WAIT 1 1000: acknowledged when a replica confirmed",
