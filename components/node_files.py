@@ -22,6 +22,7 @@ SENTINEL_START = "sentinel-start.sh"
 CLUSTER_CREATE = "cluster-create.sh"
 HEALTHCHECK = "healthcheck.sh"
 SECRETS_WRITER = "secrets-writer.sh"
+FENCE = "fence.sh"
 
 _KEY = re.compile(r"[A-Z][A-Z0-9_]*")
 

@@ -228,7 +228,8 @@ def sentinel_part(s: Settings, layout: Layout, topo: SentinelTopology) -> Part:
 
     def redis_scripts(node: Node) -> dict[str, str]:
         env = {**rendering.probe_env(node, redis_paths, s.tls), **rendering.start_env(s, topo, redis_paths)}
-        return node_files.bundle((PROBE_SCRIPT, START_SCRIPT), env)
+        # fence.sh ships everywhere; REDIS_HA_FENCE_AFTER_MS 0 keeps it off (docs/partitions.md).
+        return node_files.bundle((PROBE_SCRIPT, START_SCRIPT, node_files.FENCE), env)
 
     def sentinel_scripts(node: Node) -> dict[str, str]:
         env = {

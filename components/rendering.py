@@ -181,6 +181,10 @@ def start_env(settings: Settings, topology: SentinelTopology, paths: Paths = DOC
         "REDIS_HA_FAILOVER_WAIT": failover_wait_seconds(settings),
         "REDIS_HA_DATA_DIR": paths.data_dir,
         "REDIS_HA_TLS_ARGS": _tls_args(paths) if settings.tls else "",
+        # components/node/fence.sh beside it (docs/partitions.md); 0: no fence. The
+        # fence lifts back to the operator's min-replicas-to-write.
+        "REDIS_HA_FENCE_AFTER_MS": settings.fence_after_milliseconds if settings.fence else 0,
+        "REDIS_HA_MIN_REPLICAS_TO_WRITE": settings.min_replicas_to_write,
         **_secrets_env(settings, paths),
     }
 

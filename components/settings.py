@@ -20,6 +20,7 @@ from components.settings_backup import READERS as BACKUP_READERS
 # SettingsError too); callers keep importing them from here.
 from components.settings_base import NAMESPACE as NAMESPACE
 from components.settings_base import SettingsError, read_bool
+from components.settings_fence import READERS as FENCE_READERS
 from components.settings_roles import (
     DEFAULT_ROLES,
     SYSTEM_PASSWORD_USERS,
@@ -103,6 +104,11 @@ class Settings:
     # Twice down-after: a stuck failover is retried by another Sentinel in 20 s, and the
     # drills never needed a retry.
     failover_timeout: int = 10000
+    # docs/partitions.md: a master that no majority of the Sentinels names for this long
+    # refuses writes. Measured by bench/partition.py: the loss window of plain and WAIT 1
+    # writes on a cut-off master is this plus one 250 ms round.
+    fence: bool = True
+    fence_after_milliseconds: int = 750
     parallel_syncs: int = 1
     maxmemory: int = 2 * 1024**3
     maxmemory_policy: str = "noeviction"
@@ -415,6 +421,7 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "backupRetention": ("backup_retention", _int_range(1, 1000)),
     "backupImage": ("backup_image", _regex(_IMAGE_RE, "an image reference with python3, such as python:3.11-alpine")),
     **BACKUP_READERS,
+    **FENCE_READERS,
 }
 
 # The config keys of the toolkit's users' passwords; an application role's key follows
@@ -447,6 +454,9 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
     # the configured Redis version.
     values.setdefault("quorum", values.get("sentinels", Settings.sentinels) // 2 + 1)
     values.setdefault("redis_image", f"redis:{values.get('redis_version', Settings.redis_version)}-alpine")
+    # The fence's default fits below a short downAfterMilliseconds too (settings_fence.py).
+    down_after = values.get("down_after_milliseconds", Settings.down_after_milliseconds)
+    values.setdefault("fence_after_milliseconds", max(1, min(Settings.fence_after_milliseconds, down_after - 500)))
     if values["backend"] == "kubernetes":
         # Pods are reached through Services; nothing is published on the host.
         values.setdefault("publish_ports", False)

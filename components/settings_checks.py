@@ -15,6 +15,7 @@ from components.settings import (
     _with_headroom,
 )
 from components.settings_backup import check_backup
+from components.settings_fence import check_fence
 
 
 def image_tag(image: str) -> str:
@@ -137,6 +138,7 @@ def check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
             s.down_after_milliseconds,
             f"less than failoverTimeout ({s.failover_timeout})",
         )
+    check_fence(s)
     if s.parallel_syncs > s.replicas:
         raise SettingsError("parallelSyncs", s.parallel_syncs, f"1 to the number of replicas ({s.replicas})")
     if s.min_replicas_to_write > s.replicas:

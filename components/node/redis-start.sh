@@ -128,6 +128,22 @@ start_watchers() {
     if watching; then
         background watch_secrets apply_secrets
     fi
+    start_fence
+}
+
+# The self-fence (components/node/fence.sh, docs/partitions.md), beside this script;
+# REDIS_HA_FENCE_AFTER_MS 0 or unset: none. Its settings are this script's (the
+# environment's overrides included); no secret among them: passwords stay in files.
+start_fence() {
+    _fence_after=${REDIS_HA_FENCE_AFTER_MS:-0}
+    [ "$_fence_after" != 0 ] || return 0
+    _fence=${REDIS_HA_FENCE_SCRIPT:-${0%/*}/fence.sh}
+    [ -r "$_fence" ] || { log "no $_fence: this node is never fenced"; return 0; }
+    background env REDIS_HA_PORT="$port" REDIS_HA_MASTER_NAME="$master_name" REDIS_HA_SENTINELS="$sentinels" \
+        REDIS_HA_SELF_ADDRS="$self_addrs" REDIS_HA_SENTINEL_PASSWORD_FILE="$client_password_file" \
+        REDIS_HA_ADMIN_PASSWORD_FILE="$admin_password_file" REDIS_HA_CONF="$conf" \
+        REDIS_HA_TLS_ARGS="${REDIS_HA_TLS_ARGS:-}" REDIS_HA_FENCE_AFTER_MS="$_fence_after" \
+        REDIS_HA_MIN_REPLICAS_TO_WRITE="${REDIS_HA_MIN_REPLICAS_TO_WRITE:-0}" sh "$_fence"
 }
 
 start() {

@@ -80,6 +80,7 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
         assert i["command"] == ["sh", "/data/redis-start.sh"]
         # Only plain scripts: the secret files come through the node's secrets volume.
         assert sorted(u["file"] for u in i["uploads"]) == [
+            "/data/fence.sh",
             "/data/healthcheck.sh",
             "/data/lib.sh",
             "/data/node.env",

@@ -319,9 +319,10 @@ def test_scripts_configmap_carries_the_node_scripts_and_each_groups_env(any_run:
     topology = build_sentinel_topology(settings, naming_for(settings))
     scripts = named(any_run, CONFIGMAP)["redis-ha-scripts"]["data"]
     # The plain files of components/node, as they are in the package.
-    for name in ("lib.sh", "healthcheck.sh", "redis-start.sh", "sentinel-start.sh"):
+    for name in ("lib.sh", "healthcheck.sh", "redis-start.sh", "sentinel-start.sh", "fence.sh"):
         assert scripts[name] == node_files.script(name), name
     assert sorted(scripts) == [
+        "fence.sh",
         "healthcheck.sh",
         "lib.sh",
         "redis-start.sh",

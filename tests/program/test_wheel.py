@@ -36,6 +36,7 @@ NODE_SCRIPTS = (
     "cluster-create.sh",
     "healthcheck.sh",
     "secrets-writer.sh",
+    "fence.sh",
 )
 # What the wheel holds at its top level, and nothing else.
 TOP_LEVEL = {"components", "redis_ha", "redis_ha_verify", "redis_ha-0.1.0.dist-info"}

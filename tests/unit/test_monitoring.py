@@ -22,6 +22,7 @@ from typing import Any
 
 import promql_parser
 import pytest
+import redis
 import yaml
 
 from components import plan, rendering
@@ -198,7 +199,11 @@ def exporter_metrics(deployment: LiveDeployment, cluster_node: LiveNode) -> set[
     sentinel = deployment.client(deployment.sentinel)
     sentinel.execute_command("ACL", "LOG", "RESET")
     redis_nodes = (deployment.master, deployment.replica, cluster_node)
+    # The error fence.sh records once a second on a fenced master (RedisMasterFenced).
+    with pytest.raises(redis.ResponseError, match="fenced"):
+        deployment.client(deployment.master).eval("return redis.error_reply('FENCED this master is fenced')", 0)
     scraped = scrape_exporter(deployment, redis_nodes)
+    assert 'redis_errors_total{err="FENCED"}' in scraped[deployment.master.node.name], "no FENCED error count"
     scraped.update(scrape_exporter(deployment, (deployment.sentinel,), user="sentinel-exporter"))
     names = {}
     for live in (*redis_nodes, deployment.sentinel):

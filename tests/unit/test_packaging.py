@@ -29,9 +29,13 @@ def test_the_wheel_packages_are_listed_and_hold_no_tests_package() -> None:
     assert {"components", "redis_ha", "redis_ha.backup", "redis_ha_verify", "redis_ha_verify.celery_app"} <= set(
         packages
     )
-    assert {"components.templates", "components.monitoring", "components.docker", "components.kubernetes"} <= set(
-        packages
-    )
+    assert {
+        "components.templates",
+        "components.monitoring",
+        "components.node",
+        "components.docker",
+        "components.kubernetes",
+    } <= set(packages)
     assert SETUPTOOLS["package-dir"] == {
         "components.templates": "templates",
         "components.monitoring": "monitoring",
@@ -50,6 +54,7 @@ def test_the_wheel_packages_are_listed_and_hold_no_tests_package() -> None:
         assert (ROOT / mapped).is_dir(), (package, mapped)
     assert SETUPTOOLS["package-data"] == {
         "components.templates": ["*.j2"],
+        "components.node": ["*.sh"],
         "components.monitoring": ["*.yml", "*.json"],
     }
 
@@ -92,6 +97,8 @@ def test_the_data_files_come_from_the_repository_here() -> None:
     assert package_data.monitoring_dir() == ROOT / "monitoring"
     assert (package_data.templates_dir() / "redis.conf.j2").is_file()
     assert (package_data.monitoring_dir() / "prometheus-rules.yml").is_file()
+    assert package_data.node_dir() == ROOT / "components" / "node"
+    assert (package_data.node_dir() / "fence.sh").is_file()
 
 
 def test_the_installed_data_files_come_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,8 @@ import redis
 
 from components import rendering, security
 from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from components.node_files import FENCE
+from components.node_files import script as node_script
 from components.program import naming_for
 from components.settings import Settings, load_settings
 from components.topology import Node, SentinelTopology, build_sentinel_topology
@@ -57,11 +59,13 @@ def role_passwords(settings: Settings) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
     """The start script exactly as the ConfigMap carries it, with the node.env of the
-    prod stack's Redis pods beside it."""
+    prod stack's Redis pods and the fence beside it."""
     topology = build_sentinel_topology(settings, naming_for(settings))
-    return install(
+    path = install(
         tmp_path_factory.mktemp("script"), "redis-start.sh", rendering.start_env(settings, topology, K8S_PATHS)
     )
+    (path.parent / FENCE).write_text(node_script(FENCE))
+    return path
 
 
 @pytest.fixture(params=sorted(SHELLS))
@@ -365,7 +369,11 @@ def test_exec_starts_a_replica_of_the_master_the_sentinels_name(
     assert replicaof_lines(me.conf) == [f"replicaof {LOCALHOST} {b.port}"]
     # The script stays as the parent (it hands over on SIGTERM); redis-server is its child.
     assert me.process is not None and me.process.poll() is None
-    assert [Path(f"/proc/{pid}/exe").resolve().name[:5] for pid in children(me.process.pid)] == ["redis"]
+    # Its other child is the self-fence (fence.sh).
+    kids = children(me.process.pid)
+    assert [Path(f"/proc/{pid}/exe").resolve().name[:5] for pid in kids].count("redis") == 1
+    assert [pid for pid in kids if b"fence.sh" in Path(f"/proc/{pid}/cmdline").read_bytes()] != []
+    assert len(kids) == 2
     wait_aof_settled(procs, me)
 
 
@@ -480,11 +488,13 @@ def test_sigterm_to_the_running_master_hands_over_before_redis_stops(
     for i in range(200):
         procs.client(master.port).set(f"before-stop:{i}", i)
     assert master.process is not None
-    [server] = children(master.process.pid)
+    [server] = [pid for pid in children(master.process.pid) if Path(f"/proc/{pid}/exe").resolve().name[:5] == "redis"]
     master.process.terminate()
     master.process.wait(timeout=SCRIPT_TIMEOUT + 20)
     log = master.log.read_text(errors="replace")
     assert "stop requested" in log and "is the master after" in log, log[-3000:]
+    # The self-fence ran beside it and never fenced the master a Sentinel named.
+    assert "redis-ha-fence: watching" in log and "FENCED" not in log, log[-3000:]
     # redis-server was stopped only after the hand-over, and the script exited with it.
     assert not Path(f"/proc/{server}").exists()
     assert sentinel_master(procs, sentinel) == (LOCALHOST, replica.port)

@@ -85,6 +85,19 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("down-after-500", {**DOCKER, "downAfterMilliseconds": 500}, "downAfterMilliseconds"),
     ("failover-timeout-1000", {**DOCKER, "failoverTimeout": 1000}, "failoverTimeout"),
+    # the self-fence (docs/partitions.md): fenceAfter + one 250 ms round < downAfter
+    ("fence-after-0", {**DOCKER, "fenceAfterMilliseconds": 0}, "fenceAfterMilliseconds"),
+    ("fence-after-negative", {**DOCKER, "fenceAfterMilliseconds": "-5"}, "fenceAfterMilliseconds"),
+    ("fence-after-not-a-number", {**DOCKER, "fenceAfterMilliseconds": "1s"}, "fenceAfterMilliseconds"),
+    ("fence-after-bool", {**DOCKER, "fenceAfterMilliseconds": True}, "fenceAfterMilliseconds"),
+    ("fence-after-equals-down-after", {**DOCKER, "fenceAfterMilliseconds": 5000}, "fenceAfterMilliseconds"),
+    ("fence-after-no-room-for-a-round", {**DOCKER, "fenceAfterMilliseconds": 4750}, "fenceAfterMilliseconds"),
+    (
+        "fence-after-above-a-short-down-after",
+        {**DOCKER, "downAfterMilliseconds": 1000, "fenceAfterMilliseconds": 800},
+        "fenceAfterMilliseconds",
+    ),
+    ("fence-not-bool", {**DOCKER, "fence": "off"}, "fence"),
     ("parallel-syncs-above-replicas", {**DOCKER, "parallelSyncs": 3}, "parallelSyncs"),
     ("parallel-syncs-0", {**DOCKER, "parallelSyncs": 0}, "parallelSyncs"),
     ("master-name-space", {**DOCKER, "masterName": "my master"}, "masterName"),
@@ -290,6 +303,7 @@ def test_defaults_with_only_the_backend() -> None:
     assert s.min_replicas_to_write == 1
     assert s.min_replicas_max_lag == 10
     assert s.down_after_milliseconds < s.failover_timeout
+    assert (s.fence, s.fence_after_milliseconds) == (True, 750)
     assert s.publish_ports is True
     assert s.tls is False
     assert s.roles == DEFAULT_ROLES
@@ -424,6 +438,18 @@ def test_custom_roles_are_parsed() -> None:
 def test_scan_as_a_command_rule_points_at_the_scan_field() -> None:
     with pytest.raises(SettingsError, match="scan: true"):
         load_settings({**DOCKER, "roles": [{"name": "lister", "keys": ["l:*"], "commands": ["+@read", "+scan"]}]})
+
+
+def test_fence_after_defaults_below_a_short_down_after() -> None:
+    assert load_settings({**DOCKER, "downAfterMilliseconds": 1000}).fence_after_milliseconds == 500
+    long = {**DOCKER, "downAfterMilliseconds": "30000", "failoverTimeout": "60000"}
+    assert load_settings(long).fence_after_milliseconds == 750
+
+
+def test_fence_after_error_names_the_range() -> None:
+    with pytest.raises(SettingsError, match="1 to 4749") as caught:
+        load_settings({**DOCKER, "fenceAfterMilliseconds": 6000})
+    assert caught.value.key.endswith(":fenceAfterMilliseconds")
 
 
 def test_quorum_defaults_to_a_majority_of_the_sentinels() -> None:
@@ -799,6 +825,9 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("image-date-tag", images("registry.example.com/redis:20240101", "7.0")),
     ("image-v-prefixed-tag", images("example/redis:v6.2")),
     ("maxmemory-1mb", {**DOCKER, "maxmemory": "1mb"}),
+    ("fence-after-just-below-down-after", {**DOCKER, "fenceAfterMilliseconds": "4749"}),
+    ("fence-off-ignores-fence-after", {**DOCKER, "fence": "false", "fenceAfterMilliseconds": 9000}),
+    ("fence-default-follows-a-short-down-after", {**DOCKER, "downAfterMilliseconds": 1000}),
     ("memory-limit-0-derives", {**K8S, "memoryLimit": 0}),
     ("memory-limit-exactly-the-minimum", {**K8S, "maxmemory": "2gb", "memoryLimit": "3200Mi"}),
     ("memory-limit-in-bytes", {**K8S, "maxmemory": "1gb", "memoryLimit": "1744830464"}),

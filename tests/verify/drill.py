@@ -3,7 +3,8 @@ then every acknowledged key read back.
 
 - the `wait` writer counts a write as acknowledged only after `WAIT 1 <ms>` confirmed a
   replica has it (what a careful application does);
-- the `plain` writer counts the plain `SET` reply (what most applications do).
+- the `plain` writer counts the plain `SET` reply (what most applications do);
+- the `wait-all` writer (on request: `kinds`) waits for every replica (`WAIT <n>`).
 
 Both write unique keys as fast as the deployment takes them, reconnect through the
 Sentinels after any error, and record each error and the longest time between two
@@ -42,6 +43,8 @@ class WriterStats:
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     longest_gap: float = 0.0
+    # seconds since the writer started, one per acknowledged key
+    acknowledged_at: list[float] = field(default_factory=list)
     # acknowledged after the operation returned: the writer got through again
     after_operation: int = 0
     # (seconds since the writer started, error) for the first errors
@@ -50,11 +53,19 @@ class WriterStats:
 
 class Writer(threading.Thread):
     def __init__(
-        self, outputs: Outputs, kind: str, wait_ms: int = 1000, user: str = "admin", key_prefix: str = "redis-ha:drill:"
+        self,
+        outputs: Outputs,
+        kind: str,
+        wait_ms: int = 1000,
+        user: str = "admin",
+        key_prefix: str = "redis-ha:drill:",
+        replicas: int = 1,
     ) -> None:
         super().__init__(daemon=True, name=f"drill-writer-{kind}")
-        assert kind in ("wait", "plain"), kind
+        assert kind in ("wait", "plain", "wait-all"), kind
         self.outputs, self.wait_ms, self.user = outputs, wait_ms, user
+        # How many replicas must confirm a write (WAIT): 1, or all of them for wait-all.
+        self.replicas = replicas if kind == "wait-all" else 1
         self.stats = WriterStats(kind)
         self.prefix = f"{key_prefix}{kind}:{uuid.uuid4().hex}:"
         self.halt = threading.Event()
@@ -82,6 +93,7 @@ class Writer(threading.Thread):
             self.stats.longest_gap = max(self.stats.longest_gap, now - self._last_ack)
         self._last_ack = now
         self.stats.acknowledged.append(key)
+        self.stats.acknowledged_at.append(now - self._t0)
 
     def run(self) -> None:
         self._t0 = time.monotonic()
@@ -101,7 +113,7 @@ class Writer(threading.Thread):
                 if client is None:
                     raise redis.ConnectionError("no master discovered")
                 client.set(key, key, ex=KEY_TTL)
-                if self.stats.kind == "plain" or client.wait(1, self.wait_ms) >= 1:
+                if self.stats.kind == "plain" or client.wait(self.replicas, self.wait_ms) >= self.replicas:
                     self._acknowledged(key)
             except redis.RedisError as error:
                 self.stats.errors += 1
@@ -147,13 +159,12 @@ class Drill:
         recovery_timeout: float = 120,
         user: str = "admin",
         key_prefix: str = "redis-ha:drill:",
+        kinds: tuple[str, ...] = ("wait", "plain"),
+        replicas: int = 1,
     ) -> None:
         self.outputs, self.warm_up, self.settle = outputs, warm_up, settle
         self.recovered, self.recovery_timeout = recovered, recovery_timeout
-        self.writers = [
-            Writer(outputs, "wait", user=user, key_prefix=key_prefix),
-            Writer(outputs, "plain", user=user, key_prefix=key_prefix),
-        ]
+        self.writers = [Writer(outputs, kind, user=user, key_prefix=key_prefix, replicas=replicas) for kind in kinds]
         self.seconds = 0.0
         self._started = 0.0
 
@@ -209,10 +220,14 @@ class Drill:
         for writer in self.writers:
             s = writer.stats
             lost = missing_keys(self.outputs, s.acknowledged)
+            # From the first lost write's acknowledgement to the last one's.
+            lost_set = set(lost)
+            lost_at = [t for key, t in zip(s.acknowledged, s.acknowledged_at, strict=True) if key in lost_set]
             result[s.kind] = {
                 "acknowledged": len(s.acknowledged),
                 "acknowledged_after_operation": s.after_operation,
                 "lost": len(lost),
+                "loss_window_s": round(max(lost_at) - min(lost_at), 3) if lost_at else 0.0,
                 "lost_examples": lost[:5],
                 "errors": s.errors,
                 "error_kinds": dict(sorted(s.error_kinds.items())),

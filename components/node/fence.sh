@@ -1,0 +1,340 @@
+#!/bin/sh
+# The self-fence of a Redis master (docs/partitions.md). Started in the background by
+# the node's supervisor (redis-start) and stopped with it; POSIX sh (dash, busybox ash).
+#
+# Every check interval it reads this node's role and, while the node is a master,
+# starts a round of questions: every deployed Sentinel is asked in parallel which node
+# is the master. Rounds run in the background (a slow or silent Sentinel never delays
+# the next round, nor a decision), each question with a deadline; a round's answers
+# count as of the moment the round ended: an answer that arrived was sent before any
+# partition that began after it, and a machine too loaded to run the rounds on time
+# does not fence its master for that. Then, every interval:
+#   - a majority of the deployed Sentinels names another node -> fence at once
+#   - no round started in the last REDIS_HA_FENCE_AFTER_MS got a majority naming this
+#     node                                                     -> fence
+#   - a majority names this node again, or the node is a replica -> lift the fence
+# A node that just became master (a failover, a hand-over) is named by the Sentinel that
+# promoted it at once and by the others only once they hear of it (their hello messages,
+# seconds later): for REDIS_HA_FENCE_SETTLE_MS after its promotion, one Sentinel naming
+# it confirms it and the others naming the old master do not fence it.
+# The fence is `CONFIG SET min-replicas-to-write <FENCE_MARK>`: more replicas than any
+# deployment has, so every write (and EXEC, and a writing script) gets -NOREPLICAS at
+# once and nothing written after it can be acknowledged, by the reply or by WAIT. The
+# lift restores the value the node had. Once a second while fenced it records an error
+# of type FENCED (INFO errorstats; redis_exporter: redis_errors_total{err="FENCED"}),
+# so the fenced seconds are a counter Prometheus scrapes.
+#
+# Environment (redis-start passes its own values; the unit tests their own):
+#   REDIS_HA_PORT, REDIS_HA_MASTER_NAME, REDIS_HA_SENTINELS ("host:port ..."),
+#   REDIS_HA_SELF_ADDRS (the names and addresses Sentinel may give this node),
+#   REDIS_HA_SENTINEL_PASSWORD_FILE, REDIS_HA_ADMIN_PASSWORD_FILE, REDIS_HA_CONF,
+#   REDIS_HA_TLS_ARGS, REDIS_HA_MIN_REPLICAS_TO_WRITE (the deployed value: restored when
+#   the node started fenced), REDIS_HA_FENCE_AFTER_MS, REDIS_HA_FENCE_INTERVAL_MS,
+#   REDIS_HA_FENCE_TIMEOUT_MS (the deadline of one question), REDIS_HA_FENCE_SETTLE_MS,
+#   REDIS_HA_FENCE_TRACE=1 (a line per round: how the bench measures the rounds).
+# shellcheck shell=sh
+# Word splitting of lists and replies is wanted below, and globbing is off (set -f).
+# shellcheck disable=SC2086,SC2046
+set -eu
+set -f
+umask 077
+
+port=${REDIS_HA_PORT:?REDIS_HA_PORT is not set}
+master_name=${REDIS_HA_MASTER_NAME:?REDIS_HA_MASTER_NAME is not set}
+sentinels=${REDIS_HA_SENTINELS:?REDIS_HA_SENTINELS is not set}
+self_addrs=${REDIS_HA_SELF_ADDRS:?REDIS_HA_SELF_ADDRS is not set}
+client_password_file=${REDIS_HA_SENTINEL_PASSWORD_FILE:?REDIS_HA_SENTINEL_PASSWORD_FILE is not set}
+admin_password_file=${REDIS_HA_ADMIN_PASSWORD_FILE:?REDIS_HA_ADMIN_PASSWORD_FILE is not set}
+conf=${REDIS_HA_CONF:-}
+tls_args=${REDIS_HA_TLS_ARGS:-}
+deployed_min_replicas=${REDIS_HA_MIN_REPLICAS_TO_WRITE:-0}
+fence_after=${REDIS_HA_FENCE_AFTER_MS:-750}
+interval=${REDIS_HA_FENCE_INTERVAL_MS:-250}
+deadline=${REDIS_HA_FENCE_TIMEOUT_MS:-1000}
+trace=${REDIS_HA_FENCE_TRACE:-0}
+# Sentinels exchange hello messages every 2 s: two of them, and a second to spare.
+settle=${REDIS_HA_FENCE_SETTLE_MS:-5000}
+# No deployment has this many replicas (at most 8): its writes are all refused.
+FENCE_MARK=1000
+
+total=$(echo $sentinels | wc -w)
+majority=$((total / 2 + 1))
+# Rounds still waiting for answers; no more are started beyond this.
+most_rounds=$((deadline / interval + 2))
+# A writable place for the answers: TMPDIR or /tmp, else next to redis.conf (a pod's
+# root filesystem is read-only; its config directory is a memory-backed volume).
+work=$(mktemp -d "${TMPDIR:-/tmp}/redis-ha-fence.XXXXXX" 2> /dev/null) ||
+    work=$(mktemp -d "${conf%/*}/redis-ha-fence.XXXXXX")
+# On the way out: end the rounds still running (they would write into $work), then remove it.
+cleanup() {
+    set +f
+    for _f in "$work"/running.*; do
+        _pid=""
+        read -r _pid < "$_f" 2> /dev/null || true
+        [ -z "$_pid" ] || kill "$_pid" 2> /dev/null || true
+    done
+    rm -rf "$work" 2> /dev/null || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 0' TERM INT
+
+log() {
+    echo "redis-ha-fence: $*" >&2
+}
+
+# Sets `now`: milliseconds since boot (10 ms steps); whole seconds where /proc is
+# missing. Builtins only: this loop runs four times a second on every node, and a fork
+# is what a loaded machine makes slow.
+clock() {
+    if read -r _up _ < /proc/uptime 2> /dev/null; then
+        _cs=${_up%.*}${_up#*.}
+        now=$((${_cs#0} * 10))
+    else
+        now=$(($(date +%s) * 1000))
+    fi
+}
+
+# secs <milliseconds>: sets `secs` to "1.250", what sleep takes.
+secs() {
+    _ms=$(($1 % 1000))
+    while [ ${#_ms} -lt 3 ]; do _ms=0$_ms; done
+    secs=$(($1 / 1000)).$_ms
+}
+
+# ask <file> <user> <password> <host> <port> <commands>: starts redis-cli in the
+# background, its reply into <file>. The password and the commands go on stdin
+# (--askpass reads the first line), never into an argument or the environment.
+ask() {
+    redis-cli --no-auth-warning --askpass $tls_args --user "$2" -h "$4" -p "$5" > "$1" 2> /dev/null << EOF &
+$3
+$6
+EOF
+    pids="$pids $!"
+}
+
+# Waits for every started redis-cli, killing those still running at the deadline
+# (redis-cli 7.0 has no connect timeout; a dropped SYN would hang it for minutes).
+collect() {
+    [ -n "$pids" ] || return 0
+    secs "$deadline"
+    (
+        sleep "$secs"
+        kill $pids 2> /dev/null
+    ) &
+    _dog=$!
+    wait $pids 2> /dev/null || true
+    kill "$_dog" 2> /dev/null || true
+    wait "$_dog" 2> /dev/null || true
+    pids=""
+}
+
+CR=$(printf '\r')
+
+# line <file>: sets `line` to the first line of <file> (without a CR), "" if none.
+line() {
+    line=""
+    IFS= read -r line < "$1" 2> /dev/null || true
+    line=${line%"$CR"}
+}
+
+is_self() {
+    for _addr in $self_addrs; do
+        [ "$1:$2" = "$_addr:$port" ] && return 0
+    done
+    return 1
+}
+
+# round <start>: asks every Sentinel; writes "<naming this node> <most naming one other
+# node> <that node>" into $work/answer.<start>. Runs in the background.
+round() {
+    _start=$1
+    pids=""
+    line "$client_password_file"
+    _pw=$line
+    _i=0
+    for _s in $sentinels; do
+        _i=$((_i + 1))
+        ask "$work/q.$_start.$_i" sentinel-client "$_pw" "${_s%:*}" "${_s##*:}" \
+            "SENTINEL GET-MASTER-ADDR-BY-NAME $master_name"
+    done
+    collect
+    _self=0
+    _others=""
+    _files=""
+    _i=0
+    for _s in $sentinels; do
+        _i=$((_i + 1))
+        _files="$_files $work/q.$_start.$_i"
+        # A known master is two lines, host and port; anything else is no answer.
+        _host="" _port="" _more=""
+        { IFS= read -r _host && IFS= read -r _port && IFS= read -r _more; } < "$work/q.$_start.$_i" 2> /dev/null || true
+        _host=${_host%"$CR"} _port=${_port%"$CR"}
+        if [ -z "$_host" ] || [ -n "$_more" ]; then continue; fi
+        case $_port in '' | *[!0-9]*) continue ;; esac
+        if is_self "$_host" "$_port"; then
+            _self=$((_self + 1))
+        else
+            _others="$_others $_host:$_port"
+        fi
+    done
+    # The other node most answers name, and how many name it.
+    _best=0 _other=-
+    for _a in $_others; do
+        _n=0
+        for _b in $_others; do
+            [ "$_a" != "$_b" ] || _n=$((_n + 1))
+        done
+        [ "$_n" -le "$_best" ] || _best=$_n _other=$_a
+    done
+    clock
+    echo "$_self $_best $_other $now" > "$work/tmp.$_start"
+    mv -f "$work/tmp.$_start" "$work/answer.$_start"
+    rm -f $_files
+}
+
+# admin <commands>: runs them on this node within the deadline; prints the reply.
+# admin <commands>: runs them on this node within the deadline; sets `line` to the
+# first line of the reply.
+admin() {
+    pids=""
+    line "$admin_password_file"
+    ask "$work/admin" admin "$line" 127.0.0.1 "$port" "$1"
+    collect
+    line "$work/admin"
+}
+
+fence() {
+    [ "$fenced" = 1 ] || saved=$live
+    [ -n "$saved" ] && [ "$saved" != "$FENCE_MARK" ] || saved=$deployed_min_replicas
+    admin "CONFIG SET min-replicas-to-write $FENCE_MARK"
+    _reply=$line
+    if [ "$fenced" = 0 ]; then
+        log "FENCED: $1; writes are refused (NOREPLICAS) until a majority of the Sentinels names this node again or it is a replica"
+        fenced_at=$now
+    fi
+    # Checked again next interval (the live value), whatever the reply.
+    [ "$_reply" = OK ] || log "the fence (CONFIG SET) got no OK within ${deadline} ms"
+    fenced=1
+}
+
+lift() {
+    admin "CONFIG SET min-replicas-to-write $saved"
+    if [ "$line" != OK ]; then
+        log "no answer to the lift (CONFIG SET) yet; trying again"
+        return 0
+    fi
+    # Sentinel's demotion ends with CONFIG REWRITE: never leave the mark in the file.
+    if [ -n "$conf" ] && grep -qx "min-replicas-to-write $FENCE_MARK" "$conf" 2> /dev/null; then
+        admin "CONFIG REWRITE"
+        [ "$line" = OK ] || log "CONFIG REWRITE failed: $conf still has the fence"
+    fi
+    secs $((now - fenced_at))
+    log "fence lifted: $1 (fenced for ${secs}s); min-replicas-to-write is $saved again"
+    fenced=0
+}
+
+fenced=0
+fenced_at=0
+saved=$deployed_min_replicas
+counted_at=0
+clock
+confirmed_at=$now
+promoted_at=-$settle
+was_master=""
+log "watching $master_name: fence after ${fence_after} ms without a majority of the $total Sentinels naming this node"
+while :; do
+    clock
+    started=$now
+    pids=""
+    line "$admin_password_file"
+    ask "$work/local" admin "$line" 127.0.0.1 "$port" "INFO replication
+CONFIG GET min-replicas-to-write"
+    collect
+    clock
+    role="" live="" _next=0
+    while IFS= read -r _l; do
+        _l=${_l%"$CR"}
+        [ "$_next" = 0 ] || live=$_l _next=0
+        case $_l in
+            role:*) role=${_l#role:} ;;
+            min-replicas-to-write) _next=1 ;;
+        esac
+    done < "$work/local"
+    if [ "$live" = "$FENCE_MARK" ] && [ "$fenced" = 0 ]; then
+        # The mark without this script's fence: a config rewritten while fenced, or a
+        # fence whose reply came late. Fenced, and the lift restores the deployed value.
+        fenced=1
+        fenced_at=$now
+        [ "$saved" != "$FENCE_MARK" ] || saved=$deployed_min_replicas
+        log "FENCED: the node runs with min-replicas-to-write $FENCE_MARK"
+    fi
+    # Just promoted: one Sentinel naming this node is enough for a while.
+    if [ "$role" = master ] && [ "$was_master" = 0 ]; then
+        promoted_at=$now confirmed_at=$now
+        log "this node is master now: for ${settle} ms one Sentinel naming it confirms it"
+    fi
+    [ -z "$role" ] || { [ "$role" = master ] && was_master=1; } || was_master=0
+    _needed=$majority
+    [ $((now - promoted_at)) -ge "$settle" ] || _needed=1
+    # The answers of the rounds that ended; the latest decides about another master.
+    named_self=0 named_other=0 _latest=0 _running=0 _renamed=0
+    set +f
+    for _f in "$work"/answer.*; do
+        [ -e "$_f" ] || continue
+        _at=${_f##*.}
+        read -r _self _count _other _end < "$_f" || true
+        # Reap the round (its job would stay in the shell's table).
+        _pid=""
+        read -r _pid < "$work/running.$_at" || true
+        [ -z "$_pid" ] || wait "$_pid" 2> /dev/null || true
+        rm -f "$_f" "$work/running.$_at"
+        if [ "${_self:-0}" -ge "$_needed" ] && [ "${_self:-0}" -gt 0 ]; then
+            [ "${_end:-0}" -le "$confirmed_at" ] || confirmed_at=$_end named_self=$_self
+            # Only a round that started after the fence lifts it.
+            [ "$_at" -le "$fenced_at" ] || _renamed=1
+        fi
+        if [ "$_at" -gt "$_latest" ]; then
+            _latest=$_at named_other=0
+            [ "${_count:-0}" -lt "$majority" ] || [ "${_self:-0}" -ge "$_needed" ] || named_other=$_count other=$_other
+        fi
+        [ "$trace" = 0 ] || log "round: $((now - _at)) ms, $_self name this node, $_count name $_other"
+    done
+    for _f in "$work"/running.*; do
+        [ ! -e "$_f" ] || _running=$((_running + 1))
+    done
+    set -f
+    if [ "$role" = slave ]; then
+        confirmed_at=$now
+        [ "$fenced" = 0 ] || lift "this node is a replica"
+    elif [ "$role" = master ]; then
+        if [ "$_running" -lt "$most_rounds" ]; then
+            (round "$started") &
+            echo "$!" > "$work/running.$started"
+        fi
+        if [ "$named_other" -ge "$majority" ]; then
+            if [ "$fenced" = 0 ] || [ "$live" != "$FENCE_MARK" ]; then
+                fence "$named_other of $total Sentinels name $other the master"
+            fi
+        elif [ "$fenced" = 1 ]; then
+            if [ "$_renamed" = 1 ]; then
+                lift "$named_self of $total Sentinels name this node"
+            elif [ "$live" != "$FENCE_MARK" ]; then
+                fence "the fence was removed while no majority names this node"
+            fi
+        elif [ $((now - confirmed_at)) -ge "$fence_after" ]; then
+            fence "no majority of the $total Sentinels named this node for $((now - confirmed_at)) ms"
+        fi
+        if [ "$fenced" = 1 ] && [ $((now - counted_at)) -ge 1000 ]; then
+            counted_at=$now
+            admin "EVAL \"return redis.error_reply('FENCED this master is fenced by redis-ha')\" 0"
+        fi
+    fi
+    # One round every interval; a replica only looks at its role, once a second.
+    _period=$interval
+    [ "$role" = master ] || _period=$((interval * 4))
+    clock
+    if [ $((now - started)) -lt "$_period" ]; then
+        secs $((_period - (now - started)))
+        sleep "$secs"
+    fi
+done

@@ -1,0 +1,73 @@
+"""Partitions on the real Docker engine (docs/partitions.md): iptables rules in the
+stack's own containers' network namespaces cut a master off while clients on the host
+still reach it, under three writers through Sentinel discovery (plain, WAIT 1, WAIT
+<all replicas>). After every heal: one master, every replica following it, the
+Sentinels agreeing, and every write the WAIT-all writer got acknowledged present.
+
+The fence's promises (issue 23): a master cut off from the Sentinels stops
+acknowledging within fenceAfterMilliseconds plus one round, so the plain and WAIT 1
+writes it took are lost only in that window; a Sentinel minority cut off fences
+nothing. The full scenario set, with and without the fence, is bench/partition.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from components.settings import load_settings
+from tests.e2e import day2, partition
+from tests.e2e.day2 import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.destructive]
+
+ROUND_S = 0.25
+# Thread and process scheduling on a shared CI machine: the writers' own timestamps.
+SLACK_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def stack(
+    test_images: None, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    with day2.deployed(docker_client, tmp_path_factory.mktemp("partition"), prefix="rhpt") as deployed:
+        deployed.healthy()
+        yield deployed
+
+
+def _show(name: str, report: dict) -> None:
+    print(f"{name}: {json.dumps(report, sort_keys=True)}")
+
+
+def _after_heal(report: dict) -> None:
+    assert report["wait-all"]["lost"] == 0, report
+    assert len(report["sentinels_name"]) == 1, report
+    for kind in partition.KINDS:
+        assert report[kind]["acknowledged_after_operation"] >= 50, report
+
+
+def test_master_cut_off_from_everything_stops_acknowledging_within_the_fence(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    report = partition.run_scenario(docker_client, stack, partition.master_isolated(12))
+    _show("master isolated", report)
+    _after_heal(report)
+    assert report["master_after"] != report["master_before"], report
+    fence_after = load_settings(stack.config).fence_after_milliseconds / 1000
+    for kind in ("plain", "wait"):
+        assert report[kind]["loss_window_s"] <= fence_after + ROUND_S + SLACK_S, report
+    # Fenced from fenceAfter into the partition until the Sentinels demote it after the heal.
+    assert 12 - 3 <= report["fenced_seconds"] <= 12 + 5, report
+
+
+def test_a_sentinel_minority_cut_off_changes_nothing(stack: Stack, docker_client: docker.DockerClient) -> None:
+    report = partition.run_scenario(docker_client, stack, partition.sentinel_minority(8))
+    _show("sentinel minority", report)
+    _after_heal(report)
+    assert report["master_after"] == report["master_before"], report
+    assert report["fenced_seconds"] == 0, report
+    for kind in partition.KINDS:
+        assert report[kind]["lost"] == 0 and report[kind]["errors"] == 0, report
