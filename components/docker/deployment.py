@@ -2,7 +2,8 @@
 
 A part gets a private network; each node a container (and a volume when its group
 keeps data) with its scripts uploaded into the writable /data and its secret files in a
-secrets volume (below; a cluster node gets them as uploads too); each exporter
+volume written by a secrets writer (components/docker/secrets.py: no upload sets an
+owner, which Docker would resolve in the host's passwd database); each exporter
 one container that scrapes every node of its group (the Redis nodes, the Sentinels,
 the cluster nodes) through its multi-target /scrape endpoint, with the scrape targets
 Prometheus is given in components/scrape.py; a one-shot step (the cluster's
@@ -219,13 +220,18 @@ class _DockerPart(pulumi.ComponentResource):
         names: tuple[str, ...],
         files: pulumi.Output[dict[str, str]],
         uid: str,
-        volume: pulumi.Input[str],
         depends_on: list[docker.Container],
-    ) -> docker.Container:
-        """The one-shot container that writes `consumer`'s secret files (versioned) into
-        `volume`, owned by `uid` (components/docker/secrets.py); replaced, so run again,
-        whenever they change."""
+        volume: pulumi.Input[str] | None = None,
+    ) -> tuple[docker.Container, pulumi.Input[str], pulumi.Output[str]]:
+        """The one-shot container that writes `consumer`'s secret files `names` and their
+        version into `volume` (by default a new `<consumer>-secrets`), owned by `uid`
+        (components/docker/secrets.py); replaced, so run again, whenever they change.
+        Returns it, the volume and the version (secret): the label that replaces a
+        consumer which does not apply its secrets live when they change."""
         name = writer_name(consumer)
+        if volume is None:
+            volume = self._volume(name).name
+        files = versioned(files)
         writer = self._container(
             name,
             "secrets-writer",
@@ -242,22 +248,6 @@ class _DockerPart(pulumi.ComponentResource):
             check_writer(name, code)
 
         writer.exit_code.apply(check)
-        return writer
-
-    def _delivered(
-        self,
-        consumer: str,
-        image: str,
-        names: tuple[str, ...],
-        files: pulumi.Output[dict[str, str]],
-        uid: str,
-        depends_on: list[docker.Container],
-    ) -> tuple[docker.Container, docker.Volume, pulumi.Output[str]]:
-        """A volume of `consumer`'s own with its secret files `names`, its writer, and
-        the files' version (secret): the label that replaces the consumer on a change."""
-        volume = self._volume(writer_name(consumer))
-        files = versioned(files)
-        writer = self._writer(consumer, image, names, files, uid, volume.name, depends_on)
         return writer, volume, pulumi.Output.secret(files.apply(lambda f: f[VERSION_FILE]))
 
     def _secrets_writer(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
@@ -265,9 +255,8 @@ class _DockerPart(pulumi.ComponentResource):
         and applies what it finds there live."""
         names = (group.config_file, *group.shared_files)
         # The rendered files hold passwords: one secret Output, picked apart per file.
-        files = versioned(with_passwords(self._args.passwords, lambda pw: group.files(node, pw)))
-        volume = self._volume(writer_name(node.name))
-        return self._writer(node.name, group.image, names, files, REDIS_UID, volume.name, depends_on)
+        files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
+        return self._writer(node.name, group.image, names, files, REDIS_UID, depends_on)[0]
 
     def _node(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
         scripts_dir = LAYOUT.scripts_dir
@@ -280,10 +269,12 @@ class _DockerPart(pulumi.ComponentResource):
             if data_volume is None or group.paths.conf_dir != group.paths.data_dir:
                 raise ValueError("a cluster node reads its config from its data volume")
             names = (group.config_file, *group.shared_files)
-            files = versioned(with_passwords(self._args.passwords, lambda pw: group.files(node, pw)))
-            writer = self._writer(node.name, group.image, names, files, REDIS_UID, data_volume.name, depends_on)
+            files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
+            writer, _, version = self._writer(
+                node.name, group.image, names, files, REDIS_UID, depends_on, data_volume.name
+            )
             depends_on = [*depends_on, writer]
-            labels[SECRETS_VERSION_LABEL] = pulumi.Output.secret(files.apply(lambda f: f[VERSION_FILE]))
+            labels[SECRETS_VERSION_LABEL] = version
         else:
             volumes.append(docker.ContainerVolumeArgs(volume_name=writer_name(node.name), container_path=SECRETS_DIR))
             # Follows the settings, not the passwords: a settings change replaces the
@@ -326,7 +317,7 @@ class _DockerPart(pulumi.ComponentResource):
                 )
             }
         )
-        writer, volume, version = self._delivered(
+        writer, volume, version = self._writer(
             node.name, image, (EXPORTER_PASSWORD_NAME,), password_file, EXPORTER_UID, depends_on
         )
         return self._service(
@@ -344,14 +335,14 @@ class _DockerPart(pulumi.ComponentResource):
                 *(f"{k}={v}" for k, v in exporter.environment),
             ],
             user=EXPORTER_UID,
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=EXPORTER_SECRETS_DIR)],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume, container_path=EXPORTER_SECRETS_DIR)],
         )
 
     def _one_shot(self, job: OneShot, name: str, depends_on: list[docker.Container]) -> docker.Container:
         """Runs once after its groups are healthy and exits; `pulumi up` waits for it."""
         secrets_dir, password_name = job.password_file.rsplit("/", 1)
         password: pulumi.Output[dict[str, str]] = self._args.passwords["admin"].apply(lambda p: {password_name: p})
-        writer, volume, version = self._delivered(name, job.image, (password_name,), password, REDIS_UID, depends_on)
+        writer, volume, version = self._writer(name, job.image, (password_name,), password, REDIS_UID, depends_on)
         script = f"{JOB_SCRIPT_DIR}/{job.script_name}"
         return self._container(
             name,
@@ -362,7 +353,7 @@ class _DockerPart(pulumi.ComponentResource):
             command=["sh", script],
             user=REDIS_UID,
             uploads=[docker.ContainerUploadArgs(file=script, content=job.script, executable=True)],
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=secrets_dir)],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume, container_path=secrets_dir)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],
             # One run, no restarts; attach waits until it has exited.
             restart="no",
@@ -380,12 +371,12 @@ class _DockerPart(pulumi.ComponentResource):
         config = json.dumps(backup.config, indent=2, sort_keys=True) + "\n"
         names = (*backup.secret_files, backup_plan.CONFIG_FILE)
         files = with_passwords(self._args.passwords, lambda pw: {**backup.files(pw), backup_plan.CONFIG_FILE: config})
-        writer, secrets, version = self._delivered(backup.name, backup.image, names, files, REDIS_UID, depends_on)
+        writer, secrets, version = self._writer(backup.name, backup.image, names, files, REDIS_UID, depends_on)
         uploads = [
             docker.ContainerUploadArgs(file=f"{backup_plan.PROGRAM_DIR}/{path}", content=source)
             for path, source in backup_plan.program_files().items()
         ]
-        volumes = [docker.ContainerVolumeArgs(volume_name=secrets.name, container_path=backup_plan.CONF_DIR)]
+        volumes = [docker.ContainerVolumeArgs(volume_name=secrets, container_path=backup_plan.CONF_DIR)]
         if backup.volume:
             volumes.append(docker.ContainerVolumeArgs(volume_name=backup.volume, container_path=backup_plan.MOUNT_PATH))
         ports = []

@@ -41,6 +41,7 @@ from components.settings import load_settings
 from components.settings_roles import password_key
 from redis_ha.engine import stack_program
 from tests.k8s.api import Api
+from tests.support.engine_env import engine_env
 
 pytestmark = pytest.mark.k8s
 
@@ -135,21 +136,8 @@ def _project(dest: Path) -> Path:
 def engine(pulumi_bin: Path, control_plane: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     tmp = tmp_path_factory.mktemp("pulumi-engine")
     project = _project(tmp / "project")
-    secret_dir = tmp / "secrets"
-    secret_dir.mkdir(mode=0o700)
-    passphrase = secret_dir / "passphrase"
-    passphrase.write_text(secrets.token_urlsafe(32))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBECONFIG"))}
-    env.update(
-        PATH=os.pathsep.join([str(pulumi_bin), str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        PULUMI_HOME=str(tmp / "pulumi-home"),
-        PULUMI_BACKEND_URL=f"file://{tmp / 'backend'}",
-        PULUMI_CONFIG_PASSPHRASE_FILE=str(passphrase),
-        PULUMI_SKIP_UPDATE_CHECK="true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-        PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-    )
-    (tmp / "backend").mkdir()
+    path = [str(pulumi_bin), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    env, secret_dir = engine_env(tmp, path)
     kubeconfig = control_plane.state / "admin.kubeconfig"
     eng = Engine(project, env, {}, control_plane, pulumi_bin)
     eng.pulumi("login", env["PULUMI_BACKEND_URL"])

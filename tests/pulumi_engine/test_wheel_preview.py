@@ -26,6 +26,7 @@ from components import security
 from components.settings import load_settings
 from components.settings_roles import password_key
 from tests.k8s.api import Api
+from tests.support.engine_env import engine_env
 
 pytestmark = pytest.mark.k8s
 
@@ -64,22 +65,8 @@ def test_preview_from_the_wheel_alone_reaches_the_engine(
     project = tmp_path / "stack-files"
     project.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
-    secret_dir = tmp_path / "secrets"
-    secret_dir.mkdir(mode=0o700)
-    passphrase = secret_dir / "passphrase"
-    passphrase.write_text(secrets.token_urlsafe(32))
-    (tmp_path / "backend").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBECONFIG", "VIRTUAL_ENV"))}
-    env.update(
-        # The fresh venv and the built engine only: not this checkout's venv.
-        PATH=os.pathsep.join([str(pulumi_bin), str(wheel_venv / "bin"), "/usr/bin", "/bin"]),
-        PULUMI_HOME=str(tmp_path / "pulumi-home"),
-        PULUMI_BACKEND_URL=f"file://{tmp_path / 'backend'}",
-        PULUMI_CONFIG_PASSPHRASE_FILE=str(passphrase),
-        PULUMI_SKIP_UPDATE_CHECK="true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-        PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-    )
+    # The fresh venv and the built engine only: not this checkout's venv.
+    env, secret_dir = engine_env(tmp_path, [str(pulumi_bin), str(wheel_venv / "bin"), "/usr/bin", "/bin"])
     _run(
         "pulumi", "stack", "init", STACK, "--secrets-provider", "passphrase", "--non-interactive", cwd=project, env=env
     )
