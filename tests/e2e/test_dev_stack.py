@@ -128,8 +128,8 @@ EVERY_ENVIRON = (
 
 def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_client: docker.DockerClient) -> None:
     """No password in a container's environment, process arguments or logs; every
-    uploaded file that holds one is mode 0600 and owned by the (non-root) user the
-    container runs as."""
+    file that holds one is mode 0600 and owned by the (non-root) user the container
+    runs as (only the exited one-shot secrets writers ran as root)."""
     passwords = [p for p in Outputs.load(dev_deployment.outputs_path).passwords.values() if p]
     assert len(passwords) >= 5
     checked_files = 0
@@ -152,7 +152,7 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
         assert not [p for p in passwords if p in environ], f"{name}: a password in a process environment"
         logs = container.logs().decode(errors="replace")
         assert not [p for p in passwords if p in logs], f"{name}: a password in the logs"
-        for upload, wire in zip(r.inputs["uploads"], r.wire["uploads"], strict=True):
+        for upload, wire in zip(r.inputs.get("uploads", []), r.wire.get("uploads", []), strict=True):
             secret = isinstance(wire["content"], dict)
             if not secret:
                 continue
@@ -164,6 +164,13 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
         # docs/redis-notes.md#rotating-passwords) and, on a Redis node, the copies its
         # start script keeps next to redis.conf.
         kind = {item["label"]: item["value"] for item in r.inputs["labels"]}.get("redis-ha.kind")
+        if kind in ("exporter", "sentinel-exporter"):
+            # Its password file, from its writer's volume (components/docker/secrets.py).
+            result = container.exec_run(["sh", "-c", "stat -c '%a %u %n' /etc/redis-ha/*"], user=user)
+            assert result.exit_code == 0, result.output
+            for line in result.output.decode().splitlines():
+                assert line.split()[:2] == ["600", user], f"{name}: {line}"
+                checked_files += 1
         if kind in ("redis", "sentinel"):
             paths = "/run/redis-ha/config/*"
             if kind == "redis":
@@ -174,8 +181,8 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
                 assert line.split()[:2] == ["600", user], f"{name}: {line}"
                 checked_files += 1
     # Redis nodes: 5 delivered files, the applied version and 4 copies; Sentinels: 4
-    # delivered and the applied version; the exporter: its password file.
-    assert checked_files >= 3 * 10 + 3 * 5 + 1
+    # delivered and the applied version; each exporter: its password file and version.
+    assert checked_files >= 3 * 10 + 3 * 5 + 2 * 2
 
 
 def _archived(client: docker.DockerClient, container: str, path: str) -> tarfile.TarInfo:
