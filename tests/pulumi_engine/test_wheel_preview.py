@@ -60,8 +60,9 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_preview_from_the_wheel_alone_reaches_the_engine(
-    wheel_venv: Path, pulumi_bin: Path, control_plane: Api, tmp_path: Path
+    pulumi_bin: Path, control_plane: Api, wheel_venv: Path, tmp_path: Path
 ) -> None:
+    # (pulumi_bin first: without the engine the test is skipped before anything is built)
     project = tmp_path / "stack-files"
     project.mkdir()
     shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
