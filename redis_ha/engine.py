@@ -134,8 +134,12 @@ def run_command(command: str, stack: Any, name: str, options: Mapping[str, bool]
 
 
 def last_line(error: Exception) -> str:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+    """The reason of a failed CLI command: its last `error:` line, else its last line
+    (the Automation API's text ends with empty `stdout:`/`stderr:` labels)."""
+    lines = [line.strip().removeprefix("stdout:").removeprefix("stderr:").strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("code: ")]
+    errors = [line for line in lines if line.startswith("error:")]
+    return errors[-1] if errors else lines[-1] if lines else "no message"
 
 
 def stack_outputs(stack: Any) -> dict[str, Any]:

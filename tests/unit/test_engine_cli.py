@@ -125,9 +125,20 @@ def test_each_command_reports_the_engines_summary(capsys: pytest.CaptureFixture[
         engine.run_command("import", s, "prod", {})
 
 
-def test_a_failed_command_exits_1_with_the_clis_last_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_command_exits_1_with_the_clis_error_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert engine.run_command("preview", _Stack(fail="preview"), "prod", {}) == 1
-    assert capsys.readouterr().err == "redis-ha preview: failed (last: the reason)\n"
+    assert capsys.readouterr().err == "redis-ha preview: failed (error: boom)\n"
+
+
+def test_the_reason_is_the_last_error_line_else_the_last_line() -> None:
+    # As the real CLI failed here on a missing plugin: the error in stdout, stderr empty.
+    stdout = (
+        "Previewing update (dev):\n    pulumi:providers:docker  error: no plugin\nDiagnostics:\n    error: no plugin\n"
+    )
+    assert engine.last_line(auto.CommandError(CommandResult(stdout=stdout, stderr="", code=1))) == "error: no plugin"
+    plain = auto.CommandError(CommandResult(stdout="", stderr="something broke\n", code=1))
+    assert engine.last_line(plain) == "something broke"
+    assert engine.last_line(auto.CommandError(CommandResult(stdout="", stderr="", code=1))) == "no message"
 
 
 def test_change_summary_counts_only_changes() -> None:
