@@ -129,6 +129,9 @@ class Settings:
     exporter_port: int = 9121
     announce_hostnames: bool = True
     tls: bool = False
+    # An existing kubernetes.io/tls Secret (ca.crt, tls.crt, tls.key; e.g. cert-manager's)
+    # mounted instead of the certificates the program generates; "" generates them.
+    tls_secret: str = ""
     # Ship monitoring/ (alert rules, dashboard) as Prometheus Operator and Grafana resources.
     monitoring: bool = False
     publish_ports: bool = True
@@ -359,6 +362,20 @@ def _announce_hostnames(key: str, value: Any) -> bool:
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+TLS_SECRET_ALLOWED = (
+    "empty (certificates generated), or the name of an existing Secret in the namespace with the keys "
+    "ca.crt, tls.crt and tls.key (a DNS subdomain name, e.g. a cert-manager Certificate's secretName)"
+)
+
+
+def _tls_secret(key: str, value: Any) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value):
+        raise SettingsError(key, value, TLS_SECRET_ALLOWED)
+    return value
+
 
 # config key -> (Settings field, reader). The key is what users write in
 # Pulumi.<stack>.yaml (`redis-ha:<key>`), camelCase like every Pulumi config key.
@@ -393,6 +410,7 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "exporterPort": ("exporter_port", _int_range(1, 65535)),
     "announceHostnames": ("announce_hostnames", _announce_hostnames),
     "tls": ("tls", read_bool),
+    "tlsSecret": ("tls_secret", _tls_secret),
     "monitoring": ("monitoring", read_bool),
     "publishPorts": ("publish_ports", read_bool),
     "hostBindAddress": ("host_bind_address", _ipv4),

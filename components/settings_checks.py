@@ -191,6 +191,7 @@ def check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
                     )
     if s.tls and s.backend == "docker":
         raise SettingsError("tls", True, "false on the docker backend (TLS is supported on kubernetes)")
+    _check_tls_secret(s)
     if s.monitoring and s.backend == "docker":
         raise SettingsError(
             "monitoring", True, "false on the docker backend (load monitoring/ into your Prometheus and Grafana)"
@@ -201,6 +202,23 @@ def check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
         raise SettingsError("publishPorts", True, "false on the kubernetes backend (use Services)")
     if s.has_cluster:
         _check_cluster(s)
+
+
+def _check_tls_secret(s: Settings) -> None:
+    """tlsSecret names the user's Secret: only with tls, and never a Secret the program
+    itself creates in the namespace (it would overwrite the user's)."""
+    if not s.tls_secret:
+        return
+    if not s.tls:
+        raise SettingsError("tlsSecret", s.tls_secret, "empty while tls is false (set tls: true to use it)")
+    ours = {
+        f"{s.name}-{suffix}" for suffix in ("ca", "redis-config", "sentinel-config", "exporter", "sentinel-exporter")
+    }
+    ours |= {f"{s.name}-{role.name}" for role in s.roles}
+    if s.tls_secret in ours:
+        raise SettingsError(
+            "tlsSecret", s.tls_secret, f"a Secret the deployment does not create (not one of {', '.join(sorted(ours))})"
+        )
 
 
 def _check_cluster(s: Settings) -> None:

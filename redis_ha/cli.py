@@ -2,6 +2,7 @@
 
     redis-ha preview --stack dev                  what `up` would change
     redis-ha up --stack dev [--verify]            deploy (then run the verification suite)
+    redis-ha refresh --stack dev                  read the live resources into the state (drift)
     redis-ha verify --stack dev                   the verification suite, outputs from the stack
     redis-ha verify --outputs outputs.json        ... or from a file
     redis-ha render --stack prod --out review/    every file the stack deploys, secrets redacted
@@ -11,9 +12,10 @@
 The stack files (Pulumi.yaml, Pulumi.<stack>.yaml) are those of the project directory:
 the current working directory, or --project-dir DIR.
 
-up, preview, destroy and `verify --stack` drive the Pulumi CLI through the Automation
-API, in the project directory, on the state backend of PULUMI_BACKEND_URL (or --backend),
-by default a local one in ~/.pulumi-redis-ha; a self-managed backend encrypts the stack's
+up, preview, refresh, destroy and `verify --stack` drive the Pulumi CLI through the
+Automation API with the stack program inline (no Python language host needed;
+redis_ha/engine.py), on the state backend of PULUMI_BACKEND_URL (or --backend), by
+default a local one in ~/.pulumi-redis-ha; a self-managed backend encrypts the stack's
 secrets with PULUMI_CONFIG_PASSPHRASE. render and `verify --outputs` need no Pulumi CLI.
 
 Exit status: 0 done, 1 the operation or a verified property failed, 2 it could not
@@ -28,7 +30,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import string
 import sys
 import tempfile
@@ -36,22 +37,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-PROG = "redis-ha"
-INSTALL_HINT = "https://www.pulumi.com/docs/install/"
-DEFAULT_BACKEND = "file://~/.pulumi-redis-ha"
-# Backends that keep their own secrets (Pulumi Cloud, self-hosted Pulumi service);
-# every other one (file://, s3://, gs://, azblob://, postgres://) uses the passphrase.
-_SERVICE_SCHEMES = ("https://", "http://")
+from redis_ha import engine
+from redis_ha.engine import DEFAULT_BACKEND, INSTALL_HINT, PROG, CliError
+
 _STACK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-PULUMI_COMMANDS = ("up", "preview", "destroy")
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.yml")
 # The verification suite: installed as redis_ha_verify; in a repository without an
 # install, the same modules as tests.verify.
 VERIFY_CLI_MODULES = ("redis_ha_verify.cli", "tests.verify.cli")
-
-
-class CliError(Exception):
-    """Cannot start: one line for the user, exit status 2."""
 
 
 def _stack_name(value: str) -> str:
@@ -91,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     preview = stack_command("preview", "show what `up` would change")
     backend_option(preview)
     preview.add_argument("--diff", action="store_true", help="show a detailed diff")
+    refresh = stack_command("refresh", "update the state from the live resources (reports drift)")
+    backend_option(refresh)
     destroy = stack_command("destroy", "remove every resource of the stack")
     backend_option(destroy)
     destroy.add_argument("--remove", action="store_true", help="also remove the stack and its config history")
@@ -124,35 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# --- Pulumi CLI and backend --------------------------------------------------------
-
-
-def require_pulumi_cli() -> None:
-    if shutil.which("pulumi") is None:
-        raise CliError(
-            f"the Pulumi CLI is not installed: see {INSTALL_HINT} (render and verify --outputs work without it)"
-        )
-
-
-def backend_url(option: str | None, env: Mapping[str, str]) -> str:
-    """The backend to use: --backend, else $PULUMI_BACKEND_URL, else the local default
-    (`~` expanded, since the URL is handed to the CLI as it is)."""
-    url = option or env.get("PULUMI_BACKEND_URL") or DEFAULT_BACKEND
-    if url.startswith("file://~"):
-        url = "file://" + os.path.expanduser("~" + url[len("file://~") :])
-    return url
-
-
-def check_passphrase(url: str, env: Mapping[str, str]) -> None:
-    """A self-managed backend encrypts secrets with the passphrase: without one the
-    CLI would prompt (and hang in CI) or fail half-way; refuse up front instead."""
-    if url.startswith(_SERVICE_SCHEMES):
-        return
-    if not (env.get("PULUMI_CONFIG_PASSPHRASE") or env.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
-        raise CliError(
-            f"the backend {url} keeps the stack's secrets encrypted with a passphrase: "
-            "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE)"
-        )
+# --- Pulumi engine (redis_ha/engine.py) ---------------------------------------------
 
 
 def project_dir(args: argparse.Namespace) -> Path:
@@ -162,56 +128,16 @@ def project_dir(args: argparse.Namespace) -> Path:
 
 
 def _workspace_stack(args: argparse.Namespace, create: bool) -> Any:
-    """The stack of the project directory through the Automation API."""
-    require_pulumi_cli()
-    work_dir = project_dir(args)
-    if not any((work_dir / name).is_file() for name in PROJECT_FILES):
-        raise CliError(f"no Pulumi.yaml in {work_dir}: run in the project directory or pass --project-dir DIR")
-    url = backend_url(args.backend, os.environ)
-    check_passphrase(url, os.environ)
-    if url.startswith("file://"):
-        Path(url[len("file://") :]).mkdir(mode=0o700, parents=True, exist_ok=True)
-    from pulumi import automation as auto
-
-    options = auto.LocalWorkspaceOptions(work_dir=str(work_dir), env_vars={"PULUMI_BACKEND_URL": url})
-    try:
-        if create:
-            return auto.create_or_select_stack(stack_name=args.stack, work_dir=str(work_dir), opts=options)
-        return auto.select_stack(stack_name=args.stack, work_dir=str(work_dir), opts=options)
-    except auto.StackNotFoundError:
-        raise CliError(f"stack {args.stack!r} does not exist on {url} (create it with `redis-ha up`)") from None
-
-
-def _print(text: str) -> None:
-    print(text, end="" if text.endswith("\n") else "\n", flush=True)
+    return engine.workspace_stack(args.stack, project_dir(args), args.backend, create)
 
 
 def _pulumi_command(args: argparse.Namespace) -> int:
-    from pulumi import automation as auto
-
-    stack = _workspace_stack(args, create=args.command != "destroy")
-    try:
-        if args.command == "up":
-            # Stack outputs hold the passwords (as secrets): not worth a place in a log.
-            up = stack.up(on_output=_print, refresh=args.refresh, color="auto", suppress_outputs=True)
-            print(f"{PROG} up: {up.summary.result}, stack {args.stack}")
-            if args.verify:
-                return _verify_stack(stack, args)
-        elif args.command == "preview":
-            preview = stack.preview(on_output=_print, diff=args.diff, color="auto")
-            changes = {str(getattr(op, "value", op)): count for op, count in preview.change_summary.items()}
-            summary = ", ".join(f"{op} {count}" for op, count in sorted(changes.items())) or "no changes"
-            print(f"{PROG} preview: {summary}, stack {args.stack}")
-        else:
-            destroy = stack.destroy(on_output=_print, color="auto", remove=args.remove)
-            removed = " (stack removed)" if args.remove else ""
-            print(f"{PROG} destroy: {destroy.summary.result}, stack {args.stack}{removed}")
-    except auto.CommandError as error:
-        # The CLI's own output has been streamed already; its error text holds no secret.
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        print(f"{PROG} {args.command}: failed ({lines[-1] if lines else 'no message'})", file=sys.stderr)
-        return 1
-    return 0
+    stack = _workspace_stack(args, create=args.command not in ("destroy", "refresh"))
+    options = {k: bool(getattr(args, k, False)) for k in ("refresh", "diff", "remove")}
+    code = engine.run_command(args.command, stack, args.stack, options)
+    if code == 0 and args.command == "up" and args.verify:
+        return _verify_stack(stack, args)
+    return code
 
 
 # --- verify ------------------------------------------------------------------------
@@ -246,13 +172,8 @@ def _run_verify(outputs: Path, args: argparse.Namespace) -> int:
 def _verify_stack(stack: Any, args: argparse.Namespace) -> int:
     """Fetch the outputs (secrets included) into a private temporary file, verify,
     and remove the file whatever happens: it holds every password."""
-    from pulumi import automation as auto
 
-    try:
-        values = {name: output.value for name, output in stack.outputs().items()}
-    except auto.CommandError as error:
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        raise CliError(f"cannot read the stack outputs ({lines[-1] if lines else 'no message'})") from None
+    values = engine.stack_outputs(stack)
     if not {"redisHa", "passwords"} <= set(values):
         raise CliError(f"stack {args.stack} has no redisHa/passwords outputs: deploy it first (`redis-ha up`)")
     directory = tempfile.mkdtemp(prefix="redis-ha-outputs-")
@@ -286,13 +207,7 @@ def _stack_outputs(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError(f"{args.outputs}: no such file")
         values = json.loads(args.outputs.read_text())
     else:
-        from pulumi import automation as auto
-
-        try:
-            values = {name: out.value for name, out in _workspace_stack(args, create=False).outputs().items()}
-        except auto.CommandError as error:
-            lines = [line for line in str(error).splitlines() if line.strip()]
-            raise CliError(f"cannot read the stack outputs ({lines[-1] if lines else 'no message'})") from None
+        values = engine.stack_outputs(_workspace_stack(args, create=False))
     if "redisHa" not in values:
         raise CliError("the stack has no redisHa output (not deployed)")
     return dict(values)
@@ -376,6 +291,7 @@ def _render(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "up": _pulumi_command,
     "preview": _pulumi_command,
+    "refresh": _pulumi_command,
     "destroy": _pulumi_command,
     "verify": _verify,
     "render": _render,

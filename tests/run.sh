@@ -99,9 +99,10 @@ if [ "$k8s_beside_unit" = 0 ]; then
     k8s_suite "$@" || ok_if_none_selected $?
 fi
 
-# The real Pulumi engine (CLI, Python language host, pulumi-kubernetes provider from Go
-# modules) against a control plane of its own: preview, up, stack export and destroy of
-# the prod stack (docs/kubernetes-local.md, "The real Pulumi engine"). Only when
+# The real Pulumi engine (CLI and pulumi-kubernetes provider from Go modules; the program
+# runs inline through the Automation API, no language host) against a control plane of
+# its own: preview, up, stack export and destroy of the prod stack, and `redis-ha preview`
+# from the wheel in a fresh venv (docs/pulumi-engine.md). Only when
 # `bash scripts/pulumi/build.sh` has built it into the cache: the first build takes about
 # 40 minutes on 2 cores, more than this suite may spend; without it these tests are
 # reported as skipped, naming what is missing.

@@ -2,7 +2,8 @@
 
 A part gets a private network; each node a container (and a volume when its group
 keeps data) with its scripts uploaded into the writable /data and its secret files in a
-secrets volume (below; a cluster node gets them as uploads too); each exporter
+volume written by a secrets writer (components/docker/secrets.py: no upload sets an
+owner, which Docker would resolve in the host's passwd database); each exporter
 one container that scrapes every node of its group (the Redis nodes, the Sentinels,
 the cluster nodes) through its multi-target /scrape endpoint, with the scrape targets
 Prometheus is given in components/scrape.py; a one-shot step (the cluster's
@@ -32,7 +33,6 @@ from the deploy-time files, and Sentinel state lives on the Sentinel's own volum
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,66 +41,38 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from components import backup_plan, node_files
+from components import backup_plan
 from components.backup_plan import Backup
 from components.credentials import with_passwords
 from components.docker.layout import (
     CONFIG_CHECKSUM_LABEL,
     EXPORTER_PASSWORD_FILE,
+    EXPORTER_PASSWORD_NAME,
+    EXPORTER_SECRETS_DIR,
     EXPORTER_UID,
     HEALTHCHECK,
+    JOB_SCRIPT_DIR,
     KIND_LABEL,
     LABEL,
     LAYOUT,
     REDIS_UID,
-    SECRET_FILE_MODE,
     SECRETS_DIR,
     VERSION_FILE,
-    WRITER_INCOMING,
-    WRITER_SCRIPT,
     WRITER_VOLUME_PATH,
     testinfra_host,
+)
+from components.docker.secrets import (
+    SECRETS_VERSION_LABEL,
+    check_writer,
+    digest,
+    versioned,
+    writer_inputs,
+    writer_name,
 )
 from components.plan import Exporter, Group, OneShot, Part
 from components.security import without_secrets
 from components.settings import Settings
 from components.topology import CLUSTER, Node
-
-# How long a writer waits for the running node to apply what it wrote (the node polls
-# every 2 s; the master must accept a new replica password before a replica uses it).
-APPLY_WAIT_SECONDS = 120
-
-
-def digest(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def writer_name(node: Node) -> str:
-    return f"{node.name}-secrets"
-
-
-def _check_writer(name: str, code: int | None) -> None:
-    if code not in (None, 0):
-        # The exited container keeps its exit code, and an unchanged writer does not run
-        # again: once the node runs, the writer must be replaced to deliver again.
-        raise pulumi.RunError(
-            f"{name} exited with {code}: its node did not apply the new secrets in time (see `docker logs {name}` "
-            f"and the node's log); once the node runs, deliver again with `pulumi up --replace <urn of {name}>`"
-        )
-
-
-def writer_files(files: tuple[str, ...], wait_seconds: int = APPLY_WAIT_SECONDS) -> dict[str, str]:
-    """The writer's script (components/node/secrets-writer.sh), lib.sh and node.env:
-    each of `files` into the volume (a copy, then a rename, so the node never reads half
-    a file), the version last; on an update (the node has recorded a version before) it
-    waits until the node has applied this one."""
-    env: dict[str, str | int] = {
-        "REDIS_HA_WRITER_SRC": WRITER_INCOMING,
-        "REDIS_HA_WRITER_DST": WRITER_VOLUME_PATH,
-        "REDIS_HA_WRITER_FILES": " ".join(files),
-        "REDIS_HA_APPLY_WAIT": wait_seconds,
-    }
-    return node_files.bundle((WRITER_SCRIPT,), env)
 
 
 @dataclass(frozen=True)
@@ -109,15 +81,6 @@ class PartArgs:
     part: Part
     # user -> secret password (from components.credentials)
     passwords: Mapping[str, pulumi.Output[str]]
-
-
-def _pick(files: pulumi.Output[dict[str, str]], name: str) -> pulumi.Output[str]:
-    return files.apply(lambda f: f[name])
-
-
-def _secret_upload(path: str, content: pulumi.Input[str], uid: str) -> docker.ContainerUploadArgs:
-    """A file holding a password: readable by the container's user only."""
-    return docker.ContainerUploadArgs(file=path, content=content, owner=uid, group=uid, permissions=SECRET_FILE_MODE)
 
 
 class _DockerPart(pulumi.ComponentResource):
@@ -160,7 +123,8 @@ class _DockerPart(pulumi.ComponentResource):
                 containers.append(self._node(group, node, [*depends, writer]))
             started[group.kind] = containers
         for exporter in part.exporters:
-            self._exporter(exporter, started[exporter.watches][:1] + writers.get(exporter.watches, []))
+            watched = next(g for g in part.groups if g.kind == exporter.watches)
+            self._exporter(exporter, watched.image, started[exporter.watches][:1] + writers.get(exporter.watches, []))
         create_step = ""
         every_node = [c for containers in started.values() for c in containers]
         if part.job is not None:
@@ -189,7 +153,7 @@ class _DockerPart(pulumi.ComponentResource):
         name: str,
         kind: str,
         depends_on: list[docker.Container],
-        extra_labels: Mapping[str, str] | None = None,
+        extra_labels: Mapping[str, pulumi.Input[str]] | None = None,
         **inputs: Any,
     ) -> docker.Container:
         s = self._args.settings
@@ -211,7 +175,7 @@ class _DockerPart(pulumi.ComponentResource):
         health: list[str],
         depends_on: list[docker.Container],
         stop_grace: int,
-        extra_labels: Mapping[str, str] | None = None,
+        extra_labels: Mapping[str, pulumi.Input[str]] | None = None,
         **inputs: Any,
     ) -> Any:
         """A long-running container reachable by the node's hostname; stopped with
@@ -241,77 +205,82 @@ class _DockerPart(pulumi.ComponentResource):
             **inputs,
         )
 
-    def _secrets_writer(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
-        """The one-shot container that writes the node's secret files into its secrets
-        volume; replaced, so run again, whenever they change."""
-        s = self._args.settings
-        names = (group.config_file, *group.shared_files)
-
-        def render(pw: dict[str, str]) -> dict[str, str]:
-            files = group.files(node, pw)
-            return {**files, VERSION_FILE: digest(files)}
-
-        # The rendered files hold passwords: one secret Output, picked apart per file.
-        files = with_passwords(self._args.passwords, render)
-        volume = docker.Volume(
-            f"{node.name}-secrets",
-            name=f"{node.name}-secrets",
-            labels=[docker.VolumeLabelArgs(label=LABEL, value=s.name)],
+    def _volume(self, name: str) -> docker.Volume:
+        return docker.Volume(
+            name,
+            name=name,
+            labels=[docker.VolumeLabelArgs(label=LABEL, value=self._args.settings.name)],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        script = f"{WRITER_INCOMING}/{WRITER_SCRIPT}"
-        uploads = [
-            docker.ContainerUploadArgs(file=f"{WRITER_INCOMING}/{file_name}", content=content, executable=True)
-            for file_name, content in writer_files(names).items()
-        ]
-        uploads += [
-            _secret_upload(f"{WRITER_INCOMING}/{name}", _pick(files, name), REDIS_UID)
-            for name in (*names, VERSION_FILE)
-        ]
+
+    def _writer(
+        self,
+        consumer: str,
+        image: str,
+        names: tuple[str, ...],
+        files: pulumi.Output[dict[str, str]],
+        uid: str,
+        depends_on: list[docker.Container],
+        volume: pulumi.Input[str] | None = None,
+    ) -> tuple[docker.Container, pulumi.Input[str], pulumi.Output[str]]:
+        """The one-shot container that writes `consumer`'s secret files `names` and their
+        version into `volume` (by default a new `<consumer>-secrets`), owned by `uid`
+        (components/docker/secrets.py); replaced, so run again, whenever they change.
+        Returns it, the volume and the version (secret): the label that replaces a
+        consumer which does not apply its secrets live when they change."""
+        name = writer_name(consumer)
+        if volume is None:
+            volume = self._volume(name).name
+        files = versioned(files)
         writer = self._container(
-            writer_name(node),
+            name,
             "secrets-writer",
             depends_on,
-            image=group.image,
-            command=["sh", script],
-            user=REDIS_UID,
-            uploads=uploads,
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=WRITER_VOLUME_PATH)],
-            # One run per change, no restarts; attach waits until it has exited.
-            restart="no",
-            must_run=False,
-            attach=True,
-            logs=True,
+            image=image,
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume, container_path=WRITER_VOLUME_PATH)],
+            **writer_inputs(files, names, uid),
         )
+
         # The provider records a one-shot container's exit code without failing on it
         # (kreuzwerker/terraform-provider-docker, resourceDockerContainerRead): a writer
         # whose node did not apply the secrets fails the update here.
-        name = writer_name(node)
-
         def check(code: int | None) -> None:
-            _check_writer(name, code)
+            check_writer(name, code)
 
         writer.exit_code.apply(check)
-        return writer
+        return writer, volume, pulumi.Output.secret(files.apply(lambda f: f[VERSION_FILE]))
+
+    def _secrets_writer(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
+        """A Redis or Sentinel node's writer: its node mounts the volume at SECRETS_DIR
+        and applies what it finds there live."""
+        names = (group.config_file, *group.shared_files)
+        # The rendered files hold passwords: one secret Output, picked apart per file.
+        files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
+        return self._writer(node.name, group.image, names, files, REDIS_UID, depends_on)[0]
 
     def _node(self, group: Group, node: Node, depends_on: list[docker.Container]) -> docker.Container:
-        conf_dir, scripts_dir = group.paths.conf_dir, LAYOUT.scripts_dir
-        uploads = []
+        scripts_dir = LAYOUT.scripts_dir
         volumes = []
-        labels: dict[str, str] = {}
+        labels: dict[str, Any] = {}
+        data_volume = self._volume(f"{node.name}-data") if group.data_volume else None
         if group.kind == CLUSTER:
-            # Cluster nodes get their files at start only (no live rotation).
+            # Cluster nodes get their files at start only (no live rotation), written
+            # into the data volume the node reads its config from; a change replaces it.
+            if data_volume is None or group.paths.conf_dir != group.paths.data_dir:
+                raise ValueError("a cluster node reads its config from its data volume")
+            names = (group.config_file, *group.shared_files)
             files = with_passwords(self._args.passwords, lambda pw: group.files(node, pw))
-            uploads = [
-                _secret_upload(f"{conf_dir}/{file_name}", _pick(files, file_name), REDIS_UID)
-                for file_name in (group.config_file, *group.shared_files)
-            ]
+            writer, _, version = self._writer(
+                node.name, group.image, names, files, REDIS_UID, depends_on, data_volume.name
+            )
+            depends_on = [*depends_on, writer]
+            labels[SECRETS_VERSION_LABEL] = version
         else:
-            volumes.append(docker.ContainerVolumeArgs(volume_name=f"{node.name}-secrets", container_path=SECRETS_DIR))
+            volumes.append(docker.ContainerVolumeArgs(volume_name=writer_name(node.name), container_path=SECRETS_DIR))
             # Follows the settings, not the passwords: a settings change replaces the
             # container (a restart with the new files), a rotation does not.
             labels[CONFIG_CHECKSUM_LABEL] = digest(group.files(node, without_secrets(self._args.passwords)))
-        uploads += [
+        uploads = [
             docker.ContainerUploadArgs(
                 file=f"{scripts_dir}/{file_name}",
                 content=content,
@@ -319,14 +288,10 @@ class _DockerPart(pulumi.ComponentResource):
             )
             for file_name, content in group.scripts_for(node).items()
         ]
-        if group.data_volume:
-            volume = docker.Volume(
-                f"{node.name}-data",
-                name=f"{node.name}-data",
-                labels=[docker.VolumeLabelArgs(label=LABEL, value=self._args.settings.name)],
-                opts=pulumi.ResourceOptions(parent=self),
+        if data_volume is not None:
+            volumes.insert(
+                0, docker.ContainerVolumeArgs(volume_name=data_volume.name, container_path=group.paths.data_dir)
             )
-            volumes.insert(0, docker.ContainerVolumeArgs(volume_name=volume.name, container_path=group.paths.data_dir))
         return self._service(
             node,
             ["CMD", "sh", f"{scripts_dir}/{HEALTHCHECK}", "ready"],
@@ -340,18 +305,27 @@ class _DockerPart(pulumi.ComponentResource):
             volumes=volumes,
         )
 
-    def _exporter(self, exporter: Exporter, depends_on: list[docker.Container]) -> docker.Container:
+    def _exporter(self, exporter: Exporter, image: str, depends_on: list[docker.Container]) -> docker.Container:
+        """`image` runs its secrets writer (the exporter's own image may have no shell)."""
         node, first = exporter.node, exporter.targets[0]
         # A password file, not the environment (`docker inspect` shows that); one entry
         # per target so that /scrape?target= works for each.
         password_file = self._args.passwords[exporter.user].apply(
-            lambda password: json.dumps({f"redis://{n.hostname}:{n.port}": password for n in exporter.targets})
+            lambda password: {
+                EXPORTER_PASSWORD_NAME: json.dumps(
+                    {f"redis://{n.hostname}:{n.port}": password for n in exporter.targets}
+                )
+            }
+        )
+        writer, volume, version = self._writer(
+            node.name, image, (EXPORTER_PASSWORD_NAME,), password_file, EXPORTER_UID, depends_on
         )
         return self._service(
             node,
             ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{node.port}/health"],
-            depends_on,
+            [*depends_on, writer],
             10,
+            extra_labels={SECRETS_VERSION_LABEL: version},
             image=exporter.image,
             envs=[
                 f"REDIS_ADDR=redis://{first.hostname}:{first.port}",
@@ -361,27 +335,28 @@ class _DockerPart(pulumi.ComponentResource):
                 *(f"{k}={v}" for k, v in exporter.environment),
             ],
             user=EXPORTER_UID,
-            uploads=[_secret_upload(EXPORTER_PASSWORD_FILE, password_file, EXPORTER_UID)],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume, container_path=EXPORTER_SECRETS_DIR)],
         )
 
     def _one_shot(self, job: OneShot, name: str, depends_on: list[docker.Container]) -> docker.Container:
         """Runs once after its groups are healthy and exits; `pulumi up` waits for it."""
-        directory = LAYOUT.job_secrets_dir
-        script = f"{directory}/{job.script_name}"
+        secrets_dir, password_name = job.password_file.rsplit("/", 1)
+        password: pulumi.Output[dict[str, str]] = self._args.passwords["admin"].apply(lambda p: {password_name: p})
+        writer, volume, version = self._writer(name, job.image, (password_name,), password, REDIS_UID, depends_on)
+        script = f"{JOB_SCRIPT_DIR}/{job.script_name}"
         return self._container(
             name,
             "cluster-create",
-            depends_on,
+            [*depends_on, writer],
+            {SECRETS_VERSION_LABEL: version},
             image=job.image,
             command=["sh", script],
             user=REDIS_UID,
             uploads=[
-                *(
-                    docker.ContainerUploadArgs(file=f"{directory}/{file_name}", content=content, executable=True)
-                    for file_name, content in job.files.items()
-                ),
-                _secret_upload(job.password_file, pulumi.Output.secret(self._args.passwords["admin"]), REDIS_UID),
+                docker.ContainerUploadArgs(file=f"{JOB_SCRIPT_DIR}/{file_name}", content=content, executable=True)
+                for file_name, content in job.files.items()
             ],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume, container_path=secrets_dir)],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],
             # One run, no restarts; attach waits until it has exited.
             restart="no",
@@ -394,25 +369,19 @@ class _DockerPart(pulumi.ComponentResource):
         """The backup worker: takes a backup on the schedule, prunes, and runs the
         on-demand `redis-ha backup/restore` (docker exec). Its volume is not a resource
         of the stack: Docker creates it on first use and `pulumi destroy` leaves it, so
-        backups outlive the deployment and a new stack of the same settings finds them."""
-        files = with_passwords(self._args.passwords, backup.files)
+        backups outlive the deployment and a new stack of the same settings finds them.
+        Its config and secret files are delivered together, all 0600 and the worker's."""
+        config = json.dumps(backup.config, indent=2, sort_keys=True) + "\n"
+        names = (*backup.secret_files, backup_plan.CONFIG_FILE)
+        files = with_passwords(self._args.passwords, lambda pw: {**backup.files(pw), backup_plan.CONFIG_FILE: config})
+        writer, secrets, version = self._writer(backup.name, backup.image, names, files, REDIS_UID, depends_on)
         uploads = [
-            _secret_upload(f"{backup_plan.CONF_DIR}/{name}", _pick(files, name), REDIS_UID)
-            for name in backup.secret_files
-        ]
-        uploads.append(
-            docker.ContainerUploadArgs(
-                file=f"{backup_plan.CONF_DIR}/{backup_plan.CONFIG_FILE}",
-                content=json.dumps(backup.config, indent=2, sort_keys=True) + "\n",
-            )
-        )
-        uploads += [
             docker.ContainerUploadArgs(file=f"{backup_plan.PROGRAM_DIR}/{path}", content=source)
             for path, source in backup_plan.program_files().items()
         ]
-        volumes = []
+        volumes = [docker.ContainerVolumeArgs(volume_name=secrets, container_path=backup_plan.CONF_DIR)]
         if backup.volume:
-            volumes = [docker.ContainerVolumeArgs(volume_name=backup.volume, container_path=backup_plan.MOUNT_PATH)]
+            volumes.append(docker.ContainerVolumeArgs(volume_name=backup.volume, container_path=backup_plan.MOUNT_PATH))
         ports = []
         if backup.host_port is not None:
             s = self._args.settings
@@ -424,7 +393,8 @@ class _DockerPart(pulumi.ComponentResource):
         return self._container(
             backup.name,
             "backup",
-            depends_on,
+            [*depends_on, writer],
+            {SECRETS_VERSION_LABEL: version},
             hostname=backup.name,
             image=backup.image,
             command=list(backup.args("schedule")),

@@ -40,14 +40,20 @@ VERSION_FILE = "secrets.version"
 CONFIG_CHECKSUM_LABEL = "redis-ha.config-checksum"
 # Redis, Sentinel and one-shot containers run as the redis user of the official images
 # (uid 999 in the Debian and the Alpine variants), never as root; the files holding a
-# password are theirs, mode 0600. The exporter runs as the user of its image
-# (oliver006/redis_exporter: 59000).
+# password are theirs, mode 0600 (handed over by a secrets writer, the one container
+# that runs as root: components/docker/secrets.py). The exporter runs as the user of
+# its image (oliver006/redis_exporter: 59000).
 REDIS_UID = "999"
 EXPORTER_UID = "59000"
 SECRET_FILE_MODE = "0600"
-# The probe script's name inside a container.
+# The probe script's name inside a container (one per container).
 HEALTHCHECK = node_files.HEALTHCHECK
-EXPORTER_PASSWORD_FILE = "/etc/redis-ha/exporter-passwords.json"
+EXPORTER_SECRETS_DIR = "/etc/redis-ha"
+EXPORTER_PASSWORD_NAME = "exporter-passwords.json"
+EXPORTER_PASSWORD_FILE = f"{EXPORTER_SECRETS_DIR}/{EXPORTER_PASSWORD_NAME}"
+# The cluster's creation script (its admin password is in LAYOUT.job_secrets_dir, a
+# volume of the step's own).
+JOB_SCRIPT_DIR = "/run/redis-ha/job"
 LABEL = "redis-ha.deployment"
 KIND_LABEL = "redis-ha.kind"
 

@@ -103,7 +103,9 @@ class _KubernetesPart(pulumi.ComponentResource):
         self._meta = network.Metadata(s, self._ns)
 
         tls: list[pulumi.Output[str]] = []
-        if s.tls and part.kind == "sentinel":
+        # With tlsSecret the user's Secret is mounted as it is (workloads.py): no
+        # certificate is generated, and none is in the state.
+        if s.tls and part.kind == "sentinel" and not s.tls_secret:
             certificate = issue_node_certificate(name, s, self)
             self._tls_secrets(certificate.ca_cert_pem, certificate.cert_pem, certificate.key_pem)
             tls = [certificate.ca_cert_pem, certificate.cert_pem]
@@ -225,8 +227,9 @@ class _KubernetesPart(pulumi.ComponentResource):
             seeds = next(g for g in part.groups if g.client_service)
             where = {"host": service_host(s, network.client_service_name(s, seeds)), "port": str(s.port)}
         if s.tls:
-            # The CA certificate is in the Secret `<name>-ca` (key ca.crt).
+            # The CA certificate is in the Secret `<name>-ca` or the user's tlsSecret (key ca.crt).
             where["tls"] = "true"
+            where["caSecret"] = workloads.ca_secret_name(s)
         secrets = {}
         for role in s.roles:
             data: dict[str, pulumi.Input[str]] = {**where, "user": role.name, "password": passwords[role.name]}

@@ -82,6 +82,24 @@ def _scripts_volume(part: Part, files: Mapping[str, str], env_key: str) -> k8s.c
     )
 
 
+def tls_volume(settings: Settings) -> k8s.core.v1.VolumeArgs:
+    """The node certificate: the generated `<name>-tls` Secret, or the user's tlsSecret,
+    whose three keys are listed so that a missing one stops the pod with an event naming
+    it (`couldn't find key tls.key in Secret ...`) instead of a node without TLS files."""
+    items = None
+    if settings.tls_secret:
+        items = [k8s.core.v1.KeyToPathArgs(key=f, path=f) for f in TLS_FILES]
+    source = k8s.core.v1.SecretVolumeSourceArgs(
+        secret_name=settings.tls_secret or f"{settings.name}-tls", default_mode=0o440, items=items
+    )
+    return k8s.core.v1.VolumeArgs(name="tls", secret=source)
+
+
+def ca_secret_name(settings: Settings) -> str:
+    """The Secret holding the CA certificate (key ca.crt) applications trust."""
+    return settings.tls_secret or f"{settings.name}-ca"
+
+
 def _volumes(settings: Settings, part: Part, group: Group, sidecar: bool) -> list[k8s.core.v1.VolumeArgs]:
     def secret(name: str, secret_name: str) -> k8s.core.v1.VolumeArgs:
         return k8s.core.v1.VolumeArgs(
@@ -97,7 +115,7 @@ def _volumes(settings: Settings, part: Part, group: Group, sidecar: bool) -> lis
         ),
     ]
     if settings.tls:
-        volumes.append(secret("tls", f"{settings.name}-tls"))
+        volumes.append(tls_volume(settings))
     exporter = part.exporter_of(group.kind)
     if sidecar and exporter is not None:
         volumes.append(secret("exporter-auth", exporter_secret(exporter)))

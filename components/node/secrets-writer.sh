@@ -5,7 +5,10 @@
 # (its uploads) into the node's secrets volume at REDIS_HA_WRITER_DST: each file a copy
 # then a rename, so the node never reads half a file, and secrets.version last. On an
 # update (the node has recorded a version in `applied` before) it waits up to
-# REDIS_HA_APPLY_WAIT seconds until the node has applied this one.
+# REDIS_HA_APPLY_WAIT seconds until the node has applied this one. With
+# REDIS_HA_WRITER_OWNER (a numeric uid; the writer then runs as root with CHOWN,
+# DAC_OVERRIDE and FOWNER only), the volume (0700) and every file (0600) become that
+# user's: uploads arrive as root's (docs/pulumi-engine.md#uploads-and-the-containers-users).
 set -eu
 
 # shellcheck source=lib.sh
@@ -16,9 +19,19 @@ need REDIS_HA_WRITER_SRC REDIS_HA_WRITER_DST REDIS_HA_WRITER_FILES REDIS_HA_APPL
 src=$REDIS_HA_WRITER_SRC
 dst=$REDIS_HA_WRITER_DST
 wait_seconds=$REDIS_HA_APPLY_WAIT
+owner=${REDIS_HA_WRITER_OWNER:-}
+case $owner in
+    *[!0-9]*) die "REDIS_HA_WRITER_OWNER must be a numeric uid, not $owner" ;;
+esac
+# own <path>: hands <path> to the reader (nothing without an owner).
+own() {
+    [ -z "$owner" ] || chown "$owner:$owner" "$1"
+}
+own "$dst"
+chmod 700 "$dst"
 for name in $REDIS_HA_WRITER_FILES secrets.version; do
     [ -f "$src/$name" ] || die "$src/$name is missing"
-    cp "$src/$name" "$dst/.$name.new" && mv -f "$dst/.$name.new" "$dst/$name"
+    cp "$src/$name" "$dst/.$name.new" && own "$dst/.$name.new" && mv -f "$dst/.$name.new" "$dst/$name"
 done
 [ -f "$dst/applied" ] || {
     echo "$log_tag: delivered (the node has not started yet)"

@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # Build the real Pulumi engine from Go modules into the cache named by versions.env:
 #   pulumi                       github.com/pulumi/pulumi/pkg/v3 (cmd/pulumi)
-#   pulumi-language-python       github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
-#   pulumi-language-python-exec  the Python shim the language host runs (from sdk/v3)
 #   pulumi-resource-kubernetes   github.com/pulumi/pulumi-kubernetes/provider/v4
 #
 # Each binary comes from its own small wrapper module generated in a temp dir: a go.mod
@@ -10,6 +8,10 @@
 # other published modules (its replaces onto paths inside the pulumi repo, such as
 # `sdk/v3 => ../sdk`, are left out: the required published version is used instead).
 # Separate wrappers keep each binary on the dependency versions its own go.mod asks for.
+#
+# Only the Go module proxy is used. No Python language host is built: the proxy does not
+# serve its module, and `redis-ha up|preview|destroy|refresh` run the stack program
+# inline through the Automation API, where the CLI talks to the calling Python process.
 #
 # Idempotent: with every binary present for the pinned versions it prints one line and
 # exits 0. Any failure prints one line (module, version, error) and exits 1; the full
@@ -23,7 +25,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/versions.env"
 
 STAMP="$PULUMI_BIN/.versions"
-WANT_STAMP="pulumi=$PULUMI_VERSION language-python=$PULUMI_LANGUAGE_PYTHON_VERSION kubernetes=$PULUMI_K8S_PROVIDER_MODULE_VERSION/$PULUMI_K8S_PLUGIN_VERSION"
+WANT_STAMP="pulumi=$PULUMI_VERSION kubernetes=$PULUMI_K8S_PROVIDER_MODULE_VERSION/$PULUMI_K8S_PLUGIN_VERSION"
 
 have_all() {
     [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] || return 1
@@ -32,7 +34,7 @@ have_all() {
 }
 
 if [ "${PULUMI_FORCE_BUILD:-0}" != 1 ] && have_all; then
-    echo "pulumi: engine $PULUMI_VERSION, language-python $PULUMI_LANGUAGE_PYTHON_VERSION, kubernetes provider $PULUMI_K8S_PLUGIN_VERSION already in $PULUMI_BIN"
+    echo "pulumi: engine $PULUMI_VERSION, kubernetes provider $PULUMI_K8S_PLUGIN_VERSION already in $PULUMI_BIN"
     exit 0
 fi
 
@@ -117,47 +119,6 @@ PY
     fail "$K8S_MOD" "$PULUMI_K8S_PROVIDER_MODULE_VERSION"
 mv "$PULUMI_BIN/pulumi-resource-kubernetes.tmp" "$PULUMI_BIN/pulumi-resource-kubernetes"
 echo "pulumi build: pulumi-resource-kubernetes ($K8S_MOD@$PULUMI_K8S_PROVIDER_MODULE_VERSION, reports $PULUMI_K8S_PLUGIN_VERSION) in $((SECONDS - t0))s" | tee -a "$LOG"
-
-# The Python language host. Its module is not served by the Go proxy here (403 "not
-# available" for every version); then it is built from the pulumi repository's source
-# in a git dir (PULUMI_LANGUAGE_PYTHON_GIT at PULUMI_LANGUAGE_PYTHON_COMMIT): the
-# package's .go files (no tests) in a wrapper module that requires pkg/v3 and sdk/v3 at
-# PULUMI_VERSION, the same engine libraries the CLI is built from.
-LANGPY_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
-mark
-t0=$SECONDS
-if (cd "$WORK" && "${GO[@]}" mod download -json "$LANGPY_MOD@$PULUMI_LANGUAGE_PYTHON_VERSION" >"$WORK/langpy.json" 2>>"$LOG"); then
-    build langpy "$LANGPY_MOD" "$PULUMI_LANGUAGE_PYTHON_VERSION" "$LANGPY_MOD" pulumi-language-python \
-        "-X $SDK_VERSION_PKG.Version=$PULUMI_LANGUAGE_PYTHON_VERSION"
-else
-    grep -m1 -o '"Error": "[^"]*' "$WORK/langpy.json" | sed 's/^"Error": "/proxy: /' >>"$LOG" || true
-    [ -n "${PULUMI_LANGUAGE_PYTHON_GIT:-}" ] && git --git-dir="$PULUMI_LANGUAGE_PYTHON_GIT" cat-file -e "$PULUMI_LANGUAGE_PYTHON_COMMIT^{commit}" 2>>"$LOG" || {
-        echo "error: $LANGPY_MOD@$PULUMI_LANGUAGE_PYTHON_VERSION not served by the proxy, and no git dir with commit $PULUMI_LANGUAGE_PYTHON_COMMIT (PULUMI_LANGUAGE_PYTHON_GIT=${PULUMI_LANGUAGE_PYTHON_GIT:-unset})" >>"$LOG"
-        fail "$LANGPY_MOD" "$PULUMI_LANGUAGE_PYTHON_VERSION"
-    }
-    echo "pulumi build: $LANGPY_MOD from git $PULUMI_LANGUAGE_PYTHON_COMMIT (the proxy does not serve it)" | tee -a "$LOG"
-    d="$WORK/langpy-src"
-    mkdir -p "$d"
-    src=sdk/python/cmd/pulumi-language-python
-    for f in $(git --git-dir="$PULUMI_LANGUAGE_PYTHON_GIT" ls-tree --name-only "$PULUMI_LANGUAGE_PYTHON_COMMIT" "$src/" | grep -E '\.go$' | grep -v '_test\.go$'); do
-        git --git-dir="$PULUMI_LANGUAGE_PYTHON_GIT" show "$PULUMI_LANGUAGE_PYTHON_COMMIT:$f" >"$d/$(basename "$f")"
-    done
-    cp "$WORK/cli/go.mod" "$d/go.mod"
-    sed -i 's#^module .*#module redis-ha.local/pulumi-language-python#' "$d/go.mod"
-    (cd "$d" && go mod edit -require="github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION") >>"$LOG" 2>&1 ||
-        fail "$LANGPY_MOD(git $PULUMI_LANGUAGE_PYTHON_COMMIT)" "$PULUMI_VERSION"
-    (cd "$d" && "${GO[@]}" build -trimpath -ldflags "-s -w -X $SDK_VERSION_PKG.Version=$PULUMI_LANGUAGE_PYTHON_VERSION" \
-        -o "$PULUMI_BIN/pulumi-language-python.tmp" .) >>"$LOG" 2>&1 || fail "$LANGPY_MOD(git $PULUMI_LANGUAGE_PYTHON_COMMIT)" "$PULUMI_VERSION"
-    mv "$PULUMI_BIN/pulumi-language-python.tmp" "$PULUMI_BIN/pulumi-language-python"
-    echo "pulumi build: pulumi-language-python (git $PULUMI_LANGUAGE_PYTHON_COMMIT) in $((SECONDS - t0))s" | tee -a "$LOG"
-fi
-
-# The exec shim the language host runs the program with: a Python script of sdk/v3.
-mark
-SDK_DIR="$(cd "$WORK/cli" && go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/sdk/v3" 2>>"$LOG")" ||
-    fail github.com/pulumi/pulumi/sdk/v3 "$PULUMI_VERSION"
-install -m 0755 "$SDK_DIR/python/cmd/pulumi-language-python-exec" "$PULUMI_BIN/pulumi-language-python-exec" 2>>"$LOG" ||
-    fail github.com/pulumi/pulumi/sdk/v3 "$PULUMI_VERSION"
 
 echo "$WANT_STAMP" >"$STAMP"
 echo "pulumi: built $PULUMI_BINARIES in $((SECONDS - start))s into $PULUMI_BIN" | tee -a "$LOG"

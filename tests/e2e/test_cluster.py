@@ -128,6 +128,11 @@ def test_scale_out_from_three_to_four_shards(cluster: Stack) -> None:
             f"created {n}-cluster-8-data",
             f"created {n}-cluster-7",
             f"created {n}-cluster-8",
+            # each new node's secrets writer (into its data volume); the exporter's
+            # password file names the new nodes too (components/docker/secrets.py)
+            f"created {n}-cluster-7-secrets",
+            f"created {n}-cluster-8-secrets",
+            f"replaced {n}-cluster-exporter-secrets",
             f"replaced {n}-cluster-exporter",
             f"replaced {n}-cluster-create",
         ]

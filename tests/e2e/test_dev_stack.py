@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
+import tarfile
 
 import docker
+import pytest
 
 from components.outputs import stack_passwords
 from tests.e2e.conftest import ROOT, Deployment, deploy
@@ -124,8 +128,8 @@ EVERY_ENVIRON = (
 
 def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_client: docker.DockerClient) -> None:
     """No password in a container's environment, process arguments or logs; every
-    uploaded file that holds one is mode 0600 and owned by the (non-root) user the
-    container runs as."""
+    file that holds one is mode 0600 and owned by the (non-root) user the container
+    runs as (only the exited one-shot secrets writers ran as root)."""
     passwords = [p for p in Outputs.load(dev_deployment.outputs_path).passwords.values() if p]
     assert len(passwords) >= 5
     checked_files = 0
@@ -148,7 +152,7 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
         assert not [p for p in passwords if p in environ], f"{name}: a password in a process environment"
         logs = container.logs().decode(errors="replace")
         assert not [p for p in passwords if p in logs], f"{name}: a password in the logs"
-        for upload, wire in zip(r.inputs["uploads"], r.wire["uploads"], strict=True):
+        for upload, wire in zip(r.inputs.get("uploads", []), r.wire.get("uploads", []), strict=True):
             secret = isinstance(wire["content"], dict)
             if not secret:
                 continue
@@ -160,6 +164,13 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
         # docs/redis-notes.md#rotating-passwords) and, on a Redis node, the copies its
         # start script keeps next to redis.conf.
         kind = {item["label"]: item["value"] for item in r.inputs["labels"]}.get("redis-ha.kind")
+        if kind in ("exporter", "sentinel-exporter"):
+            # Its password file, from its writer's volume (components/docker/secrets.py).
+            result = container.exec_run(["sh", "-c", "stat -c '%a %u %n' /etc/redis-ha/*"], user=user)
+            assert result.exit_code == 0, result.output
+            for line in result.output.decode().splitlines():
+                assert line.split()[:2] == ["600", user], f"{name}: {line}"
+                checked_files += 1
         if kind in ("redis", "sentinel"):
             paths = "/run/redis-ha/config/*"
             if kind == "redis":
@@ -170,5 +181,55 @@ def test_secrets_only_where_they_belong(dev_deployment: Deployment, docker_clien
                 assert line.split()[:2] == ["600", user], f"{name}: {line}"
                 checked_files += 1
     # Redis nodes: 5 delivered files, the applied version and 4 copies; Sentinels: 4
-    # delivered and the applied version; the exporter: its password file.
-    assert checked_files >= 3 * 10 + 3 * 5 + 1
+    # delivered and the applied version; each exporter: its password file and version.
+    assert checked_files >= 3 * 10 + 3 * 5 + 2 * 2
+
+
+def _archived(client: docker.DockerClient, container: str, path: str) -> tarfile.TarInfo:
+    """A file's owner and mode as Docker reports them (no shell needed in the container)."""
+    stream, _ = client.api.get_archive(container, path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        return archive.getmembers()[0]
+
+
+def test_secret_files_are_the_readers_own_and_0600(
+    dev_deployment: Deployment, docker_client: docker.DockerClient
+) -> None:
+    """No upload sets an owner (a host without uid 999/59000 would refuse it, below);
+    the secrets writers hand every file to the user that reads it."""
+    name = dev_deployment.name
+    checks = {
+        f"{name}-redis-1": ("/run/redis-ha/config", ("users.acl", "admin.password", "redis.conf"), 999),
+        f"{name}-sentinel-1": ("/run/redis-ha/config", ("sentinel.conf",), 999),
+        f"{name}-exporter": ("/etc/redis-ha", ("exporter-passwords.json",), 59000),
+    }
+    for container, (directory, files, uid) in checks.items():
+        info = _archived(docker_client, container, directory)
+        assert (info.uid, info.mode & 0o777) == (uid, 0o700), (container, directory, info.uid, oct(info.mode))
+        for file_name in files:
+            info = _archived(docker_client, container, f"{directory}/{file_name}")
+            assert (info.uid, info.gid, info.mode & 0o777) == (uid, uid, 0o600), (container, file_name)
+
+
+def test_an_upload_with_an_owner_fails_here_as_with_the_provider(
+    dev_deployment: Deployment, docker_client: docker.DockerClient
+) -> None:
+    """The applier uploads as pulumi-docker does (copyUIDGID when an owner is set), and
+    this host has no passwd entry for 999: such an upload is refused, so the program's
+    uploads (none with an owner) are what keeps the deployment working here."""
+    if subprocess.run(["getent", "passwd", "999"], capture_output=True).returncode == 0:
+        pytest.skip("this host has a passwd entry for uid 999: Docker resolves it, nothing to refuse")
+    from tests.support.applier import DockerApplier, _tar
+
+    name = f"redis-ha-owner-probe-{os.getpid()}"
+    image = docker_client.containers.get(f"{dev_deployment.name}-redis-1").attrs["Config"]["Image"]
+    container = docker_client.containers.create(image, ["true"], name=name, user="999")
+    try:
+        applier = DockerApplier(docker_client)
+        with pytest.raises(docker.errors.APIError, match="unable to find entry"):
+            applier._upload(container.id, _tar("/tmp/x", "x", False, "999", "999", "0600"), True)
+        applier._upload(container.id, _tar("/tmp/x", "x", False, "", "", "0600"), False)
+        info = _archived(docker_client, name, "/tmp/x")
+        assert (info.uid, info.mode & 0o777) == (0, 0o600)
+    finally:
+        container.remove(force=True)

@@ -53,24 +53,40 @@ def test_docker_worker_runs_the_schedule_as_the_redis_user(dev_volume: ProgramRu
     assert i["user"] == "999"
     assert i["image"] == "redis-ha-test/python-client:3.11"
     # The backups volume is not a resource of the stack: it outlives `pulumi destroy`.
-    assert i["volumes"] == [{"volumeName": "redis-ha-backups", "containerPath": "/backups"}]
+    assert i["volumes"] == [
+        {"volumeName": "redis-ha-backup-secrets", "containerPath": "/etc/redis-ha"},
+        {"volumeName": "redis-ha-backups", "containerPath": "/backups"},
+    ]
     assert "redis-ha-backups" not in {v.inputs["name"] for v in dev_volume.of_type(VOLUME)}
     assert i["networksAdvanced"] == [{"name": "redis-ha-net", "aliases": ["redis-ha-backup"]}]
     # Its /metrics on the host's loopback, after the two exporters' ports.
     assert i["ports"] == [{"internal": 9122, "external": 19123, "ip": "127.0.0.1"}]
-    files = {u["file"]: u for u in i["uploads"]}
-    assert "/opt/redis-ha/backup/__main__.py" in files
+    assert "/opt/redis-ha/backup/__main__.py" in {u["file"] for u in i["uploads"]}
+    # Its config and secret files come from its writer, 0600 and the worker's.
+    writer = next(c for c in dev_volume.of_type(CONTAINER) if c.inputs["name"] == "redis-ha-backup-secrets")
+    assert writer.urn in worker.dependencies
+    files = {u["file"].replace("/run/redis-ha/incoming/", "/etc/redis-ha/"): u for u in writer.inputs["uploads"]}
     config = json.loads(files["/etc/redis-ha/backup.json"]["content"])
     assert config["topology"] == "sentinel"
     assert config["target"] == {"kind": "directory", "path": "/backups/redis-ha"}
     assert config["backupUser"]["user"] == "backup"
     assert [s[0] for s in config["sentinels"]] == [f"redis-ha-sentinel-{n}" for n in (1, 2, 3)]
     # Secret files: the backup user's and sentinel-client's passwords, nothing else (no admin).
-    secret_files = sorted(f for f, u in files.items() if u.get("permissions") == "0600")
-    assert secret_files == ["/etc/redis-ha/backup.password", "/etc/redis-ha/sentinel-client.password"]
-    for f in secret_files:
-        assert is_secret(worker.wire["uploads"][list(files).index(f)]["content"]), f
-        assert files[f]["owner"] == "999"
+    delivered = sorted(f for f in files if not files[f].get("executable"))
+    assert delivered == [
+        "/etc/redis-ha/backup.json",
+        "/etc/redis-ha/backup.password",
+        "/etc/redis-ha/secrets.version",
+        "/etc/redis-ha/sentinel-client.password",
+    ]
+    for f in delivered:
+        assert is_secret(writer.wire["uploads"][list(files).index(f)]["content"]), f
+        assert files[f]["permissions"] == "0600" and "owner" not in files[f], f
+    # the passwords: the backup user's and sentinel-client's, nothing else (no admin)
+    passwords = {files[f]["content"] for f in delivered if f.endswith(".password")}
+    generated = dev_volume.passwords
+    assert passwords == {generated["redis-ha-credentials-backup"], generated["redis-ha-credentials-sentinel-client"]}
+    assert "REDIS_HA_WRITER_OWNER=999\n" in files["/etc/redis-ha/node.env"]["content"]
     # Started after every node it backs up.
     depends = set(worker.dependencies)
     nodes = [

@@ -26,7 +26,7 @@ import pytest
 
 from components.outputs import stack_passwords
 from components.settings import load_settings
-from redis_ha import cli, deployed_files, mocked_program
+from redis_ha import cli, deployed_files, engine, mocked_program
 from tests.e2e.conftest import Deployment, deploy
 from tests.support.program import ProgramRun, run_program, stack_config
 from tests.verify.access import Node, Outputs
@@ -87,7 +87,7 @@ def expected_files(run: ProgramRun, stack: str) -> dict[str, str]:
             # its own program (script, lib.sh, node.env: the executable uploads) stays its own.
             name = container.inputs["name"]
             writer = {"label": "redis-ha.kind", "value": "secrets-writer"} in container.inputs["labels"]
-            for upload in container.inputs["uploads"]:
+            for upload in container.inputs.get("uploads", []):
                 node = name.removesuffix("-secrets") if writer and not upload.get("executable") else name
                 files[f"{node}/{Path(upload['file']).name}"] = upload["content"]
         # The Prometheus scrape targets, from the stack output (components/scrape.py).
@@ -335,24 +335,24 @@ def test_missing_pulumi_cli_is_one_line_and_exit_2(args: list[str]) -> None:
 
 
 def test_default_backend_is_local_and_expanded() -> None:
-    url = cli.backend_url(None, {})
+    url = engine.backend_url(None, {})
     assert url == "file://" + os.path.expanduser("~/.pulumi-redis-ha")
-    assert cli.backend_url(None, {"PULUMI_BACKEND_URL": "s3://bucket"}) == "s3://bucket"
-    assert cli.backend_url("file:///srv/state", {"PULUMI_BACKEND_URL": "s3://bucket"}) == "file:///srv/state"
+    assert engine.backend_url(None, {"PULUMI_BACKEND_URL": "s3://bucket"}) == "s3://bucket"
+    assert engine.backend_url("file:///srv/state", {"PULUMI_BACKEND_URL": "s3://bucket"}) == "file:///srv/state"
 
 
 @pytest.mark.parametrize("url", ["file:///tmp/state", "s3://bucket/redis-ha", "azblob://container", "gs://bucket"])
 def test_a_self_managed_backend_needs_the_passphrase(url: str) -> None:
     with pytest.raises(cli.CliError, match="set PULUMI_CONFIG_PASSPHRASE"):
-        cli.check_passphrase(url, {})
+        engine.check_passphrase(url, {})
     with pytest.raises(cli.CliError):
-        cli.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE": ""})
-    cli.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE": "x"})
-    cli.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/passphrase"})
+        engine.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE": ""})
+    engine.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE": "x"})
+    engine.check_passphrase(url, {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/passphrase"})
 
 
 def test_pulumi_cloud_needs_no_passphrase() -> None:
-    cli.check_passphrase("https://api.pulumi.com", {})
+    engine.check_passphrase("https://api.pulumi.com", {})
 
 
 def test_verify_needs_exactly_one_source(tmp_path: Path) -> None:

@@ -101,6 +101,12 @@ def containers_of_kind(run: ProgramRun, kind: str) -> list[Registered]:
     return [c for c in run.of_type(CONTAINER) if {"label": "redis-ha.kind", "value": kind} in c.inputs["labels"]]
 
 
+def delivered(run: ProgramRun, consumer: str, file_name: str) -> str:
+    """A file as `consumer`'s secrets writer delivers it."""
+    [writer] = [c for c in run.of_type(CONTAINER) if c.name == f"{consumer}-secrets"]
+    return next(u["content"] for u in writer.inputs["uploads"] if u["file"] == f"/run/redis-ha/incoming/{file_name}")
+
+
 def upload(container: Registered, path: str) -> str:
     return next(u["content"] for u in container.inputs["uploads"] if u["file"] == path)
 
@@ -187,16 +193,20 @@ def test_cluster_users_have_no_sentinel_user_and_roles_read_the_slot_map(any_run
 
 def test_docker_resource_counts(dev_cluster: ProgramRun, dev_both: ProgramRun) -> None:
     assert len(dev_cluster.of_type(NETWORK)) == 1
-    assert len(dev_cluster.of_type(VOLUME)) == 6
+    # the nodes' data, the exporter's and the creation step's secrets
+    assert len(dev_cluster.of_type(VOLUME)) == 8
     assert len(containers_of_kind(dev_cluster, "cluster")) == 6
     assert len(containers_of_kind(dev_cluster, "cluster-exporter")) == 1
     assert len(containers_of_kind(dev_cluster, "cluster-create")) == 1
-    assert len(dev_cluster.of_type(CONTAINER)) == 8
-    # both: the Sentinel group's 8 containers (and a secrets writer per Redis node and
-    # Sentinel), its volumes and network beside the cluster's
-    assert len(dev_both.of_type(CONTAINER)) == 22
-    # 6 cluster nodes, 3 Redis nodes, 3 Sentinel states, and a secrets volume per Redis node and Sentinel
-    assert len(dev_both.of_type(VOLUME)) == 18
+    # a secrets writer for each node, the exporter and the creation step
+    assert len(containers_of_kind(dev_cluster, "secrets-writer")) == 8
+    assert len(dev_cluster.of_type(CONTAINER)) == 16
+    # both: the Sentinel group's 16 containers (8 and a secrets writer each), its
+    # volumes and network beside the cluster's
+    assert len(dev_both.of_type(CONTAINER)) == 32
+    # the cluster's 8, 3 Redis nodes, 3 Sentinel states, and a secrets volume per Redis
+    # node, Sentinel and exporter
+    assert len(dev_both.of_type(VOLUME)) == 22
     assert len(dev_both.of_type(NETWORK)) == 2
 
 
@@ -236,12 +246,9 @@ def test_docker_cluster_nodes_run_the_cluster_branch_of_redis_conf(dev_cluster: 
         i = c.inputs
         assert i["command"] == ["redis-server", "/data/redis.conf"]
         assert sorted(u["file"] for u in i["uploads"]) == [
-            "/data/admin.password",  # the readiness probe reads CLUSTER INFO as admin
             "/data/healthcheck.sh",
             "/data/lib.sh",
             "/data/node.env",
-            "/data/redis.conf",
-            "/data/users.acl",
         ]
         probe_env = parse_env(upload(c, "/data/node.env"))
         assert probe_env["REDIS_HA_KIND"] == "cluster"
@@ -250,8 +257,24 @@ def test_docker_cluster_nodes_run_the_cluster_branch_of_redis_conf(dev_cluster: 
         assert "REDIS_HA_CLUSTER_MASTERS" not in probe_env
         assert i["volumes"] == [{"volumeName": f"{i['name']}-data", "containerPath": "/data"}]
         assert i["volumes"][0]["volumeName"] in volumes
+        # The files come from its writer, into the data volume, before it starts; their
+        # version (secret) is a label, so a change replaces the node.
+        writer = next(w for w in containers_of_kind(dev_cluster, "secrets-writer") if w.name == f"{i['name']}-secrets")
+        assert writer.inputs["volumes"] == [{"volumeName": f"{i['name']}-data", "containerPath": "/data"}]
+        assert writer.urn in c.dependencies
+        assert sorted(u["file"].rsplit("/", 1)[1] for u in writer.inputs["uploads"]) == [
+            "admin.password",  # the readiness probe reads CLUSTER INFO as admin
+            "lib.sh",
+            "node.env",
+            "redis.conf",
+            "secrets-writer.sh",
+            "secrets.version",
+            "users.acl",
+        ]
+        [version] = [lab for lab in c.wire["labels"] if lab["label"] == "redis-ha.secrets-version"]
+        assert is_secret(version["value"])
         assert i["restart"] == "unless-stopped" and i["wait"] is True
-        conf = upload(c, "/data/redis.conf")
+        conf = delivered(dev_cluster, i["name"], "redis.conf")
         for line in (
             "cluster-enabled yes",
             "cluster-config-file /data/nodes.conf",
@@ -265,7 +288,7 @@ def test_docker_cluster_nodes_run_the_cluster_branch_of_redis_conf(dev_cluster: 
         ):
             assert f"\n{line}\n" in conf, (i["name"], line)
         assert "\nreplicaof " not in conf  # a cluster node refuses it
-        acl = upload(c, "/data/users.acl")
+        acl = delivered(dev_cluster, i["name"], "users.acl")
         assert "user sentinel " not in acl and "+cluster|slots" in acl
 
 
@@ -274,12 +297,13 @@ def test_docker_create_step_runs_once_after_every_node(dev_cluster: ProgramRun) 
     i = step.inputs
     assert (i["restart"], i["mustRun"], i["attach"], i["logs"]) == ("no", False, True, True)
     assert "wait" not in i and "healthcheck" not in i and "ports" not in i
-    assert i["command"] == ["sh", "/etc/redis-ha/cluster-create.sh"]
+    assert i["command"] == ["sh", "/run/redis-ha/job/cluster-create.sh"]
+    assert i["volumes"] == [{"volumeName": "redis-ha-cluster-create-secrets", "containerPath": "/etc/redis-ha"}]
     nodes = {c.urn for c in containers_of_kind(dev_cluster, "cluster")}
     assert nodes <= set(step.dependencies)
-    assert upload(step, "/etc/redis-ha/cluster-create.sh") == node_files.script("cluster-create.sh")
-    assert upload(step, "/etc/redis-ha/lib.sh") == node_files.script("lib.sh")
-    env = parse_env(upload(step, "/etc/redis-ha/node.env"))
+    assert upload(step, "/run/redis-ha/job/cluster-create.sh") == node_files.script("cluster-create.sh")
+    assert upload(step, "/run/redis-ha/job/lib.sh") == node_files.script("lib.sh")
+    env = parse_env(upload(step, "/run/redis-ha/job/node.env"))
     settings = load_settings(dev_config(**CLUSTER))
     expected = rendering.cluster_create_env(
         settings, build_cluster_topology(settings, naming_for(settings)), "/etc/redis-ha/admin.password"
@@ -287,12 +311,13 @@ def test_docker_create_step_runs_once_after_every_node(dev_cluster: ProgramRun) 
     assert env == {k: str(v) for k, v in expected.items()}
     assert env["REDIS_HA_CLUSTER_MASTERS"].startswith("redis-ha-cluster-1:6379 redis-ha-cluster-3:6379 ")
     assert "redis-ha-cluster-2:6379,redis-ha-cluster-1:6379" in env["REDIS_HA_CLUSTER_REPLICAS"]
-    # The scripts and env file are plain; the password file is a secret upload.
-    uploads = {u["file"]: u["content"] for u in step.wire["uploads"]}
-    assert is_secret(uploads["/etc/redis-ha/admin.password"])
-    for plain in ("cluster-create.sh", "lib.sh", "node.env"):
-        assert not is_secret(uploads[f"/etc/redis-ha/{plain}"]), plain
-    assert upload(step, "/etc/redis-ha/admin.password") == user_passwords(dev_cluster)["admin"]
+    # The scripts and env file are plain; the password file is a secret upload of the step's writer.
+    for plain in step.wire["uploads"]:
+        assert not is_secret(plain["content"]), plain["file"]
+    [writer] = [w for w in dev_cluster.of_type(CONTAINER) if w.name == "redis-ha-cluster-create-secrets"]
+    uploads = {u["file"]: u["content"] for u in writer.wire["uploads"]}
+    assert is_secret(uploads["/run/redis-ha/incoming/admin.password"])
+    assert delivered(dev_cluster, "redis-ha-cluster-create", "admin.password") == user_passwords(dev_cluster)["admin"]
 
 
 def test_docker_cluster_exporter_reads_a_password_file(dev_cluster: ProgramRun) -> None:
@@ -300,7 +325,7 @@ def test_docker_cluster_exporter_reads_a_password_file(dev_cluster: ProgramRun) 
     envs = exporter.inputs["envs"]
     assert "REDIS_ADDR=redis://redis-ha-cluster-1:6379" in envs
     assert not [e for e in envs if e.startswith("REDIS_PASSWORD=")]
-    passwords = json.loads(upload(exporter, "/etc/redis-ha/exporter-passwords.json"))
+    passwords = json.loads(delivered(dev_cluster, "redis-ha-cluster-exporter", "exporter-passwords.json"))
     assert sorted(passwords) == sorted(f"redis://redis-ha-cluster-{i}:6379" for i in range(1, 7))
     assert exporter.inputs["ports"] == [{"internal": 9121, "external": 19121, "ip": "127.0.0.1"}]
 
@@ -309,9 +334,19 @@ def test_docker_scale_out_replaces_only_the_step_and_the_exporter(dev_cluster: P
     update = run_update(dev_config(**CLUSTER, clusterShards=4), dev_cluster, stack="dev")
     before = {c.name: c.inputs for c in dev_cluster.of_type(CONTAINER)}
     after = {c.name: c.inputs for c in update.of_type(CONTAINER)}
-    assert sorted(set(after) - set(before)) == ["redis-ha-cluster-7", "redis-ha-cluster-8"]
+    assert sorted(set(after) - set(before)) == [
+        "redis-ha-cluster-7",
+        "redis-ha-cluster-7-secrets",
+        "redis-ha-cluster-8",
+        "redis-ha-cluster-8-secrets",
+    ]
     changed = sorted(name for name in before if before[name] != after[name])
-    assert changed == ["redis-ha-cluster-create", "redis-ha-cluster-exporter"]
+    # (with their writers: the exporter's password file and the step's script change)
+    assert changed == [
+        "redis-ha-cluster-create",
+        "redis-ha-cluster-exporter",
+        "redis-ha-cluster-exporter-secrets",
+    ]
     assert after["redis-ha-cluster-8"]["ports"][0]["external"] == 17386
 
 

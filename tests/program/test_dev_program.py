@@ -48,14 +48,14 @@ def _delivered(run: ProgramRun, node: str, file_name: str) -> str:
 
 def test_resource_counts(dev: ProgramRun) -> None:
     assert len(dev.of_type(NETWORK)) == 1
-    # Redis data, each Sentinel's state, and every node's secrets
-    assert len(dev.of_type(VOLUME)) == 12
+    # Redis data, each Sentinel's state, and the secrets of every node and exporter
+    assert len(dev.of_type(VOLUME)) == 14
     assert len(_containers(dev, "redis")) == 3
     assert len(_containers(dev, "sentinel")) == 3
     assert len(_containers(dev, "exporter")) == 1
     assert len(_containers(dev, "sentinel-exporter")) == 1
-    assert len(_containers(dev, "secrets-writer")) == 6
-    assert len(dev.of_type(CONTAINER)) == 14
+    assert len(_containers(dev, "secrets-writer")) == 8
+    assert len(dev.of_type(CONTAINER)) == 16
 
 
 def test_every_docker_resource_is_a_child_of_the_component(dev: ProgramRun) -> None:
@@ -314,3 +314,36 @@ def test_component_deployment_output_names_the_docker_hosts(mocks: ProgramRun) -
         assert all(h.startswith("docker://unit-") for h in hosts)
 
     return ha.deployment.apply(check)
+
+
+def test_no_upload_has_an_owner_and_secrets_reach_their_reader_through_a_writer(dev: ProgramRun) -> None:
+    """pulumi-docker uploads with copyUIDGID whenever an owner or group is set, which
+    fails on a host without the container's user (docs/pulumi-engine.md): no upload sets
+    either. A root-owned 0600 upload reaches a root writer with CHOWN, DAC_OVERRIDE and
+    FOWNER only, which hands the files to the reader's uid in a volume the reader mounts."""
+    containers = dev.of_type(CONTAINER)
+    assert not [
+        (c.name, u["file"]) for c in containers for u in c.inputs.get("uploads", []) if {"owner", "group"} & set(u)
+    ]
+    writers = _containers(dev, "secrets-writer")
+    for w in writers:
+        i = w.inputs
+        assert i["user"] == "0:0"
+        assert i["capabilities"] == {"adds": ["CHOWN", "DAC_OVERRIDE", "FOWNER"], "drops": ["ALL"]}
+        assert [v["containerPath"] for v in i["volumes"]] == ["/data"]
+        for u in i["uploads"]:
+            if not u.get("executable"):
+                assert u["permissions"] == "0600", (w.name, u["file"])
+        consumer = next(c for c in containers if c.name == w.name.removesuffix("-secrets"))
+        mounted = {v["volumeName"] for v in consumer.inputs["volumes"]}
+        assert i["volumes"][0]["volumeName"] in mounted, w.name
+        assert w.urn in consumer.dependencies, w.name
+        uid = "59000" if "exporter" in w.name else "999"
+        assert consumer.inputs["user"] == uid
+        env = next(u["content"] for u in i["uploads"] if u["file"].endswith("/node.env"))
+        assert f"REDIS_HA_WRITER_OWNER={uid}\n" in env, w.name
+    assert len(writers) == 8
+    [exporter] = _containers(dev, "exporter")
+    assert exporter.inputs["volumes"] == [{"volumeName": "redis-ha-exporter-secrets", "containerPath": "/etc/redis-ha"}]
+    assert "REDIS_PASSWORD_FILE=/etc/redis-ha/exporter-passwords.json" in exporter.inputs["envs"]
+    assert json.loads(_delivered(dev, "redis-ha-exporter", "exporter-passwords.json"))

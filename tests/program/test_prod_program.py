@@ -715,7 +715,9 @@ def test_role_secrets_say_tls_when_it_is_on(mocks: ProgramRun, tls_provider_outp
     ha = k8s_deployment.RedisHA("unit", args)
 
     def check(data: dict[str, str]) -> None:
-        assert set(data) == ROLE_SECRET_KEYS | {"tls"} and data["tls"] == "true"
+        assert set(data) == ROLE_SECRET_KEYS | {"tls", "caSecret"} and data["tls"] == "true"
+        # where applications find the CA certificate (key ca.crt)
+        assert data["caSecret"] == "unit-ca"
 
     return ha.role_secrets["cache"].string_data.apply(check)
 

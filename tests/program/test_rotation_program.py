@@ -111,11 +111,11 @@ def test_a_rotation_changes_no_node_container_on_docker(dev_phases: list[Program
     # Not one input of a Redis node or a Sentinel changed: no container is replaced.
     assert not changed & nodes, sorted(changed & nodes)
     # What changes: every secrets writer (phase 1 and again phase 2) and the exporters,
-    # whose password file is an upload (they are restarted; they hold no data).
+    # whose password file's version is a label (they are restarted; they hold no data).
     writers = {n for n, k in kinds.items() if k == "secrets-writer"}
-    assert len(writers) == 6
+    assert len(writers) == 8
     assert changed == writers | {n for n, k in kinds.items() if k in ("exporter", "sentinel-exporter")}
-    for name in writers:
+    for name in {n for n in writers if "exporter" not in n}:
         assert phases[0][name].inputs != phases[1][name].inputs != phases[2][name].inputs, name
     for token in (VOLUME, NETWORK):
         first, last = by_name(dev_phases[0], token), by_name(dev_phases[2], token)
@@ -130,7 +130,7 @@ def test_the_program_orders_the_writers_redis_first(dev_phases: list[ProgramRun]
     redis_writers = {c.urn for c in containers if kind_of(c) == "secrets-writer" and "-redis-" in c.name}
     assert len(redis_writers) == 3
     for c in containers:
-        if kind_of(c) == "secrets-writer" and "-sentinel-" in c.name:
+        if kind_of(c) == "secrets-writer" and "-sentinel-" in c.name and "exporter" not in c.name:
             assert redis_writers <= set(c.dependencies), c.name
         if kind_of(c) == "exporter":
             assert redis_writers <= set(c.dependencies), c.name
@@ -249,9 +249,9 @@ def test_bad_rotation_config_registers_nothing(override: dict[str, Any], key: st
 def test_a_writer_whose_node_did_not_apply_fails_the_update() -> None:
     """pulumi-docker records a one-shot container's exit code without failing; the
     program turns a failed secrets writer into a failed `pulumi up`."""
-    from components.docker.deployment import _check_writer
+    from components.docker.secrets import check_writer
 
-    _check_writer("redis-ha-redis-1-secrets", 0)
-    _check_writer("redis-ha-redis-1-secrets", None)  # under preview or mocks
+    check_writer("redis-ha-redis-1-secrets", 0)
+    check_writer("redis-ha-redis-1-secrets", None)  # under preview or mocks
     with pytest.raises(pulumi.RunError, match="redis-ha-redis-1-secrets exited with 1"):
-        _check_writer("redis-ha-redis-1-secrets", 1)
+        check_writer("redis-ha-redis-1-secrets", 1)

@@ -49,7 +49,7 @@ def _run(script: Path, env: dict[str, str]) -> str:
 
 @pytest.fixture(scope="session")
 def pulumi_bin() -> Path:
-    """The dir with pulumi, pulumi-language-python(-exec) and pulumi-resource-kubernetes."""
+    """The dir with the pulumi CLI and pulumi-resource-kubernetes (no language host: programs run inline)."""
     pins = _sourced(PULUMI_SCRIPTS / "versions.env", ("PULUMI_BIN", "PULUMI_BINARIES"))
     bin_dir = Path(pins["PULUMI_BIN"])
     missing = [b for b in pins["PULUMI_BINARIES"].split() if not os.access(bin_dir / b, os.X_OK)]

@@ -1,24 +1,26 @@
-"""The prod stack under the real Pulumi engine (scripts/pulumi/build.sh: the CLI, the
-Python language host and the pulumi-kubernetes provider built from Go modules), against
-a control plane of its own (conftest.py).
+"""The prod stack under the real Pulumi engine (scripts/pulumi/build.sh: the CLI and the
+pulumi-kubernetes provider built from Go modules), against a control plane of its own
+(conftest.py). The program runs inline through the Automation API, as `redis-ha up`
+runs it (redis_ha/engine.py): no Python language host.
 
-In a copy of the project: a temporary stack `prod-e2e` on a local file backend, whose
-config is Pulumi.prod.yaml's plus every password as a secret (set through stdin), the
-cluster's kubeconfig and a namespace of its own. Then `pulumi preview` (the provider's
-server-side dry runs), `up`, `stack export`, the project's own `redis-ha preview`, and
-`destroy` + `stack rm`, asserting on the engine's JSON and on the objects in the API.
+In a project directory holding only Pulumi.yaml and the stack file: a temporary stack
+`prod-e2e` on a local file backend, whose config is Pulumi.prod.yaml's plus every
+password as a secret (set through stdin with `pulumi config set`), the cluster's
+kubeconfig and a namespace of its own. Then preview (the provider's server-side dry
+runs), `up`, `stack export`, the project's own `redis-ha preview`, and `destroy` +
+`stack rm`, asserting on the engine's events and on the objects in the API.
 
 Without a node no pod becomes ready, so the provider would wait for the StatefulSets
-(and Services) until its timeout. The copy's entry point therefore adds the
+(and Services) until its timeout. The test's inline program therefore adds the
 pulumi-kubernetes annotation `pulumi.com/skipAwait: "true"` to every Kubernetes
-resource (a resource transform); the product never has it. What `up` proves here is
-that the engine creates every object through server-side apply, not that pods run.
+resource (a resource transform) before it calls the product's program; the product
+never has it. What `up` proves here is that the engine creates every object through
+server-side apply, not that pods run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -29,32 +31,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
+from pulumi import automation as auto
 
 from components import security
 from components.settings import load_settings
 from components.settings_roles import password_key
+from redis_ha.engine import stack_program
 from tests.k8s.api import Api
+from tests.support.engine_env import engine_env
 
 pytestmark = pytest.mark.k8s
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "prod-e2e"
 NAMESPACE = "redis-ha-e2e"
-# Not copied into the project copy: what the program does not read.
-IGNORED = (".git", ".venv", "tests", "bench", "docs", "*.egg-info", "__pycache__", ".*_cache", "Pulumi.*.yaml")
-
-# The copy's entry point: the product's __main__.py, after a resource transform that
-# only the test's copy has.
-SKIP_AWAIT_MAIN = '''"""Test copy only (tests/pulumi_engine): skipAwait on every Kubernetes resource."""
-import runpy
-from pathlib import Path
-
-import pulumi
 
 
-def _skip_await(args):
+def _skip_await(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
     if not args.type_.startswith("kubernetes:") or args.type_.startswith("pulumi:providers:"):
         return None
     props = dict(args.props)
@@ -68,9 +64,11 @@ def _skip_await(args):
     return pulumi.ResourceTransformResult(props, args.opts)
 
 
-pulumi.runtime.register_resource_transform(_skip_await)
-runpy.run_path(str(Path(__file__).with_name("product_main.py")), run_name="__main__")
-'''
+def skip_await_program() -> None:
+    """Test only: the product's program (redis_ha.stack.run) after a skipAwait transform."""
+    pulumi.runtime.register_resource_transform(_skip_await)
+    stack_program()()
+
 
 EXPECTED_CREATES = {
     "kubernetes:core/v1:Namespace",
@@ -98,7 +96,17 @@ class Engine:
     env: dict[str, str]
     passwords: dict[str, str]
     api: Api
+    pulumi_bin: Path
     results: dict[str, Any] = field(default_factory=dict)
+
+    def stack(self) -> auto.Stack:
+        """The stack through the Automation API, its program inline (skipAwait added)."""
+        options = auto.LocalWorkspaceOptions(
+            work_dir=str(self.project),
+            env_vars=self.env,
+            pulumi_command=auto.PulumiCommand(root=str(self.pulumi_bin.parent)),
+        )
+        return auto.select_stack(stack_name=STACK, project_name="redis-ha", program=skip_await_program, opts=options)
 
     def pulumi(self, *args: str, stdin: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         with open(stdin) if stdin else open(os.devnull) as feed:
@@ -117,38 +125,21 @@ class Engine:
         return result
 
 
-def _copy_project(dest: Path) -> Path:
-    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*IGNORED))
-    project = (dest / "Pulumi.yaml").read_text()
-    # The venv this test runs in (absolute: the copy has no .venv of its own).
-    assert "virtualenv: .venv" in project
-    (dest / "Pulumi.yaml").write_text(project.replace("virtualenv: .venv", f"virtualenv: {sys.prefix}"))
-    (dest / "__main__.py").rename(dest / "product_main.py")
-    (dest / "__main__.py").write_text(SKIP_AWAIT_MAIN)
+def _project(dest: Path) -> Path:
+    """A project directory with Pulumi.yaml only (the stack file is written below)."""
+    dest.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", dest / "Pulumi.yaml")
     return dest
 
 
 @pytest.fixture(scope="module")
 def engine(pulumi_bin: Path, control_plane: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     tmp = tmp_path_factory.mktemp("pulumi-engine")
-    project = _copy_project(tmp / "project")
-    secret_dir = tmp / "secrets"
-    secret_dir.mkdir(mode=0o700)
-    passphrase = secret_dir / "passphrase"
-    passphrase.write_text(secrets.token_urlsafe(32))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "KUBECONFIG"))}
-    env.update(
-        PATH=os.pathsep.join([str(pulumi_bin), str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        PULUMI_HOME=str(tmp / "pulumi-home"),
-        PULUMI_BACKEND_URL=f"file://{tmp / 'backend'}",
-        PULUMI_CONFIG_PASSPHRASE_FILE=str(passphrase),
-        PULUMI_SKIP_UPDATE_CHECK="true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-        PULUMI_DIY_BACKEND_NO_LEGACY_WARNING="true",
-    )
-    (tmp / "backend").mkdir()
+    project = _project(tmp / "project")
+    path = [str(pulumi_bin), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    env, secret_dir = engine_env(tmp, path)
     kubeconfig = control_plane.state / "admin.kubeconfig"
-    eng = Engine(project, env, {}, control_plane)
+    eng = Engine(project, env, {}, control_plane, pulumi_bin)
     eng.pulumi("login", env["PULUMI_BACKEND_URL"])
     eng.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase")
     stack_file = project / f"Pulumi.{STACK}.yaml"
@@ -173,7 +164,10 @@ def engine(pulumi_bin: Path, control_plane: Api, tmp_path_factory: pytest.TempPa
     finally:
         listed = eng.pulumi("stack", "ls", "--json", check=False).stdout
         if f'"{STACK}' in listed and not eng.results.get("destroyed"):
-            eng.pulumi("destroy", "--yes", "--skip-preview", "--stack", STACK, check=False)
+            try:
+                eng.stack().destroy()
+            except auto.CommandError as error:
+                print(f"cleanup destroy failed: {str(error)[-500:]}")
         eng.pulumi("stack", "rm", "--yes", "--force", STACK, check=False)
 
 
@@ -185,24 +179,37 @@ def test_stack_config_holds_passwords_only_as_secrets(engine: Engine) -> None:
         assert set(config[f"redis-ha:{password_key(user)}"]) == {"secure"}
 
 
-def test_preview_plans_every_object(engine: Engine) -> None:
-    result = engine.pulumi("preview", "--json", "--stack", STACK, check=False)
+def _planned(engine: Engine) -> tuple[set[tuple[str, str]], list[str]]:
+    """(op, type) of every step a preview plans, and the error diagnostics."""
+    steps: set[tuple[str, str]] = set()
+    errors: list[str] = []
+
+    def on_event(event: auto.EngineEvent) -> None:
+        if event.resource_pre_event is not None:
+            meta = event.resource_pre_event.metadata
+            steps.add((str(getattr(meta.op, "value", meta.op)), meta.type))
+        if event.diagnostic_event is not None and event.diagnostic_event.severity == "error":
+            errors.append(event.diagnostic_event.message)
+
     try:
-        preview = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"preview printed no JSON (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
-    errors = [d for d in preview.get("diagnostics", []) if d.get("severity") == "error"]
+        engine.stack().preview(on_event=on_event)
+    except auto.CommandError as error:
+        pytest.fail(f"preview failed: {str(error)[-2000:]}; diagnostics {errors}", pytrace=False)
+    return steps, errors
+
+
+def test_preview_plans_every_object(engine: Engine) -> None:
+    steps, errors = _planned(engine)
     assert not errors, errors
-    assert result.returncode == 0, result.stderr[-2000:]
-    creates = {s["newState"]["type"] for s in preview["steps"] if s["op"] == "create"}
+    creates = {t for op, t in steps if op == "create"}
     assert creates >= EXPECTED_CREATES, EXPECTED_CREATES - creates
     # The configured passwords: no RandomPassword to create (no pulumi-random plugin here).
     assert "random:index/randomPassword:RandomPassword" not in creates
-    engine.results["preview"] = preview
+    engine.results["preview"] = steps
 
 
 def test_up_applies_every_object_server_side(engine: Engine) -> None:
-    engine.pulumi("up", "--yes", "--skip-preview", "--stack", STACK)
+    engine.stack().up()
     engine.results["up"] = True
     for api_version, kind in EXPECTED_OBJECTS:
         objects = engine.api.list(api_version, kind, namespace=NAMESPACE)
@@ -250,7 +257,7 @@ def test_redis_ha_cli_preview(engine: Engine) -> None:
 def test_destroy_removes_every_object(engine: Engine) -> None:
     if not engine.results.get("up"):
         pytest.skip("up did not run")
-    engine.pulumi("destroy", "--yes", "--skip-preview", "--stack", STACK)
+    engine.stack().destroy()
     engine.results["destroyed"] = True
     for api_version, kind in EXPECTED_OBJECTS:
         left = [

@@ -41,7 +41,12 @@ internal/provider/resource_docker_container_funcs.go:
 
 - create: the uploads are copied into the created container (CopyToContainer, one
   archive per upload, extracted at `/`, a path inside a mounted volume lands in the
-  volume) before ContainerStart; with `attach` the create step then blocks on
+  volume) before ContainerStart, with `CopyUIDGID: owner != "" || group != ""` in the
+  CopyToContainerOptions (the upload loop of resourceDockerContainerCreate). With
+  copyUIDGID Docker ignores the archive's owner and looks the container's `user` up,
+  in the passwd database of the host on Docker 20.10 (moby daemon/archive_tarcopyoptions_unix.go,
+  `tarCopyOptions` -> idtools.LookupUser): an upload with an owner fails on a host
+  without that user, here as with the real provider; with `attach` the create step then blocks on
   ContainerWait(WaitConditionNotRunning), collecting the output when `logs` is set;
 - read (the refresh after create, and every later `pulumi up`): a container that is
   not running counts as done when `must_run` is false, and its exit code is stored in
@@ -108,7 +113,9 @@ _CONTAINER_INPUTS = {
     "stopTimeout",
     "destroyGraceSeconds",
     "user",
+    "capabilities",
 }
+_CAPABILITY_INPUTS = {"adds", "drops"}
 # How long a one-shot container may run before the applier gives up on it.
 ONE_SHOT_TIMEOUT = 600
 _UPLOAD_INPUTS = {"file", "content", "executable", "owner", "group", "permissions"}
@@ -305,6 +312,14 @@ class DockerApplier:
         self.client.volumes.create(r.inputs["name"], labels=_labels(r.inputs.get("labels")))
         applied.volumes.append(r.inputs["name"])
 
+    def _upload(self, container_id: str, archive: bytes, copy_uid_gid: bool) -> None:
+        """CopyToContainer at `/` as the provider calls it (module docstring); docker-py's
+        put_archive has no copyUIDGID parameter, so the same endpoint is called here."""
+        api = self.client.api
+        params = {"path": "/", "copyUIDGID": "true" if copy_uid_gid else "false"}
+        response = api._put(api._url("/containers/{0}/archive", container_id), params=params, data=archive)
+        api._raise_for_status(response)
+
     def create_container(self, r: Registered, applied: Applied) -> str:
         i = r.inputs
         _check(r.name, i, _CONTAINER_INPUTS)
@@ -329,6 +344,8 @@ class DockerApplier:
             _check(f"{r.name}.networksAdvanced", n, _NETWORK_ATTACH_INPUTS)
         if len(networks) > 1:
             raise UnsupportedInput(f"{r.name}: more than one network")
+        capabilities = i.get("capabilities", {})
+        _check(f"{r.name}.capabilities", capabilities, _CAPABILITY_INPUTS)
         healthcheck = None
         if "healthcheck" in i:
             h = i["healthcheck"]
@@ -345,6 +362,8 @@ class DockerApplier:
             port_bindings=port_bindings or None,
             restart_policy={"Name": i["restart"]} if i.get("restart") else None,
             network_mode=networks[0]["name"] if networks else None,
+            cap_add=capabilities.get("adds") or None,
+            cap_drop=capabilities.get("drops") or None,
         )
         networking_config = None
         if networks:
@@ -379,8 +398,7 @@ class DockerApplier:
                 str(u.get("group", "")),
                 str(u.get("permissions", "")),
             )
-            if not api.put_archive(created["Id"], "/", archive):
-                raise RuntimeError(f"{r.name}: upload of {u['file']} failed")
+            self._upload(created["Id"], archive, bool(u.get("owner") or u.get("group")))
         api.start(created["Id"])
         if i.get("wait"):
             self.wait_healthy(i["name"], float(i.get("waitTimeout", 60)))

@@ -5,6 +5,7 @@ waits for the node."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from components import node_files
-from components.docker.deployment import writer_files
 from components.docker.layout import WRITER_INCOMING, WRITER_SCRIPT, WRITER_VOLUME_PATH
+from components.docker.secrets import writer_files
 
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
 FILES = ("redis.conf", "users.acl", "admin.password")
@@ -32,7 +33,7 @@ def script(tmp_path: Path, wait_seconds: int = 2) -> tuple[Path, Path, Path]:
     incoming, volume = tmp_path / "incoming", tmp_path / "volume"
     incoming.mkdir()
     volume.mkdir()
-    files = writer_files(FILES, wait_seconds)
+    files = writer_files(FILES, str(os.getuid()), wait_seconds)
     env = files[node_files.ENV_FILE]
     assert f"REDIS_HA_WRITER_SRC={WRITER_INCOMING}\n" in env and f"REDIS_HA_WRITER_DST={WRITER_VOLUME_PATH}\n" in env
     env = env.replace(f"_SRC={WRITER_INCOMING}\n", f"_SRC={incoming}\n").replace(
@@ -59,6 +60,8 @@ def test_first_delivery_writes_every_file_and_the_version_and_returns(shell: lis
     for name in FILES:
         assert (volume / name).read_text() == f"{name} v1\n"
         assert (volume / name).stat().st_mode & 0o777 == 0o600, name
+        assert (volume / name).stat().st_uid == os.getuid(), name
+    assert volume.stat().st_mode & 0o777 == 0o700
     assert "the node has not started yet" in result.stdout
 
 
@@ -91,3 +94,23 @@ def test_an_update_the_node_never_applies_fails(shell: list[str], tmp_path: Path
     assert "did not apply the new secrets within 1s" in result.stderr
     # The files are delivered all the same: the node applies them when it runs.
     assert (volume / "users.acl").read_text() == "users.acl v2\n"
+
+
+def test_a_non_numeric_owner_is_refused() -> None:
+    with pytest.raises(ValueError, match="numeric uid"):
+        writer_files(FILES, "redis")
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="handing files to another uid needs root (CAP_CHOWN)")
+def test_the_files_are_handed_to_the_reader(shell: list[str], tmp_path: Path) -> None:
+    """Uploads arrive root's (no upload sets an owner); the writer hands them over."""
+    path, incoming, volume = script(tmp_path)
+    env = incoming / node_files.ENV_FILE
+    env.write_text(env.read_text().replace(f"REDIS_HA_WRITER_OWNER={os.getuid()}\n", "REDIS_HA_WRITER_OWNER=999\n"))
+    upload(incoming, "v1")
+    result = subprocess.run([*shell, str(path)], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    for name in (*FILES, "secrets.version"):
+        st = (volume / name).stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (999, 999, 0o600), name
+    assert (volume.stat().st_uid, volume.stat().st_mode & 0o777) == (999, 0o700)
