@@ -357,11 +357,13 @@ def test_scripts_configmap_carries_the_node_scripts_and_each_groups_env(any_run:
         ]
         items = {i["key"]: i["path"] for i in volume["configMap"]["items"]}
         start = "redis-start.sh" if kind == "redis" else "sentinel-start.sh"
+        fence = {"fence.sh": "fence.sh"} if kind == "redis" else {}
         assert items == {
             "healthcheck.sh": "healthcheck.sh",
             "lib.sh": "lib.sh",
             start: start,
             f"{kind}.env": "node.env",
+            **fence,
         }
 
 
