@@ -108,7 +108,7 @@ class Settings:
     # refuses writes. Measured by bench/partition.py: the loss window of plain and WAIT 1
     # writes on a cut-off master is this plus one 250 ms round.
     fence: bool = True
-    fence_after_milliseconds: int = 750
+    fence_after_milliseconds: int = 2000
     parallel_syncs: int = 1
     maxmemory: int = 2 * 1024**3
     maxmemory_policy: str = "noeviction"
@@ -474,7 +474,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
     values.setdefault("redis_image", f"redis:{values.get('redis_version', Settings.redis_version)}-alpine")
     # The fence's default fits below a short downAfterMilliseconds too (settings_fence.py).
     down_after = values.get("down_after_milliseconds", Settings.down_after_milliseconds)
-    values.setdefault("fence_after_milliseconds", max(1, min(Settings.fence_after_milliseconds, down_after - 500)))
+    values.setdefault("fence_after_milliseconds", max(1, min(Settings.fence_after_milliseconds, down_after // 2)))
     if values["backend"] == "kubernetes":
         # Pods are reached through Services; nothing is published on the host.
         values.setdefault("publish_ports", False)

@@ -303,7 +303,7 @@ def test_defaults_with_only_the_backend() -> None:
     assert s.min_replicas_to_write == 1
     assert s.min_replicas_max_lag == 10
     assert s.down_after_milliseconds < s.failover_timeout
-    assert (s.fence, s.fence_after_milliseconds) == (True, 750)
+    assert (s.fence, s.fence_after_milliseconds) == (True, 2000)
     assert s.publish_ports is True
     assert s.tls is False
     assert s.roles == DEFAULT_ROLES
@@ -442,8 +442,9 @@ def test_scan_as_a_command_rule_points_at_the_scan_field() -> None:
 
 def test_fence_after_defaults_below_a_short_down_after() -> None:
     assert load_settings({**DOCKER, "downAfterMilliseconds": 1000}).fence_after_milliseconds == 500
+    assert load_settings({**DOCKER, "downAfterMilliseconds": 3000}).fence_after_milliseconds == 1500
     long = {**DOCKER, "downAfterMilliseconds": "30000", "failoverTimeout": "60000"}
-    assert load_settings(long).fence_after_milliseconds == 750
+    assert load_settings(long).fence_after_milliseconds == 2000
 
 
 def test_fence_after_error_names_the_range() -> None:
