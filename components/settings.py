@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components import engines
 from components.settings_backup import BACKUP_TARGETS, S3_SECRET_KEYS, check_s3_secrets
 from components.settings_backup import READERS as BACKUP_READERS
 
@@ -37,7 +38,8 @@ from components.settings_roles import previous_password_key as previous_password
 
 BACKENDS = ("docker", "kubernetes")
 TOPOLOGIES = ("sentinel", "cluster", "both")
-REDIS_VERSIONS = ("7.0", "7.2")
+# Every version of any engine; which engine has which: components/engines.py.
+REDIS_VERSIONS = tuple(sorted({v for vs in engines.VERSIONS.values() for v in vs}, key=engines.version_tuple))
 EVICTION_POLICIES = (
     "noeviction",
     "allkeys-lru",
@@ -88,8 +90,11 @@ class Settings:
     backend: str
     name: str = "redis-ha"
     topology: str = "sentinel"
-    redis_version: str = "7.2"
-    redis_image: str = "redis:7.2-alpine"
+    # The engine and its version (components/engines.py; docs/engines.md). The
+    # version field keeps its historical name: it is the engine's version.
+    engine: str = engines.DEFAULT_ENGINE
+    redis_version: str = engines.DEFAULT_VERSION[engines.DEFAULT_ENGINE]
+    redis_image: str = engines.DEFAULT_IMAGE
     exporter_image: str = "oliver006/redis_exporter:v1.62.0-alpine"
     exporter: bool = True
     replicas: int = 2
@@ -165,6 +170,14 @@ class Settings:
     # Empty: the deployment name.
     backup_s3_prefix: str = ""
     backup_s3_region: str = "us-east-1"
+
+    @property
+    def engine_info(self) -> engines.Engine:
+        return engines.Engine(self.engine, self.redis_version)
+
+    def has(self, feature: str) -> bool:
+        """Whether the configured engine version has `feature` (engines.FEATURES)."""
+        return self.engine_info.has(feature)
 
     @property
     def backups(self) -> bool:
@@ -360,6 +373,9 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "backend": ("backend", _choice(BACKENDS)),
     "name": ("name", _regex(_NAME_RE, "2 to 40 lowercase letters, digits or '-', starting with a letter")),
     "topology": ("topology", _choice(TOPOLOGIES)),
+    "engine": ("engine", _choice(tuple(engines.VERSIONS))),
+    "engineVersion": ("redis_version", _choice(REDIS_VERSIONS)),
+    # The key before engines existed: engineVersion of a Redis engine.
     "redisVersion": ("redis_version", _choice(REDIS_VERSIONS)),
     "redisImage": ("redis_image", _regex(_IMAGE_RE, "an image reference such as redis:7.2-alpine")),
     "exporterImage": (
@@ -427,6 +443,25 @@ def known_keys() -> tuple[str, ...]:
     return tuple(_READERS) + SECRET_KEYS + S3_SECRET_KEYS
 
 
+def _default_engine(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    """engine, engineVersion and the image follow each other: redisVersion (the key of
+    a Redis-only toolkit) means engine redis; an engine alone its default version."""
+    if "engineVersion" in raw and "redisVersion" in raw:
+        raise SettingsError("redisVersion", raw["redisVersion"], "unset when engineVersion is set (its older name)")
+    if "redisVersion" in raw and values.setdefault("engine", engines.REDIS) != engines.REDIS:
+        raise SettingsError("redisVersion", raw["redisVersion"], "unset with engine valkey: set engineVersion")
+    engine = values.setdefault("engine", engines.DEFAULT_ENGINE)
+    version = values.setdefault("redis_version", engines.DEFAULT_VERSION[engine])
+    if version not in engines.VERSIONS[engine]:
+        key = "redisVersion" if "redisVersion" in raw else "engineVersion"
+        raise SettingsError(
+            key,
+            version,
+            f"a version of engine {engine}: {', '.join(engines.VERSIONS[engine])} (supported: {engines.supported()})",
+        )
+    values.setdefault("redis_image", engines.Engine(engine, version).default_image)
+
+
 def load_settings(raw: Mapping[str, Any]) -> Settings:
     """Validate raw config values (keys without the `redis-ha:` prefix).
 
@@ -446,7 +481,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
     # Defaults that follow other settings: a majority of the Sentinels, the image of
     # the configured Redis version.
     values.setdefault("quorum", values.get("sentinels", Settings.sentinels) // 2 + 1)
-    values.setdefault("redis_image", f"redis:{values.get('redis_version', Settings.redis_version)}-alpine")
+    _default_engine(raw, values)
     if values["backend"] == "kubernetes":
         # Pods are reached through Services; nothing is published on the host.
         values.setdefault("publish_ports", False)
