@@ -109,8 +109,9 @@ def supported() -> str:
 
 
 def rdb_loadable(rdb_version: int, target: Engine) -> bool:
-    """Whether `target` loads an RDB file of `rdb_version`: Redis loads its own and older
-    numbers; Valkey 9 also loads Redis's 12 (the version that Valkey 9 skipped)."""
+    """Whether `target` loads an RDB file of `rdb_version` (measured: each engine image
+    started on the others' files): Redis its own number and older, Valkey up to 11 and
+    Valkey 9 its own 80 too; Redis 8's 12 loads into no Valkey."""
     if target.name == REDIS:
         return rdb_version <= target.rdb_version
-    return rdb_version <= target.rdb_version or (target.rdb_version >= 80 and rdb_version <= 12)
+    return rdb_version <= 11 or rdb_version == target.rdb_version

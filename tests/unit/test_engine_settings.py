@@ -11,6 +11,7 @@ from components import engines, rendering
 from components.program import naming_for
 from components.settings import SettingsError, load_settings
 from components.topology import build_sentinel_topology
+from redis_ha.backup import rdb
 
 DOCKER: dict[str, Any] = {"backend": "docker"}
 
@@ -97,3 +98,20 @@ def test_rdb_versions_and_what_loads_where() -> None:
 def test_the_default_image_is_that_of_the_default_engine_version() -> None:
     default = engines.Engine(engines.DEFAULT_ENGINE, engines.DEFAULT_VERSION[engines.DEFAULT_ENGINE])
     assert default.default_image == engines.DEFAULT_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("rdb_version", "info", "refusal"),
+    [
+        (12, {"redis_version": "8.0.6"}, None),
+        (11, {"redis_version": "8.0.2"}, None),  # Valkey 8.1's file in Redis 8 (measured: loads)
+        (80, {"redis_version": "8.0.6"}, "Redis 8.0.6 reads RDB up to 12"),
+        (12, {"redis_version": "7.2.4", "valkey_version": "8.1.1"}, "Valkey 8.1.1 reads RDB up to 11"),
+        (12, {"redis_version": "7.2.4", "valkey_version": "9.1.2"}, "up to 11 and its own 80"),
+        (80, {"redis_version": "7.2.4", "valkey_version": "9.1.2"}, None),
+        (80, {"redis_version": "7.2.4", "valkey_version": "8.1.1"}, "Valkey 8.1.1 reads RDB up to 11"),
+    ],
+)
+def test_which_server_loads_which_rdb_version(rdb_version: int, info: dict, refusal: str | None) -> None:
+    """What tests/e2e/test_engines.py measured by starting each engine on the others' files."""
+    assert rdb.loads(rdb_version, info) == refusal
