@@ -114,4 +114,5 @@ def test_the_default_image_is_that_of_the_default_engine_version() -> None:
 )
 def test_which_server_loads_which_rdb_version(rdb_version: int, info: dict, refusal: str | None) -> None:
     """What tests/e2e/test_engines.py measured by starting each engine on the others' files."""
-    assert rdb.loads(rdb_version, info) == refusal
+    found = rdb.loads(rdb_version, info)
+    assert found is None if refusal is None else found is not None and refusal in found, found
