@@ -10,13 +10,13 @@ each checked against its real servers:
   sets, hash field expiry), walked with its CRC and restored key by key (RESTORE of the
   payloads the reader builds), compared with what was written.
 
-`REDIS_HA_ENGINES=valkey-9.1,redis-8.0.6` narrows the matrix (ids as in the test names).
+`REDIS_HA_ENGINES=valkey-9.1,redis-8.0.6` narrows the matrix (ids as in the test names);
+unset or `all`: every row. tests/run.sh runs the default engine's row only (docs/engines.md#ci).
 """
 
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import time
 from collections.abc import Iterator
@@ -33,12 +33,11 @@ from tests.e2e.day2 import Stack, deployed
 from tests.e2e.test_backup import _admin, _master_spec
 from tests.e2e.test_dev_stack import verify
 from tests.support import dataset
-from tests.support.engine_images import EngineImage, build, engine_images
+from tests.support.engine_images import EngineImage, build, selected_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("test_images")]
 
-_WANTED = {w for w in os.environ.get("REDIS_HA_ENGINES", "").split(",") if w}
-IMAGES = [i for i in engine_images() if not _WANTED or i.id in _WANTED]
+IMAGES = selected_images()
 
 
 @pytest.fixture(scope="module", params=IMAGES, ids=[i.id for i in IMAGES])

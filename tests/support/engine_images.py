@@ -3,6 +3,7 @@ the settings of a deployment on them need them: tag, engine, engineVersion."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -46,3 +47,14 @@ def engine_images() -> list[EngineImage]:
 def build(*tags: str) -> None:
     """Build (or find cached) the images of `tags` with tests/images/engines.sh."""
     subprocess.run(["bash", str(ROOT / "tests/images/engines.sh"), *tags], check=True, stdout=subprocess.DEVNULL)
+
+
+def selected_images() -> list[EngineImage]:
+    """The rows REDIS_HA_ENGINES asks for (ids such as valkey-9.1, comma-separated);
+    unset or `all`: every row. An unknown id is an error, not an empty matrix."""
+    images = engine_images()
+    wanted = {w for w in os.environ.get("REDIS_HA_ENGINES", "").split(",") if w and w != "all"}
+    unknown = wanted - {i.id for i in images}
+    if unknown:
+        raise ValueError(f"REDIS_HA_ENGINES: {sorted(unknown)} not in {[i.id for i in images]} (or: all)")
+    return [i for i in images if not wanted or i.id in wanted]
