@@ -3,13 +3,17 @@ differs between them: the directives a rendered redis.conf may use, the data typ
 commands each has, the RDB version each writes, the default image and the binary names.
 
 docs/engines.md says which version is tested live how, and why the default is Valkey 8.1.
-Plain data: the settings layer (components/settings.py) validates `engine` and
+Plain data and `resolve`: the settings layer (components/settings.py) validates `engine` and
 `engineVersion` against it and the templates ask `settings.has(<feature>)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from components.settings_base import SettingsError
 
 REDIS = "redis"
 VALKEY = "valkey"
@@ -115,3 +119,23 @@ def rdb_loadable(rdb_version: int, target: Engine) -> bool:
     if target.name == REDIS:
         return rdb_version <= target.rdb_version
     return rdb_version <= 11 or rdb_version == target.rdb_version
+
+
+def resolve(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    """Complete `values` (Settings fields read from `raw`, the config): engine,
+    engineVersion and the image follow each other: redisVersion (the key of
+    a Redis-only toolkit) means engine redis; an engine alone its default version."""
+    if "engineVersion" in raw and "redisVersion" in raw:
+        raise SettingsError("redisVersion", raw["redisVersion"], "unset when engineVersion is set (its older name)")
+    if "redisVersion" in raw and values.setdefault("engine", REDIS) != REDIS:
+        raise SettingsError("redisVersion", raw["redisVersion"], "unset with engine valkey: set engineVersion")
+    engine = values.setdefault("engine", DEFAULT_ENGINE)
+    version = values.setdefault("redis_version", DEFAULT_VERSION[engine])
+    if version not in VERSIONS[engine]:
+        key = "redisVersion" if "redisVersion" in raw else "engineVersion"
+        raise SettingsError(
+            key,
+            version,
+            f"a version of engine {engine}: {', '.join(VERSIONS[engine])} (supported: {supported()})",
+        )
+    values.setdefault("redis_image", Engine(engine, version).default_image)

@@ -443,25 +443,6 @@ def known_keys() -> tuple[str, ...]:
     return tuple(_READERS) + SECRET_KEYS + S3_SECRET_KEYS
 
 
-def _default_engine(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
-    """engine, engineVersion and the image follow each other: redisVersion (the key of
-    a Redis-only toolkit) means engine redis; an engine alone its default version."""
-    if "engineVersion" in raw and "redisVersion" in raw:
-        raise SettingsError("redisVersion", raw["redisVersion"], "unset when engineVersion is set (its older name)")
-    if "redisVersion" in raw and values.setdefault("engine", engines.REDIS) != engines.REDIS:
-        raise SettingsError("redisVersion", raw["redisVersion"], "unset with engine valkey: set engineVersion")
-    engine = values.setdefault("engine", engines.DEFAULT_ENGINE)
-    version = values.setdefault("redis_version", engines.DEFAULT_VERSION[engine])
-    if version not in engines.VERSIONS[engine]:
-        key = "redisVersion" if "redisVersion" in raw else "engineVersion"
-        raise SettingsError(
-            key,
-            version,
-            f"a version of engine {engine}: {', '.join(engines.VERSIONS[engine])} (supported: {engines.supported()})",
-        )
-    values.setdefault("redis_image", engines.Engine(engine, version).default_image)
-
-
 def load_settings(raw: Mapping[str, Any]) -> Settings:
     """Validate raw config values (keys without the `redis-ha:` prefix).
 
@@ -481,7 +462,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
     # Defaults that follow other settings: a majority of the Sentinels, the image of
     # the configured Redis version.
     values.setdefault("quorum", values.get("sentinels", Settings.sentinels) // 2 + 1)
-    _default_engine(raw, values)
+    engines.resolve(raw, values)
     if values["backend"] == "kubernetes":
         # Pods are reached through Services; nothing is published on the host.
         values.setdefault("publish_ports", False)
