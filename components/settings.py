@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components import engines
 from components.settings_backup import BACKUP_TARGETS, S3_SECRET_KEYS, check_s3_secrets
 from components.settings_backup import READERS as BACKUP_READERS
 
@@ -38,7 +39,8 @@ from components.settings_roles import previous_password_key as previous_password
 
 BACKENDS = ("docker", "kubernetes")
 TOPOLOGIES = ("sentinel", "cluster", "both")
-REDIS_VERSIONS = ("7.0", "7.2")
+# Every version of any engine; which engine has which: components/engines.py.
+REDIS_VERSIONS = tuple(sorted({v for vs in engines.VERSIONS.values() for v in vs}, key=engines.version_tuple))
 EVICTION_POLICIES = (
     "noeviction",
     "allkeys-lru",
@@ -89,8 +91,11 @@ class Settings:
     backend: str
     name: str = "redis-ha"
     topology: str = "sentinel"
-    redis_version: str = "7.2"
-    redis_image: str = "redis:7.2-alpine"
+    # The engine and its version (components/engines.py; docs/engines.md). The
+    # version field keeps its historical name: it is the engine's version.
+    engine: str = engines.DEFAULT_ENGINE
+    redis_version: str = engines.DEFAULT_VERSION[engines.DEFAULT_ENGINE]
+    redis_image: str = engines.DEFAULT_IMAGE
     exporter_image: str = "oliver006/redis_exporter:v1.62.0-alpine"
     exporter: bool = True
     replicas: int = 2
@@ -174,6 +179,14 @@ class Settings:
     # Empty: the deployment name.
     backup_s3_prefix: str = ""
     backup_s3_region: str = "us-east-1"
+
+    @property
+    def engine_info(self) -> engines.Engine:
+        return engines.Engine(self.engine, self.redis_version)
+
+    def has(self, feature: str) -> bool:
+        """Whether the configured engine version has `feature` (engines.FEATURES)."""
+        return self.engine_info.has(feature)
 
     @property
     def backups(self) -> bool:
@@ -383,6 +396,9 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "backend": ("backend", _choice(BACKENDS)),
     "name": ("name", _regex(_NAME_RE, "2 to 40 lowercase letters, digits or '-', starting with a letter")),
     "topology": ("topology", _choice(TOPOLOGIES)),
+    "engine": ("engine", _choice(tuple(engines.VERSIONS))),
+    "engineVersion": ("redis_version", _choice(REDIS_VERSIONS)),
+    # The key before engines existed: engineVersion of a Redis engine.
     "redisVersion": ("redis_version", _choice(REDIS_VERSIONS)),
     "redisImage": ("redis_image", _regex(_IMAGE_RE, "an image reference such as redis:7.2-alpine")),
     "exporterImage": (
@@ -471,7 +487,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
     # Defaults that follow other settings: a majority of the Sentinels, the image of
     # the configured Redis version.
     values.setdefault("quorum", values.get("sentinels", Settings.sentinels) // 2 + 1)
-    values.setdefault("redis_image", f"redis:{values.get('redis_version', Settings.redis_version)}-alpine")
+    engines.resolve(raw, values)
     # The fence's default fits below a short downAfterMilliseconds too (settings_fence.py).
     down_after = values.get("down_after_milliseconds", Settings.down_after_milliseconds)
     values.setdefault("fence_after_milliseconds", max(1, min(Settings.fence_after_milliseconds, down_after // 2)))

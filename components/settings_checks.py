@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from components import engines
 from components.settings import (
     MIB,
     Settings,
@@ -32,9 +33,19 @@ _TAG_VERSION_RE = re.compile(r"(\d{1,2})(?:\.(\d+))?(?!\d)")
 
 
 def _check_image(s: Settings) -> None:
-    """The rendered redis.conf targets redisVersion: 7.2-only directives such as
-    locale-collate stop a 7.0 server. A tag without a version (latest, a custom build)
-    is the user's to vouch for."""
+    """The rendered redis.conf targets the engine version: 7.2-only directives such as
+    locale-collate stop a 7.0 server. An image named after the other engine is refused;
+    a tag without a version (latest, a custom build) is the user's to vouch for."""
+    repository = s.redis_image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    named = [e for e in engines.VERSIONS if e in repository]
+    other = named[0] if len(named) == 1 and named[0] != s.engine else None
+    if other is not None:
+        raise SettingsError(
+            "redisImage",
+            s.redis_image,
+            f"an image of engine {s.engine} (this one is named after {other}), e.g. {s.engine_info.default_image}; "
+            f"or set engine to {other}",
+        )
     version = _TAG_VERSION_RE.match(image_tag(s.redis_image))
     if version is None:
         return
@@ -45,9 +56,9 @@ def _check_image(s: Settings) -> None:
     raise SettingsError(
         "redisImage",
         s.redis_image,
-        f"an image of redisVersion {s.redis_version}: a tag starting with {s.redis_version} "
-        f"(e.g. redis:{s.redis_version}-alpine), the major-only tag {wanted_major}, or a tag without a version "
-        "(latest, a custom build); or set redisVersion to the image's version",
+        f"an image of engineVersion {s.redis_version}: a tag starting with {s.redis_version} "
+        f"(e.g. {s.engine_info.default_image}), the major-only tag {wanted_major}, or a tag without a version "
+        "(latest, a custom build); or set engineVersion to the image's version",
     )
 
 

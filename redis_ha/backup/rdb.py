@@ -10,8 +10,11 @@ consumer groups, their pending entries and consumers) and hands out the bytes it
 stepped over. Those bytes are what DUMP serialises for the same value, so
 `dump_payload` only has to add the type byte, the RDB version and the CRC-64.
 
-The value types are those that Redis 7.0 to 7.4 write (RDB versions 10 to 12); a key
-of a module type is refused by name, since restoring it needs the module loaded.
+The value types are those that Redis 7.0 to 8.x write (RDB versions 10 to 12) and
+Valkey 8 (RDB 11, Redis's format) and 9 (its own: `VALKEY080` header, a hash with field
+TTLs as type 22) write; a key of a module type is refused by name, since restoring it
+needs the module loaded. Checked against files written by each engine version of
+tests/images/engines.txt (tests/e2e/test_engines.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from .lzf import LzfError, lzf_decompress
 
 # The newest RDB version each Redis release line writes and reads.
 RDB_VERSION_OF = {(7, 0): 10, (7, 2): 11, (7, 4): 12}
+# Valkey: 8.x writes Redis's 11; 9.0 numbers its own format from 80 on (measured: 9.1
+# loads 11 and 80, refuses Redis 8's 12; Redis refuses the VALKEY header).
+VALKEY_RDB_VERSIONS = {(8, 0): (11,), (9, 0): (11, 80)}
+# In a file with the VALKEY header: a hash with per-field TTLs (count, then field,
+# value and an 8-byte expiry, -1 for none, per entry).
+VALKEY_HASH_2 = 22
 
 STRING, LIST, SET, ZSET, HASH, ZSET_2, MODULE, MODULE_2 = 0, 1, 2, 3, 4, 5, 6, 7
 HASH_ZIPMAP, LIST_ZIPLIST, SET_INTSET, ZSET_ZIPLIST, HASH_ZIPLIST = 9, 10, 11, 12, 13
@@ -96,10 +105,20 @@ class Summary:
     functions: list[bytes] = field(default_factory=list)
     checksum: int | None = None  # None: the file was written without one
     complete: bool = False
+    valkey_format: bool = False  # the VALKEY header (Valkey 9 on)
 
     @property
     def redis_version(self) -> str:
+        """The Redis version that wrote the file; '' for a file of Valkey (which writes
+        valkey-ver instead: see engine)."""
         return self.aux.get("redis-ver", "")
+
+    @property
+    def engine(self) -> str:
+        """Who wrote the file, e.g. `Redis 7.2.4`, `Valkey 8.1.1`."""
+        if "valkey-ver" in self.aux or self.valkey_format:
+            return f"Valkey {self.aux.get('valkey-ver', '')}".strip()
+        return f"Redis {self.redis_version}".strip()
 
 
 class RdbReader:
@@ -238,6 +257,11 @@ class RdbReader:
         elif kind == HASH_LISTPACK_EX:
             self._skip(8)  # the smallest field expiry
             self._skip_string()
+        elif kind == VALKEY_HASH_2 and self.summary.valkey_format:
+            for _ in range(self._len()):
+                self._skip_string()
+                self._skip_string()
+                self._skip(8)
         elif kind in (HASH_METADATA, HASH_METADATA_PRE_GA):
             if kind == HASH_METADATA:
                 self._skip(8)
@@ -297,10 +321,12 @@ class RdbReader:
 
     def entries(self) -> Iterator[Entry]:
         header = self._take(9)
-        if header[:5] != b"REDIS" or not header[5:].isdigit():
-            raise RdbError("not an RDB file (no REDIS header)")
+        magic = b"VALKEY" if header.startswith(b"VALKEY") else b"REDIS"
+        if not header.startswith(magic) or not header[len(magic) :].isdigit():
+            raise RdbError("not an RDB file (no REDIS or VALKEY header)")
         summary = self.summary
-        summary.rdb_version = int(header[5:])
+        summary.rdb_version = int(header[len(magic) :])
+        summary.valkey_format = magic == b"VALKEY"
         db = 0
         expire: int | None = None
         while True:
@@ -365,6 +391,20 @@ def dump_payload(kind: int, value: bytes, rdb_version: int) -> bytes:
     endian) and the CRC-64 of all that (8 bytes, little endian)."""
     body = bytes((kind,)) + value + struct.pack("<H", rdb_version)
     return body + struct.pack("<Q", crc64(body))
+
+
+def loads(rdb_version: int, info: dict[str, str]) -> str | None:
+    """None if the server of INFO `info` loads an RDB file (or DUMP payload) of
+    `rdb_version`, else why not."""
+    valkey = info.get("valkey_version", "")
+    if not valkey:
+        newest = rdb_version_supported(info.get("redis_version", ""))
+        return None if rdb_version <= newest else f"Redis {info.get('redis_version')} reads RDB up to {newest}"
+    parts = tuple(int(p) for p in valkey.split(".")[:2] if p.isdigit())
+    known = max((v for line, v in VALKEY_RDB_VERSIONS.items() if parts >= line), default=(11,))
+    if rdb_version <= 11 or rdb_version in known:
+        return None
+    return f"Valkey {valkey} reads RDB up to 11" + (" and its own 80" if 80 in known else "")
 
 
 def rdb_version_supported(redis_version: str) -> int:

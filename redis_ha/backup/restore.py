@@ -94,13 +94,13 @@ def _check_versions(manifest: Manifest, masters: list[_Master]) -> None:
     for master in masters:
         version = master.info.get("redis_version", "")
         where = f"{master.address[0]}:{master.address[1]}"
-        if version_tuple(manifest.redis_version) > version_tuple(version):
+        # Valkey reports redis_version 7.2.4 and writes no redis-ver: Redis to Redis only.
+        valkey = master.info.get("valkey_version")
+        if not valkey and version_tuple(manifest.redis_version) > version_tuple(version):
             raise Refused(f"backup {manifest.id} is of Redis {manifest.redis_version}, newer than {where}'s {version}")
-        if manifest.rdb_version > rdb.rdb_version_supported(version):
-            raise Refused(
-                f"backup {manifest.id} has RDB version {manifest.rdb_version}; Redis {version} at {where} "
-                f"reads up to {rdb.rdb_version_supported(version)}"
-            )
+        refusal = rdb.loads(manifest.rdb_version, master.info)
+        if refusal:
+            raise Refused(f"backup {manifest.id} has RDB version {manifest.rdb_version}; {refusal} (at {where})")
 
 
 def _flush(master: _Master) -> None:

@@ -80,7 +80,8 @@ def e2e_config(name: str, **overrides: object) -> dict:
         masterName=f"{name}-master",
         redisImage=REDIS_IMAGE,
         exporterImage=EXPORTER_IMAGE,
-        redisVersion="7.0",  # the Debian redis in the test image
+        engine="redis",
+        engineVersion="7.0",  # the Debian redis in the test image
         redisHostPort=_free_port_range(3, used),
         sentinelHostPort=_free_port_range(3, used),
         # The Sentinel group's exporters: its Redis nodes' and its Sentinels'.

@@ -44,7 +44,8 @@ EXPORTER_IMAGE = "redis-ha-test/redis-exporter:1.45"
 POD_CONFIG = {
     "redisImage": REDIS_IMAGE,
     "exporterImage": EXPORTER_IMAGE,
-    "redisVersion": "7.0",  # the Debian redis in the test image
+    "engine": "redis",
+    "engineVersion": "7.0",  # the Debian redis in the test image
     # 256 MiB + headroom: 512Mi a Redis pod, not 3200Mi (the prod default of 2gb).
     "maxmemory": "256mb",
 }

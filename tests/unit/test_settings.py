@@ -461,7 +461,7 @@ def test_quorum_defaults_to_a_majority_of_the_sentinels() -> None:
 
 def test_redis_image_defaults_to_the_configured_version() -> None:
     assert load_settings({"backend": "docker", "redisVersion": "7.0"}).redis_image == "redis:7.0-alpine"
-    assert load_settings({"backend": "docker"}).redis_image == "redis:7.2-alpine"
+    assert load_settings({"backend": "docker"}).redis_image == "valkey/valkey:8.1-alpine"
     custom = load_settings({"backend": "docker", "redisVersion": "7.0", "redisImage": "example/redis:7.0.15"})
     assert custom.redis_image == "example/redis:7.0.15"
 
@@ -614,19 +614,19 @@ REFUSED: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("announce-hostnames-yes", {**DOCKER, "announceHostnames": "yes"}, "announceHostnames", "allowed: true ("),
     # the image's tag against redisVersion
-    ("image-7.0-with-version-7.2", images("redis:7.0-alpine"), "redisImage", "an image of redisVersion 7.2"),
+    ("image-7.0-with-version-7.2", images("redis:7.0-alpine"), "redisImage", "an image of engineVersion 7.2"),
     ("image-7.0.15-with-version-7.2", images("redis:7.0.15"), "redisImage", "a tag starting with 7.2"),
-    ("image-7.2.4-with-version-7.0", images("redis:7.2.4-bookworm", "7.0"), "redisImage", "redisVersion 7.0"),
+    ("image-7.2.4-with-version-7.0", images("redis:7.2.4-bookworm", "7.0"), "redisImage", "engineVersion 7.0"),
     ("image-7.2-with-version-7.0", images("redis:7.2", "7.0"), "redisImage", "e.g. redis:7.0-alpine"),
     ("image-7.20-is-not-7.2", images("redis:7.20-alpine"), "redisImage", "a tag starting with 7.2"),
     ("image-major-6", images("redis:6"), "redisImage", "the major-only tag 7"),
-    ("image-6.2-alpine", images("redis:6.2-alpine"), "redisImage", "set redisVersion to the image's version"),
+    ("image-6.2-alpine", images("redis:6.2-alpine"), "redisImage", "set engineVersion to the image's version"),
     ("image-major-8-alpine", images("redis:8-alpine"), "redisImage", "the major-only tag 7"),
-    ("image-8.0", images("redis:8.0", "7.0"), "redisImage", "redisVersion 7.0"),
-    ("image-registry-port-6.2", images("localhost:5000/redis:6.2"), "redisImage", "redisVersion 7.2"),
-    ("image-tag-and-digest", images("redis:7.0@sha256:" + "a" * 64), "redisImage", "redisVersion 7.2"),
+    ("image-8.0", images("redis:8.0", "7.0"), "redisImage", "engineVersion 7.0"),
+    ("image-registry-port-6.2", images("localhost:5000/redis:6.2"), "redisImage", "engineVersion 7.2"),
+    ("image-tag-and-digest", images("redis:7.0@sha256:" + "a" * 64), "redisImage", "engineVersion 7.2"),
     # the e2e test image is Debian's 7.0 (tests/e2e/conftest.py sets redisVersion 7.0)
-    ("image-e2e-test-image-with-7.2", images("redis-ha-test/redis:7.0"), "redisImage", "redisVersion 7.2"),
+    ("image-e2e-test-image-with-7.2", images("redis-ha-test/redis:7.0"), "redisImage", "engineVersion 7.2"),
     # maxmemory and the memory limit
     ("maxmemory-0", {**DOCKER, "maxmemory": 0}, "maxmemory", "at least 1mb"),
     ("maxmemory-0-string", {**K8S, "maxmemory": "0"}, "maxmemory", "0 (no limit) lets Redis grow"),
