@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.settings_base import SettingsError
+from redis_ha.components.settings_base import SettingsError
 
 REDIS = "redis"
 VALKEY = "valkey"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 
-from components import package_data
+from redis_ha.components import package_data
 
 ENV_FILE = "node.env"
 LIBRARY = "lib.sh"

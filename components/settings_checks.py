@@ -8,15 +8,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components import engines
-from components.settings import (
+from redis_ha.components import engines
+from redis_ha.components.settings import (
     MIB,
     Settings,
     SettingsError,
     _with_headroom,
 )
-from components.settings_backup import check_backup
-from components.settings_fence import check_fence
+from redis_ha.components.settings_backup import check_backup
+from redis_ha.components.settings_fence import check_fence
 
 
 def image_tag(image: str) -> str:

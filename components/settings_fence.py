@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from components.settings_base import SettingsError, read_bool
+from redis_ha.components.settings_base import SettingsError, read_bool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from components.settings import Settings
+    from redis_ha.components.settings import Settings
 
 # A round of questions to the Sentinels starts every 250 ms; its answers count as of its
 # start, and a question unanswered after 1 s is dropped (fence.sh's defaults).

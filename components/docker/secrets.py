@@ -26,9 +26,14 @@ from typing import Any
 
 import pulumi
 import pulumi_docker as docker
-
-from components import node_files
-from components.docker.layout import SECRET_FILE_MODE, VERSION_FILE, WRITER_INCOMING, WRITER_SCRIPT, WRITER_VOLUME_PATH
+from redis_ha.components import node_files
+from redis_ha.components.docker.layout import (
+    SECRET_FILE_MODE,
+    VERSION_FILE,
+    WRITER_INCOMING,
+    WRITER_SCRIPT,
+    WRITER_VOLUME_PATH,
+)
 
 # How long a writer waits for the running node to apply what it wrote (the node polls
 # every 2 s; the master must accept a new replica password before a replica uses it).

@@ -10,8 +10,8 @@ import tarfile
 
 import docker
 import pytest
+from redis_ha.components.outputs import stack_passwords
 
-from components.outputs import stack_passwords
 from tests.e2e.conftest import ROOT, Deployment, deploy
 from tests.verify.access import Node, Outputs, eventually
 

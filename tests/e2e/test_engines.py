@@ -26,8 +26,8 @@ from typing import Any
 import docker
 import pytest
 import redis
+from redis_ha.components import engines
 
-from components import engines
 from redis_ha.backup import rdb
 from tests.e2e.day2 import Stack, deployed
 from tests.e2e.test_backup import _admin, _master_spec

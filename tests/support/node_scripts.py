@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from components import node_files
+from redis_ha.components import node_files
 
 # dash (Debian's /bin/sh) and busybox ash (the Alpine images' shell).
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from redis_ha.components import engines
 
-from components import engines
 from redis_ha.backup import rdb
 
 SAMPLES = Path(__file__).parent / "data" / "rdb"

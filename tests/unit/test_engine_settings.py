@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis_ha.components import engines, rendering
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import SettingsError, load_settings
+from redis_ha.components.topology import build_sentinel_topology
 
-from components import engines, rendering
-from components.program import naming_for
-from components.settings import SettingsError, load_settings
-from components.topology import build_sentinel_topology
 from redis_ha.backup import rdb
 
 DOCKER: dict[str, Any] = {"backend": "docker"}

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis_ha.components import rendering
+from redis_ha.components.docker.layout import LAYOUT as DOCKER_LAYOUT
+from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from redis_ha.components.package_data import node_dir
+from redis_ha.components.plan import START_SCRIPT, build_plan
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import Settings, load_settings
 
-from components import rendering
-from components.docker.layout import LAYOUT as DOCKER_LAYOUT
-from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
-from components.package_data import node_dir
-from components.plan import START_SCRIPT, build_plan
-from components.program import naming_for
-from components.settings import Settings, load_settings
 from tests.support.node_scripts import parse_env
 from tests.support.program import stack_config
 from tests.unit.conftest import LiveNode, free_port, wait_until
@@ -80,7 +80,8 @@ def group(tmp_path: Path, role_passwords: dict[str, str]) -> Iterator[Group]:
 
 @pytest.fixture(scope="module")
 def role_passwords() -> dict[str, str]:
-    from components import security
+    from redis_ha.components import security
+
     from tests.unit.conftest import make_password
 
     return {user: make_password() for user in security.user_names(prod_settings())}

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from redis_ha.components import node_files, package_data
 
-from components import node_files, package_data
 from tests.support.node_scripts import SHELLS
 
 LIB = package_data.node_dir() / node_files.LIBRARY

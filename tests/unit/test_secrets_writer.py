@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from components import node_files
-from components.docker.layout import WRITER_INCOMING, WRITER_SCRIPT, WRITER_VOLUME_PATH
-from components.docker.secrets import writer_files
+from redis_ha.components import node_files
+from redis_ha.components.docker.layout import WRITER_INCOMING, WRITER_SCRIPT, WRITER_VOLUME_PATH
+from redis_ha.components.docker.secrets import writer_files
 
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
 FILES = ("redis.conf", "users.acl", "admin.password")
