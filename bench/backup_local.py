@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
+from redis_ha.components import security  # noqa: E402
+from redis_ha.components.settings import load_settings  # noqa: E402
 
-from components import security  # noqa: E402
-from components.settings import load_settings  # noqa: E402
 from redis_ha.backup.config import config_from_dict  # noqa: E402
 from redis_ha.backup.engine import take_backup  # noqa: E402
 from redis_ha.backup.restore import restore  # noqa: E402

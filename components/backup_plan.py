@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components import security
-from components.rendering import SENTINEL_CLIENT_PASSWORD_FILE
-from components.settings import Settings
-from components.topology import ClusterTopology, SentinelTopology
+from redis_ha.components import security
+from redis_ha.components.rendering import SENTINEL_CLIENT_PASSWORD_FILE
+from redis_ha.components.settings import Settings
+from redis_ha.components.topology import ClusterTopology, SentinelTopology
 
 # Paths inside the worker's container or pod.
 CONF_DIR = "/etc/redis-ha"

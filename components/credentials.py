@@ -12,8 +12,7 @@ from typing import Any
 
 import pulumi
 import pulumi_random as random
-
-from components.security import previous_of
+from redis_ha.components.security import previous_of
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from components import security
-from components.settings import Settings
-from components.settings_roles import password_key
-from components.topology import ClusterTopology, Node, SentinelTopology
+from redis_ha.components import security
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_roles import password_key
+from redis_ha.components.topology import ClusterTopology, Node, SentinelTopology
 
 CONTRACT_VERSION = 1
 # The secret output with the system users' passwords (admin, replica, sentinel,

@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components import outputs, rendering, security
-from components.backup_plan import Backup, backup_worker
-from components.rendering import Paths
-from components.settings import Settings
-from components.topology import (
+from redis_ha.components import outputs, rendering, security
+from redis_ha.components.backup_plan import Backup, backup_worker
+from redis_ha.components.rendering import Paths
+from redis_ha.components.settings import Settings
+from redis_ha.components.topology import (
     CLUSTER,
     REDIS,
     SENTINEL,

@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-
-from components import backup_plan, outputs, plan, scrape, security
-from components.credentials import Credentials, CredentialsArgs
-from components.outputs import combine_deployments
-from components.settings import S3_SECRET_KEYS, Settings, load_settings
+from redis_ha.components import backup_plan, outputs, plan, scrape, security
+from redis_ha.components.credentials import Credentials, CredentialsArgs
+from redis_ha.components.outputs import combine_deployments
+from redis_ha.components.settings import S3_SECRET_KEYS, Settings, load_settings
 
 # Config keys whose values are structured (YAML lists/objects), read with get_object.
 OBJECT_KEYS = ("roles", "save")
@@ -23,7 +22,7 @@ OBJECT_KEYS = ("roles", "save")
 
 def backend_layout(settings: Settings) -> tuple[plan.Layout, Any]:
     """The backend's layout and naming (pure modules: no provider is imported)."""
-    layout = importlib.import_module(f"components.{settings.backend}.layout")
+    layout = importlib.import_module(f"redis_ha.components.{settings.backend}.layout")
     naming = layout.DockerNaming if settings.backend == "docker" else layout.KubernetesNaming
     return layout.LAYOUT, naming(settings)
 
@@ -72,7 +71,7 @@ def deploy_settings(
             previous_generation=settings.previous_password_generation,
         ),
     )
-    backend = importlib.import_module(f"components.{settings.backend}.deployment")
+    backend = importlib.import_module(f"redis_ha.components.{settings.backend}.deployment")
     # The backends render every secret file from one mapping: the users' passwords (and
     # the previous ones while a rotation is in phase 1) and, for the backup worker, the
     # S3 key pair.

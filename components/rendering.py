@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-
-from components import package_data, security
-from components.settings import Settings
-from components.topology import ClusterTopology, Node, SentinelTopology
+from redis_ha.components import package_data, security
+from redis_ha.components.settings import Settings
+from redis_ha.components.topology import ClusterTopology, Node, SentinelTopology
 
 TEMPLATES: Path = package_data.templates_dir()
 

@@ -24,10 +24,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
-
-from components.backup_plan import METRICS_PORT
-from components.plan import Exporter, Part
-from components.settings import Settings
+from redis_ha.components.backup_plan import METRICS_PORT
+from redis_ha.components.plan import Exporter, Part
+from redis_ha.components.settings import Settings
 
 DEPLOYMENT_LABEL = "redis_ha_deployment"
 KIND_LABEL = "redis_ha_kind"

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from components.settings import AppRole, Settings
+from redis_ha.components.settings import AppRole, Settings
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.settings_backup import BACKUP_TARGETS, S3_SECRET_KEYS, check_s3_secrets
-from components.settings_backup import READERS as BACKUP_READERS
+from redis_ha.components.settings_backup import BACKUP_TARGETS, S3_SECRET_KEYS, check_s3_secrets
+from redis_ha.components.settings_backup import READERS as BACKUP_READERS
 
 # The error and the roles live in modules of their own (settings_roles.py raises
 # SettingsError too); callers keep importing them from here.
-from components.settings_base import NAMESPACE as NAMESPACE
-from components.settings_base import SettingsError, read_bool
-from components.settings_roles import (
+from redis_ha.components.settings_base import NAMESPACE as NAMESPACE
+from redis_ha.components.settings_base import SettingsError, read_bool
+from redis_ha.components.settings_roles import (
     DEFAULT_ROLES,
     SYSTEM_PASSWORD_USERS,
     AppRole,
@@ -29,11 +29,11 @@ from components.settings_roles import (
     password_key,
     read_roles,
 )
-from components.settings_roles import PASSWORD_ALLOWED as PASSWORD_ALLOWED
-from components.settings_roles import RESERVED_USERS as RESERVED_USERS
-from components.settings_roles import check_passwords as check_passwords
-from components.settings_roles import password_keys as password_keys
-from components.settings_roles import previous_password_key as previous_password_key
+from redis_ha.components.settings_roles import PASSWORD_ALLOWED as PASSWORD_ALLOWED
+from redis_ha.components.settings_roles import RESERVED_USERS as RESERVED_USERS
+from redis_ha.components.settings_roles import check_passwords as check_passwords
+from redis_ha.components.settings_roles import password_keys as password_keys
+from redis_ha.components.settings_roles import previous_password_key as previous_password_key
 
 BACKENDS = ("docker", "kubernetes")
 TOPOLOGIES = ("sentinel", "cluster", "both")
@@ -452,7 +452,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
         values.setdefault("publish_ports", False)
     settings = Settings(**values)
     # Rules across fields live in their own module, which imports this one.
-    from components.settings_checks import check_cross_field
+    from redis_ha.components.settings_checks import check_cross_field
 
     check_cross_field(settings, raw)
     # Which password keys exist depends on the roles, known only now.

@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from components.settings_base import REDACTED, SettingsError
+from redis_ha.components.settings_base import REDACTED, SettingsError
 
 if TYPE_CHECKING:
-    from components.settings import Settings
+    from redis_ha.components.settings import Settings
 
 BACKUP_TARGETS = ("none", "volume", "s3")
 # The S3 key pair: secret config keys (pulumi config set --secret), read like passwords.

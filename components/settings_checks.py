@@ -8,13 +8,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.settings import (
+from redis_ha.components.settings import (
     MIB,
     Settings,
     SettingsError,
     _with_headroom,
 )
-from components.settings_backup import check_backup
+from redis_ha.components.settings_backup import check_backup
 
 
 def image_tag(image: str) -> str:

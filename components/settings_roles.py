@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from components.settings_base import REDACTED, SettingsError, read_bool
+from redis_ha.components.settings_base import REDACTED, SettingsError, read_bool
 
 if TYPE_CHECKING:
-    from components.settings import Settings
+    from redis_ha.components.settings import Settings
 
 # Users the toolkit owns; application roles may not take these names.
 RESERVED_USERS = (
@@ -304,7 +304,7 @@ def denied_by(denials: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
 def app_role_denials() -> tuple[str, ...]:
     """The rules components/security.py appends to every application role's own."""
     # At call time: security.py imports components.settings, which imports this module.
-    from components.security import APP_ROLE_DENIALS
+    from redis_ha.components.security import APP_ROLE_DENIALS
 
     return APP_ROLE_DENIALS
 

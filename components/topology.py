@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from components.settings import Settings
+from redis_ha.components.settings import Settings
 
 REDIS = "redis"
 SENTINEL = "sentinel"

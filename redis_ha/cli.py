@@ -336,7 +336,7 @@ def review_config(stack: str, project_dir: str | os.PathLike[str] | None = None)
 def _password_owners(config: Mapping[str, Any]) -> dict[str, str]:
     """Password config key -> user for this config's roles (the toolkit's users when the
     roles do not load: the program reports that error itself)."""
-    from components.settings import SettingsError, load_settings, password_keys
+    from redis_ha.components.settings import SettingsError, load_settings, password_keys
 
     try:
         settings = load_settings({k: v for k, v in config.items() if not k.endswith("Password")})

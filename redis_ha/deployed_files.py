@@ -40,8 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from components import scrape
-from components.outputs import SCRAPE_CONFIG, stack_passwords
+from redis_ha.components import scrape
+from redis_ha.components.outputs import SCRAPE_CONFIG, stack_passwords
 from redis_ha.mocked_program import ProgramRun, Registered
 
 CONTAINER = "docker:index/container:Container"

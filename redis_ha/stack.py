@@ -8,9 +8,9 @@ redis_ha/mocked_program.py (`redis-ha render`, the tests).
 import pulumi
 import pulumi.runtime.config as runtime_config
 
-from components.program import OBJECT_KEYS, deploy
-from components.settings import NAMESPACE, S3_SECRET_KEYS, SettingsError, is_password_key, load_settings
-from components.settings_roles import check_all_passwords
+from redis_ha.components.program import OBJECT_KEYS, deploy
+from redis_ha.components.settings import NAMESPACE, S3_SECRET_KEYS, SettingsError, is_password_key, load_settings
+from redis_ha.components.settings_roles import check_all_passwords
 
 
 def configured_keys() -> list[str]:

@@ -40,11 +40,10 @@ from typing import Any
 
 import pulumi
 import pulumi_docker as docker
-
-from components import backup_plan
-from components.backup_plan import Backup
-from components.credentials import with_passwords
-from components.docker.layout import (
+from redis_ha.components import backup_plan
+from redis_ha.components.backup_plan import Backup
+from redis_ha.components.credentials import with_passwords
+from redis_ha.components.docker.layout import (
     CONFIG_CHECKSUM_LABEL,
     EXPORTER_PASSWORD_FILE,
     EXPORTER_UID,
@@ -61,10 +60,10 @@ from components.docker.layout import (
     WRITER_VOLUME_PATH,
     testinfra_host,
 )
-from components.plan import Exporter, Group, OneShot, Part
-from components.security import without_secrets
-from components.settings import Settings
-from components.topology import CLUSTER, Node
+from redis_ha.components.plan import Exporter, Group, OneShot, Part
+from redis_ha.components.security import without_secrets
+from redis_ha.components.settings import Settings
+from redis_ha.components.topology import CLUSTER, Node
 
 # How long a writer waits for the running node to apply what it wrote (the node polls
 # every 2 s; the master must accept a new replica password before a replica uses it).

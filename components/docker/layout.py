@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.plan import Layout
-from components.rendering import Paths
-from components.settings import Settings
+from redis_ha.components.plan import Layout
+from redis_ha.components.rendering import Paths
+from redis_ha.components.settings import Settings
 
 # The files holding passwords or hashes reach a node through a volume of its own
 # (`<node>-secrets`, at SECRETS_DIR), written by a one-shot writer container: a new

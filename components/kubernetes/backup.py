@@ -15,14 +15,13 @@ from collections.abc import Callable, Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components import backup_plan
-from components.backup_plan import Backup
-from components.credentials import with_passwords
-from components.kubernetes import pods
-from components.kubernetes.network import Metadata
-from components.plan import Part
-from components.settings import Settings
+from redis_ha.components import backup_plan
+from redis_ha.components.backup_plan import Backup
+from redis_ha.components.credentials import with_passwords
+from redis_ha.components.kubernetes import pods
+from redis_ha.components.kubernetes.network import Metadata
+from redis_ha.components.plan import Part
+from redis_ha.components.settings import Settings
 
 _MOUNT = k8s.core.v1.VolumeMountArgs
 _ITEM = k8s.core.v1.KeyToPathArgs

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_tls as tls
-
-from components.settings import Settings
+from redis_ha.components.settings import Settings
 
 # The CA outlives node certificates so that renewing a node certificate never
 # requires handing clients a new CA.

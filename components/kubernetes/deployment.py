@@ -19,12 +19,11 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components.credentials import with_passwords
-from components.kubernetes import monitoring, network, pods, workloads
-from components.kubernetes.backup import deploy_backup
-from components.kubernetes.certificates import issue_node_certificate
-from components.kubernetes.layout import (
+from redis_ha.components.credentials import with_passwords
+from redis_ha.components.kubernetes import monitoring, network, pods, workloads
+from redis_ha.components.kubernetes.backup import deploy_backup
+from redis_ha.components.kubernetes.certificates import issue_node_certificate
+from redis_ha.components.kubernetes.layout import (
     CONFIG_CHECKSUM,
     EXPORTER_PASSWORD_FILE,
     POD_SECURITY,
@@ -35,10 +34,10 @@ from components.kubernetes.layout import (
     service_host,
     testinfra_host,
 )
-from components.plan import ADMIN_PASSWORD_FILE, Exporter, Group, Part
-from components.security import SENTINEL_CLIENT, without_secrets
-from components.settings import Settings
-from components.topology import Node
+from redis_ha.components.plan import ADMIN_PASSWORD_FILE, Exporter, Group, Part
+from redis_ha.components.security import SENTINEL_CLIENT, without_secrets
+from redis_ha.components.settings import Settings
+from redis_ha.components.topology import Node
 
 
 def digest(data: Any) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from components.plan import Layout
-from components.rendering import Paths
-from components.settings import Settings
+from redis_ha.components.plan import Layout
+from redis_ha.components.rendering import Paths
+from redis_ha.components.settings import Settings
 
 CONF_DIR = "/etc/redis-ha"
 DATA_DIR = "/data"

@@ -23,12 +23,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
-
-from components import package_data
-from components.kubernetes import pods
-from components.plan import Exporter
-from components.scrape import DEPLOYMENT_LABEL, KIND_LABEL
-from components.settings import Settings
+from redis_ha.components import package_data
+from redis_ha.components.kubernetes import pods
+from redis_ha.components.plan import Exporter
+from redis_ha.components.scrape import DEPLOYMENT_LABEL, KIND_LABEL
+from redis_ha.components.settings import Settings
 
 MONITORING_DIR: Path = package_data.monitoring_dir()
 RULES_FILE = MONITORING_DIR / "prometheus-rules.yml"

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components.kubernetes import pods
-from components.kubernetes.layout import headless_service
-from components.plan import Group, Part
-from components.settings import Settings
+from redis_ha.components.kubernetes import pods
+from redis_ha.components.kubernetes.layout import headless_service
+from redis_ha.components.plan import Group, Part
+from redis_ha.components.settings import Settings
 
 _NP = k8s.networking.v1
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import math
 
 import pulumi_kubernetes as k8s
-
-from components.settings import Settings
+from redis_ha.components.settings import Settings
 
 # The official redis images run as `redis` (uid/gid 999); the exporter runs as anyone.
 REDIS_UID = 999

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components.kubernetes import pods
-from components.kubernetes.layout import (
+from redis_ha.components.kubernetes import pods
+from redis_ha.components.kubernetes.layout import (
     CONFIG_SOURCE_DIR,
     EXPORTER_AUTH_DIR,
     EXPORTER_PASSWORD_FILE,
@@ -26,8 +25,8 @@ from components.kubernetes.layout import (
     TLS_SOURCE_DIR,
     headless_service,
 )
-from components.plan import Exporter, Group, OneShot, Part
-from components.settings import Settings
+from redis_ha.components.plan import Exporter, Group, OneShot, Part
+from redis_ha.components.settings import Settings
 
 _RUNTIME_ENV = {"POD_NAME": pods.pod_name_env, "POD_IP": pods.pod_ip_env}
 _PORT = k8s.core.v1.ContainerPortArgs

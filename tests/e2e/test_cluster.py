@@ -18,8 +18,8 @@ from typing import Any
 
 import docker
 import pytest
+from redis_ha.components.outputs import stack_passwords
 
-from components.outputs import stack_passwords
 from tests.e2e.conftest import e2e_config
 from tests.e2e.day2 import Stack
 from tests.e2e.test_dev_stack import verify

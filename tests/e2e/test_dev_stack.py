@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import docker
+from redis_ha.components.outputs import stack_passwords
 
-from components.outputs import stack_passwords
 from tests.e2e.conftest import ROOT, Deployment, deploy
 from tests.verify.access import Node, Outputs, eventually
 

@@ -37,8 +37,8 @@ from typing import Any
 import docker
 import pytest
 import yaml
+from redis_ha.components.outputs import SCRAPE_CONFIG
 
-from components.outputs import SCRAPE_CONFIG
 from tests.e2e import day2
 from tests.e2e.conftest import ROOT
 from tests.e2e.day2 import Stack

@@ -35,9 +35,9 @@ from typing import Any
 import docker
 import pytest
 import redis
+from redis_ha.components import security
+from redis_ha.components.settings import load_settings
 
-from components import security
-from components.settings import load_settings
 from tests.e2e import day2
 from tests.e2e.day2 import Stack
 from tests.verify.drill import Drill

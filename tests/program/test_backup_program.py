@@ -8,8 +8,8 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from redis_ha.components import backup_plan
 
-from components import backup_plan
 from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config
 
 CONTAINER = "docker:index/container:Container"

@@ -17,13 +17,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import latest_version
+from redis_ha.components import rendering, security
+from redis_ha.components.kubernetes import deployment as k8s_deployment
+from redis_ha.components.outputs import stack_passwords
+from redis_ha.components.program import build_plan, naming_for
+from redis_ha.components.settings import load_settings
+from redis_ha.components.topology import build_cluster_topology
 
-from components import rendering, security
-from components.kubernetes import deployment as k8s_deployment
-from components.outputs import stack_passwords
-from components.program import build_plan, naming_for
-from components.settings import load_settings
-from components.topology import build_cluster_topology
 from tests.support.program import (
     ProgramRun,
     Registered,

@@ -7,8 +7,8 @@ import json
 
 import pulumi
 import pytest
+from redis_ha.components.outputs import stack_passwords
 
-from components.outputs import stack_passwords
 from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config, use_mocks
 
 CONTAINER = "docker:index/container:Container"
@@ -265,9 +265,9 @@ def mocks() -> ProgramRun:
 
 @pulumi.runtime.test
 def test_component_deployment_output_names_the_docker_hosts(mocks: ProgramRun) -> pulumi.Output:
-    from components.docker.deployment import PartArgs, RedisHA
-    from components.program import build_plan
-    from components.settings import load_settings
+    from redis_ha.components.docker.deployment import PartArgs, RedisHA
+    from redis_ha.components.program import build_plan
+    from redis_ha.components.settings import load_settings
 
     settings = load_settings({"backend": "docker", "name": "unit"})
     passwords = {

@@ -8,8 +8,8 @@ import json
 
 import pytest
 import yaml
+from redis_ha.components.kubernetes.monitoring import DASHBOARD_FILE, RULES_FILE
 
-from components.kubernetes.monitoring import DASHBOARD_FILE, RULES_FILE
 from tests.support.program import ProgramRun, run_program, stack_config
 
 COMPONENT = "redis-ha:kubernetes:RedisHA"

@@ -19,15 +19,15 @@ import kubernetes_validate
 import pulumi
 import pytest
 from kubernetes_validate.utils import latest_version
+from redis_ha.components import program, rendering
+from redis_ha.components.kubernetes import deployment as k8s_deployment
+from redis_ha.components.kubernetes import pods
+from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from redis_ha.components.outputs import stack_passwords
+from redis_ha.components.program import build_plan, naming_for
+from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.topology import build_sentinel_topology
 
-from components import program, rendering
-from components.kubernetes import deployment as k8s_deployment
-from components.kubernetes import pods
-from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
-from components.outputs import stack_passwords
-from components.program import build_plan, naming_for
-from components.settings import Settings, load_settings
-from components.topology import build_sentinel_topology
 from tests.support import program as support
 from tests.support.program import ProgramRun, is_secret, plain_strings, run_program, stack_config, use_mocks
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pulumi
 import pytest
+from redis_ha.components import security
 
-from components import security
 from tests.support.program import ProgramRun, plain_strings, run_program, stack_config
 from tests.support.updates import run_update
 
@@ -81,7 +81,7 @@ def by_name(run: ProgramRun, token: str) -> dict[str, Any]:
 
 def passwords_of(run: ProgramRun) -> dict[str, str]:
     """user -> password in use in this run (from the secret stack outputs)."""
-    from components.outputs import stack_passwords
+    from redis_ha.components.outputs import stack_passwords
 
     return stack_passwords(run.outputs)
 
@@ -166,7 +166,7 @@ def test_phase_1_accepts_both_passwords_and_phase_2_only_the_new(dev_phases: lis
 
 def run_settings(run: ProgramRun) -> Any:
     """The dev stack's settings (every phase has the same users)."""
-    from components.settings import load_settings
+    from redis_ha.components.settings import load_settings
 
     return load_settings(stack_config("dev"))
 
@@ -249,7 +249,7 @@ def test_bad_rotation_config_registers_nothing(override: dict[str, Any], key: st
 def test_a_writer_whose_node_did_not_apply_fails_the_update() -> None:
     """pulumi-docker records a one-shot container's exit code without failing; the
     program turns a failed secrets writer into a failed `pulumi up`."""
-    from components.docker.deployment import _check_writer
+    from redis_ha.components.docker.deployment import _check_writer
 
     _check_writer("redis-ha-redis-1-secrets", 0)
     _check_writer("redis-ha-redis-1-secrets", None)  # under preview or mocks

@@ -31,10 +31,10 @@ from typing import Any
 
 import pytest
 import yaml
+from redis_ha.components import security
+from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_roles import password_key
 
-from components import security
-from components.settings import load_settings
-from components.settings_roles import password_key
 from tests.k8s.api import Api
 
 pytestmark = pytest.mark.k8s

@@ -24,11 +24,11 @@ import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis_ha.components import plan, rendering, security
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.topology import Node, SentinelTopology, build_sentinel_topology
 
-from components import plan, rendering, security
-from components.program import naming_for
-from components.settings import Settings, load_settings
-from components.topology import Node, SentinelTopology, build_sentinel_topology
 from tests.verify import acl_sweep
 from tests.verify.access import Node as VerifyNode
 from tests.verify.access import Outputs as VerifyOutputs

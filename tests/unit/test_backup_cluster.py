@@ -14,9 +14,9 @@ import pytest
 import redis
 from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
+from redis_ha.components import security
+from redis_ha.components.settings import load_settings
 
-from components import security
-from components.settings import load_settings
 from redis_ha.backup import config as backup_config
 from redis_ha.backup import crc, discovery
 from redis_ha.backup.config import Refused

@@ -250,7 +250,8 @@ def test_the_cluster_slot_map_must_be_whole() -> None:
 def test_the_engine_needs_no_more_than_the_deployed_backup_user_allows() -> None:
     # The engine's documented needs (the live tests' `backup` user has exactly these)
     # are within the allowlists components/security.py deploys.
-    from components import security
+    from redis_ha.components import security
+
     from tests.unit.backup_helpers import CLUSTER_BACKUP_COMMANDS, REDIS_BACKUP_COMMANDS
 
     assert set(REDIS_BACKUP_COMMANDS) <= set(security.BACKUP_COMMANDS)
@@ -264,7 +265,7 @@ def test_the_engine_needs_no_more_than_the_deployed_backup_user_allows() -> None
 
 def test_the_deployed_worker_layout_runs_with_the_system_python_alone(tmp_path: Path) -> None:
     # components/backup_plan.py ships the package as plain files next to a launcher.
-    from components.backup_plan import program_files
+    from redis_ha.components.backup_plan import program_files
 
     program = tmp_path / "program"
     for name, text in program_files().items():

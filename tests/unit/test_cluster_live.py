@@ -20,11 +20,11 @@ import pytest
 import redis
 from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
+from redis_ha.components import plan, rendering, security
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.topology import ClusterNode, ClusterTopology, build_cluster_topology
 
-from components import plan, rendering, security
-from components.program import naming_for
-from components.settings import Settings, load_settings
-from components.topology import ClusterNode, ClusterTopology, build_cluster_topology
 from tests.unit.conftest import (
     LOCALHOST,
     LiveNode,

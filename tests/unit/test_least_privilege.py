@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import redis
 from redis.sentinel import Sentinel
+from redis_ha.components import outputs, security
+from redis_ha.components.settings import load_settings
 
-from components import outputs, security
-from components.settings import load_settings
 from tests.unit.conftest import (
     LIVE_CONFIG,
     LOCALHOST,

@@ -23,11 +23,11 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
+from redis_ha.components import plan, rendering
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import load_settings
+from redis_ha.components.topology import ClusterNode, build_cluster_topology
 
-from components import plan, rendering
-from components.program import naming_for
-from components.settings import load_settings
-from components.topology import ClusterNode, build_cluster_topology
 from tests.unit.conftest import LOCALHOST, LiveDeployment, LiveNode, free_port, local_layout, scrape_exporter
 
 ROOT = Path(__file__).resolve().parents[2]

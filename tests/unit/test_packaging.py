@@ -15,8 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from components import package_data
+from redis_ha.components import package_data
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

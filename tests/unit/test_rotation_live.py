@@ -34,13 +34,13 @@ from typing import Any
 
 import pytest
 import redis
+from redis_ha.components import rendering, security
+from redis_ha.components.docker.layout import LAYOUT as DOCKER_LAYOUT
+from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.topology import Node, SentinelTopology, build_sentinel_topology
 
-from components import rendering, security
-from components.docker.layout import LAYOUT as DOCKER_LAYOUT
-from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
-from components.program import naming_for
-from components.settings import Settings, load_settings
-from components.topology import Node, SentinelTopology, build_sentinel_topology
 from tests.support.program import stack_config
 from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 

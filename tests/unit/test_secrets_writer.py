@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from components.docker.deployment import writer_script
-from components.docker.layout import WRITER_INCOMING, WRITER_VOLUME_PATH
+from redis_ha.components.docker.deployment import writer_script
+from redis_ha.components.docker.layout import WRITER_INCOMING, WRITER_VOLUME_PATH
 
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
 FILES = ("redis.conf", "users.acl", "admin.password")

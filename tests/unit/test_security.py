@@ -7,11 +7,11 @@ import hashlib
 import re
 
 import pytest
+from redis_ha.components import rendering, security
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import DEFAULT_ROLES, AppRole, Settings, load_settings
+from redis_ha.components.topology import build_sentinel_topology
 
-from components import rendering, security
-from components.program import naming_for
-from components.settings import DEFAULT_ROLES, AppRole, Settings, load_settings
-from components.topology import build_sentinel_topology
 from tests.verify import acl_sweep
 
 HASH_RE = re.compile(r"^#[0-9a-f]{64}$")

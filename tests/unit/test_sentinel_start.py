@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from redis_ha.components import rendering
+from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
+from redis_ha.components.program import naming_for
+from redis_ha.components.settings import Settings
+from redis_ha.components.topology import build_sentinel_topology
 
-from components import rendering
-from components.kubernetes.layout import LAYOUT as K8S_LAYOUT
-from components.program import naming_for
-from components.settings import Settings
-from components.topology import build_sentinel_topology
 from tests.unit.conftest import free_port, wait_until
 from tests.unit.test_role_script import (  # noqa: F401 - fixtures
     LOCALHOST,

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 import redis
-
-from components import security
-from components.settings import (
+from redis_ha.components import security
+from redis_ha.components.settings import (
     DEFAULT_ROLES,
     SECRET_KEYS,
     AppRole,
@@ -24,8 +23,8 @@ from components.settings import (
     password_key,
     password_keys,
 )
-from components.settings_checks import image_tag
-from components.settings_roles import CATEGORY_COMMANDS, refused_grant
+from redis_ha.components.settings_checks import image_tag
+from redis_ha.components.settings_roles import CATEGORY_COMMANDS, refused_grant
 
 DOCKER = {"backend": "docker"}
 K8S = {"backend": "kubernetes"}
@@ -862,7 +861,7 @@ def test_redis_memory_limit_is_configured_or_derived() -> None:
 
 @pytest.mark.parametrize("maxmemory", ["1mb", "64mb", "255mb", "256mb", "257mb", "2gb"])
 def test_the_derived_limit_is_what_the_pods_get(maxmemory: str) -> None:
-    from components.kubernetes import pods
+    from redis_ha.components.kubernetes import pods
 
     s = load_settings({**K8S, "maxmemory": maxmemory})
     assert pods.redis_memory_limit(s) == s.redis_memory_limit
