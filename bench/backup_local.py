@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 from redis_ha.components import security  # noqa: E402
-from redis_ha.components.settings import load_settings  # noqa: E402
+from redis_ha.components.settings_load import load_settings  # noqa: E402
 
 from redis_ha.backup.config import config_from_dict  # noqa: E402
 from redis_ha.backup.engine import take_backup  # noqa: E402

@@ -32,15 +32,14 @@ from the deploy-time files, and Sentinel state lives on the Sentinel's own volum
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 from redis_ha.components import backup_plan
+from redis_ha.components.backend import DEFAULT_PLACEMENT, PartArgs, Placement, digest
 from redis_ha.components.backup_plan import Backup
 from redis_ha.components.credentials import with_passwords
 from redis_ha.components.docker.layout import (
@@ -68,10 +67,6 @@ from redis_ha.components.topology import CLUSTER, Node
 # How long a writer waits for the running node to apply what it wrote (the node polls
 # every 2 s; the master must accept a new replica password before a replica uses it).
 APPLY_WAIT_SECONDS = 120
-
-
-def digest(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def writer_name(node: Node) -> str:
@@ -115,14 +110,6 @@ until [ "$(cat "$dst/applied" 2> /dev/null)" = "$wanted" ]; do
 done
 echo "write-secrets: delivered and applied"
 """
-
-
-@dataclass(frozen=True)
-class PartArgs:
-    settings: Settings
-    part: Part
-    # user -> secret password (from components.credentials)
-    passwords: Mapping[str, pulumi.Output[str]]
 
 
 def _pick(files: pulumi.Output[dict[str, str]], name: str) -> pulumi.Output[str]:
@@ -241,7 +228,11 @@ class _DockerPart(pulumi.ComponentResource):
             depends_on,
             extra_labels,
             hostname=node.name,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name, aliases=[node.hostname])],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=network, aliases=[node.hostname])
+                for network in (self._network.name, self._args.network)
+                if network is not None
+            ],
             ports=ports,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=health, interval="2s", timeout="2s", retries=15, start_period="2s"
@@ -459,10 +450,16 @@ class RedisCluster(_DockerPart):
     TYPE = "redis-ha:docker:RedisCluster"
 
 
-def deploy(settings: Settings, parts: tuple[Part, ...], passwords: Mapping[str, pulumi.Output[str]]) -> list[Any]:
+def deploy(
+    settings: Settings,
+    parts: tuple[Part, ...],
+    passwords: Mapping[str, pulumi.Output[str]],
+    placement: Placement = DEFAULT_PLACEMENT,
+) -> list[pulumi.Output[dict[str, Any]]]:
     """One component per part; returns their deployment descriptions."""
     components: list[_DockerPart] = []
     for part in parts:
         component = RedisHA if part.kind == "sentinel" else RedisCluster
-        components.append(component(part.name, PartArgs(settings, part, passwords)))
+        args = PartArgs(settings, part, passwords, network=placement.network)
+        components.append(component(part.name, args, placement.opts))
     return [c.deployment for c in components]

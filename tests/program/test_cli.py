@@ -24,7 +24,7 @@ from pathlib import Path
 import docker
 import pytest
 from redis_ha.components.outputs import stack_passwords
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 
 from redis_ha import cli, deployed_files, mocked_program
 from tests.e2e.conftest import Deployment, deploy

@@ -26,7 +26,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis_ha.components import plan, rendering, security
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import Node, SentinelTopology, build_sentinel_topology
 
 from tests.verify import acl_sweep

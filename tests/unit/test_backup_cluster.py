@@ -15,7 +15,7 @@ import redis
 from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
 from redis_ha.components import security
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 
 from redis_ha.backup import config as backup_config
 from redis_ha.backup import crc, discovery

@@ -22,7 +22,8 @@ from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
 from redis_ha.components import plan, rendering, security
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import ClusterNode, ClusterTopology, build_cluster_topology
 
 from tests.unit.conftest import (

@@ -14,7 +14,7 @@ import pytest
 import redis
 from redis_ha.components import rendering, security
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import build_sentinel_topology
 
 from tests.unit.conftest import LiveDeployment, LiveNode, connect, free_port, node_files, raw_command, wait_until

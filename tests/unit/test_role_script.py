@@ -25,7 +25,8 @@ import redis
 from redis_ha.components import rendering, security
 from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import Node, SentinelTopology, build_sentinel_topology
 
 from tests.support.program import stack_config
