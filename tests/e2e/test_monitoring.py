@@ -40,8 +40,8 @@ import yaml
 from redis_ha.components.outputs import SCRAPE_CONFIG
 
 from tests.e2e import day2
-from tests.e2e.conftest import ROOT
 from tests.e2e.day2 import Stack
+from tests.support.e2e_stack import ROOT
 from tests.verify import faults
 from tests.verify.cluster_access import wait_healthy_cluster
 from tests.verify.topology_state import wait_new_master

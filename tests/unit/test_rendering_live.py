@@ -17,7 +17,7 @@ from redis_ha.components.program import naming_for
 from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import build_sentinel_topology
 
-from tests.unit.conftest import LiveDeployment, LiveNode, connect, free_port, node_files, raw_command, wait_until
+from tests.support.live import LiveDeployment, LiveNode, connect, free_port, node_files, raw_command, wait_until
 
 MASTER_CONFIG = {
     "maxmemory": lambda s: str(s.maxmemory),

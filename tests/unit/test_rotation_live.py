@@ -42,8 +42,8 @@ from redis_ha.components.settings import Settings
 from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import Node, SentinelTopology, build_sentinel_topology
 
+from tests.support.live import LiveNode, connect, free_port, make_password, node_files, wait_until
 from tests.support.program import stack_config
-from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 
 LOCALHOST = "127.0.0.1"
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}
