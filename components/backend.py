@@ -21,14 +21,19 @@ def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+# user -> secret password (components/credentials.py), as the backends receive them
+Passwords = Mapping[str, pulumi.Output[str]]
+# a backend's stack-output description of each part it deployed (no secrets)
+Descriptions = list[pulumi.Output[dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class PartArgs:
     """The inputs of one plan part's component, on either backend."""
 
     settings: Settings
     part: Part
-    # user -> secret password (from components/credentials.py)
-    passwords: Mapping[str, pulumi.Output[str]]
+    passwords: Passwords
     # Kubernetes only: the namespace a part deployed before this one created; None creates it
     namespace: pulumi.Input[str] | None = None
     # Kubernetes only: deploy the alert rules and the dashboard with this part (once per stack)
@@ -60,12 +65,8 @@ class Backend(Protocol):
     components/kubernetes/deployment.py)."""
 
     def deploy(
-        self,
-        settings: Settings,
-        parts: tuple[Part, ...],
-        passwords: Mapping[str, pulumi.Output[str]],
-        placement: Placement = ...,
-    ) -> list[pulumi.Output[dict[str, Any]]]:
+        self, settings: Settings, parts: tuple[Part, ...], passwords: Passwords, placement: Placement = ...
+    ) -> Descriptions:
         """One component per part; returns their stack-output descriptions."""
         ...
 

@@ -39,7 +39,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 from redis_ha.components import backup_plan
-from redis_ha.components.backend import DEFAULT_PLACEMENT, PartArgs, Placement, digest
+from redis_ha.components.backend import DEFAULT_PLACEMENT, Descriptions, PartArgs, Passwords, Placement, digest
 from redis_ha.components.backup_plan import Backup
 from redis_ha.components.credentials import with_passwords
 from redis_ha.components.docker.layout import (
@@ -451,11 +451,8 @@ class RedisCluster(_DockerPart):
 
 
 def deploy(
-    settings: Settings,
-    parts: tuple[Part, ...],
-    passwords: Mapping[str, pulumi.Output[str]],
-    placement: Placement = DEFAULT_PLACEMENT,
-) -> list[pulumi.Output[dict[str, Any]]]:
+    settings: Settings, parts: tuple[Part, ...], passwords: Passwords, placement: Placement = DEFAULT_PLACEMENT
+) -> Descriptions:
     """One component per part; returns their deployment descriptions."""
     components: list[_DockerPart] = []
     for part in parts:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-from redis_ha.components.backend import DEFAULT_PLACEMENT, PartArgs, Placement, digest
+from redis_ha.components.backend import DEFAULT_PLACEMENT, Descriptions, PartArgs, Passwords, Placement, digest
 from redis_ha.components.credentials import with_passwords
 from redis_ha.components.kubernetes import monitoring, network, pods, workloads
 from redis_ha.components.kubernetes.backup import deploy_backup
@@ -292,11 +292,8 @@ class RedisCluster(_KubernetesPart):
 
 
 def deploy(
-    settings: Settings,
-    parts: tuple[Part, ...],
-    passwords: Mapping[str, pulumi.Output[str]],
-    placement: Placement = DEFAULT_PLACEMENT,
-) -> list[pulumi.Output[dict[str, Any]]]:
+    settings: Settings, parts: tuple[Part, ...], passwords: Passwords, placement: Placement = DEFAULT_PLACEMENT
+) -> Descriptions:
     """One component per part, all in the placement's namespace, else in the one the
     first part creates."""
     components: list[_KubernetesPart] = []

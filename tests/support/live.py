@@ -29,6 +29,7 @@ from redis_ha.components.settings import Settings
 from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import Node, SentinelTopology, build_sentinel_topology
 
+from tests.support.redis_servers import terminate
 from tests.verify import acl_sweep
 from tests.verify.access import Node as VerifyNode
 from tests.verify.access import Outputs as VerifyOutputs
@@ -137,14 +138,8 @@ class LiveNode:
             )
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.process is not None:
+            terminate(self.process)
 
     def wait_ready(self, user: str, password: str) -> None:
         """Until the process answers PING as `user`; fail with its log if it died."""
