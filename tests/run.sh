@@ -54,14 +54,7 @@ start_dockerd
 log "lint"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-# mypy and lint-imports walk directories, and neither follows the editable install's
-# mapping of components/ to redis_ha.components: both run on the installed layout,
-# made of symlinks to the repository's files (tests/support/package_tree.py).
-LINT_TREE="$(mktemp -d)/site"
-"$VENV/bin/python" -m tests.support.package_tree "$LINT_TREE" >/dev/null
-(cd "$LINT_TREE" && "$VENV/bin/mypy" --config-file "$ROOT/pyproject.toml" --cache-dir "$ROOT/.mypy_cache" redis_ha redis_ha_verify __main__.py)
-(cd "$LINT_TREE" && PYTHONPATH="$LINT_TREE" "$VENV/bin/lint-imports" --no-cache "$ROOT/pyproject.toml")
-rm -rf "$(dirname "$LINT_TREE")"
+VENV="$VENV" bash tests/typecheck.sh  # mypy and lint-imports, on the installed layout
 
 # The Kubernetes suite: a single-node Kubernetes started with its node stage, every prod
 # variant applied by server-side apply, the Sentinel and Cluster variants run on the
