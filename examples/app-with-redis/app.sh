@@ -28,6 +28,8 @@ while :; do
     fi
     if [ "$written" = 2 ]; then
         echo "heartbeat written to the master $1:$2"
+    elif [ $# -eq 2 ]; then
+        echo "the master $1:$2 refused the heartbeat (login or write as cache)" >&2
     else
         echo "no master found through the Sentinels ($SENTINELS)" >&2
     fi
