@@ -1,10 +1,10 @@
 """The users of a deployment: the toolkit's own, the application roles and the config
 keys of their passwords.
 
-`redis-ha:roles` is read here: every role is checked for what its ACL line can hold and
-for grants that the denials components/security.py appends to every application role
-would silently take away again. Plain Python; components/settings.py re-exports the
-public names.
+`redis-ha:roles` is read here (AppRole itself is in components/settings.py): every role
+is checked for what its ACL line can hold and for grants that the denials every
+application role gets (APP_ROLE_DENIALS, appended by components/security.py) would
+silently take away again. Plain Python.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ _SERVER_WIDE_WRITES = (
 )
 
 # What every application role loses after all it grants, whatever its commands say
-# (components/settings_roles.py refuses role grants these would take away again).
+# (refused_grant below refuses role grants these would take away again; components/security.py
+# appends them to every application role).
 # `~prefix:*` does not limit commands that take no key, hence -@dangerous (FLUSHALL,
 # KEYS, CONFIG, DEBUG, CLIENT KILL/PAUSE/LIST, ...), the function/script flushes and
 # SCRIPT DEBUG (its SYNC mode blocks the whole server while a script is debugged). Key

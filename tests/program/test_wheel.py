@@ -149,6 +149,18 @@ def test_the_installed_packages(installed: dict[str, Path]) -> None:
     assert monitoring == site_packages / "redis_ha" / "components" / "monitoring"
     assert app_dir == site_packages / "redis_ha_verify" / "celery_app" and (app_dir / "tasks.py").is_file()
     assert run([installed["venv"] / "bin" / "python", "-c", "import tests"], cwd=installed["project"]).returncode != 0
+    # A program of its own imports the components from the package's namespace only:
+    # a `components` folder of its own is not ours, nor ours theirs.
+    own = installed["base"] / "own-program"
+    (own / "components").mkdir(parents=True, exist_ok=True)
+    (own / "components" / "__init__.py").write_text("MINE = True\n")
+    probe = (
+        "import sys, components, redis_ha; from redis_ha import RedisHA, RedisCluster;"
+        "print(RedisHA.__module__, RedisCluster.__module__, components.MINE,"
+        " sorted(m for m in sys.modules if m.startswith('components.')))"
+    )
+    result = ok(run([installed["venv"] / "bin" / "python", "-c", probe], cwd=own))
+    assert result.stdout.split() == ["redis_ha.components.library", "redis_ha.components.library", "True", "[]"]
 
 
 def test_render_prod_from_a_directory_with_only_the_stack_files(installed: dict[str, Path]) -> None:
