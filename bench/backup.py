@@ -32,7 +32,7 @@ from harness import ROOT, build_images, table, write
 
 sys.path.insert(0, str(ROOT))
 
-from redis_ha import backups  # noqa: E402
+from redis_ha import backup_ops  # noqa: E402
 from tests.e2e import day2  # noqa: E402
 from tests.support import dataset  # noqa: E402
 from tests.verify.clients import MappedSentinel, _endpoint  # noqa: E402
@@ -86,7 +86,7 @@ def main() -> None:
                 result["keys"] = sum(admin(db).dbsize() for db in dataset.DATABASES)
 
                 started = time.monotonic()
-                taken = json.loads(backups.take(outputs.deployment).splitlines()[0])
+                taken = json.loads(backup_ops.take(outputs.deployment).splitlines()[0])
                 backup_seconds = time.monotonic() - started
                 part = outputs.deployment["backup"]["name"].removesuffix("-backup")
                 directory = f"/backups/{part}/{taken['id']}"
@@ -101,7 +101,7 @@ def main() -> None:
                 _worker(stack, "rm", "-f", f"{directory}/copy.tmp")
 
                 started = time.monotonic()
-                restored = backups.restore(outputs.deployment, outputs.passwords["admin"], taken["id"])
+                restored = backup_ops.restore(outputs.deployment, outputs.passwords["admin"], taken["id"])
                 restore_seconds = time.monotonic() - started
                 assert sum(admin(db).dbsize() for db in dataset.DATABASES) == result["keys"]
                 result |= {

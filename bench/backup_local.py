@@ -25,13 +25,13 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 from redis_ha.components import security  # noqa: E402
-from redis_ha.components.settings import load_settings  # noqa: E402
+from redis_ha.components.settings_load import load_settings  # noqa: E402
 
 from redis_ha.backup.config import config_from_dict  # noqa: E402
 from redis_ha.backup.engine import take_backup  # noqa: E402
 from redis_ha.backup.restore import restore  # noqa: E402
-from tests.unit.backup_helpers import backup_deployment, sentinel_config, wait_replicated  # noqa: E402
-from tests.unit.conftest import LIVE_CONFIG, make_password  # noqa: E402
+from tests.support.backup_live import backup_deployment, sentinel_config, wait_replicated  # noqa: E402
+from tests.support.live import LIVE_CONFIG, make_password  # noqa: E402
 
 
 def fill(client: redis.Redis, keys: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import docker
 from harness import build_images, nodes, summary, table, write
 
-from tests.e2e.conftest import deploy
+from tests.support.e2e_stack import deploy
 from tests.verify.access import Outputs
 from tests.verify.topology_state import wait_healthy
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
-from tests.e2e.conftest import Deployment, deploy  # noqa: E402
+from tests.support.e2e_stack import Deployment, deploy  # noqa: E402
 from tests.verify.access import Node, Outputs  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -49,7 +49,7 @@ from tests.k8s.deployment import (  # noqa: E402
     uid_of,
     wait_replaced,
 )
-from tests.k8s.test_node import ready_nodes  # noqa: E402
+from tests.support.k8s_cluster import ready_nodes  # noqa: E402
 from tests.verify.drill import Drill  # noqa: E402
 
 

@@ -6,28 +6,42 @@ host ports) and describes both in one `redisHa` output."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
 from redis_ha.components import backup_plan, outputs, plan, scrape, security
+from redis_ha.components.backend import DEFAULT_PLACEMENT, Backend, Placement
 from redis_ha.components.credentials import Credentials, CredentialsArgs
+from redis_ha.components.docker import deployment as docker_deployment
+from redis_ha.components.docker import layout as docker_layout
+from redis_ha.components.kubernetes import deployment as kubernetes_deployment
+from redis_ha.components.kubernetes import layout as kubernetes_layout
 from redis_ha.components.outputs import combine_deployments
-from redis_ha.components.settings import S3_SECRET_KEYS, Settings, load_settings
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_backup import S3_SECRET_KEYS
+from redis_ha.components.settings_load import load_settings
+from redis_ha.components.topology import Naming
 
 # Config keys whose values are structured (YAML lists/objects), read with get_object.
 OBJECT_KEYS = ("roles", "save")
 
 
-def backend_layout(settings: Settings) -> tuple[plan.Layout, Any]:
-    """The backend's layout and naming (pure modules: no provider is imported)."""
-    layout = importlib.import_module(f"redis_ha.components.{settings.backend}.layout")
-    naming = layout.DockerNaming if settings.backend == "docker" else layout.KubernetesNaming
-    return layout.LAYOUT, naming(settings)
+# backend name -> its deployment module (a Backend) and its layout and naming.
+BACKENDS: Mapping[str, Backend] = {"docker": docker_deployment, "kubernetes": kubernetes_deployment}
+LAYOUTS: Mapping[str, tuple[plan.Layout, Callable[[Settings], Naming]]] = {
+    "docker": (docker_layout.LAYOUT, docker_layout.DockerNaming),
+    "kubernetes": (kubernetes_layout.LAYOUT, kubernetes_layout.KubernetesNaming),
+}
 
 
-def naming_for(settings: Settings) -> Any:
+def backend_layout(settings: Settings) -> tuple[plan.Layout, Naming]:
+    """The backend's layout and naming."""
+    layout, naming = LAYOUTS[settings.backend]
+    return layout, naming(settings)
+
+
+def naming_for(settings: Settings) -> Naming:
     return backend_layout(settings)[1]
 
 
@@ -56,10 +70,12 @@ def deploy_settings(
     configured_passwords: Mapping[str, pulumi.Output[str]],
     previous_passwords: Mapping[str, pulumi.Output[str]] | None = None,
     s3_keys: Mapping[str, pulumi.Output[str]] | None = None,
+    placement: Placement = DEFAULT_PLACEMENT,
 ) -> dict[str, pulumi.Output[Any]]:
     """`previous_passwords`: user -> old configured password while its rotation is in
     phase 1 (docs/redis-notes.md#rotating-passwords); `s3_keys`: the configured S3 key
-    pair (config key -> secret), for backupTarget s3."""
+    pair (config key -> secret), for backupTarget s3; `placement`: where a program of
+    its own puts the components (components/library.py), the stack's default else."""
     deployment_plan = build_plan(settings)
     credentials = Credentials(
         f"{settings.name}-credentials",
@@ -70,8 +86,8 @@ def deploy_settings(
             generation=settings.password_generation,
             previous_generation=settings.previous_password_generation,
         ),
+        placement.opts,
     )
-    backend = importlib.import_module(f"redis_ha.components.{settings.backend}.deployment")
     # The backends render every secret file from one mapping: the users' passwords (and
     # the previous ones while a rotation is in phase 1) and, for the backup worker, the
     # S3 key pair.
@@ -79,7 +95,7 @@ def deploy_settings(
     for key, name in zip(S3_SECRET_KEYS, (backup_plan.S3_ACCESS_KEY_ID, backup_plan.S3_SECRET_ACCESS_KEY), strict=True):
         if s3_keys and key in s3_keys:
             secrets[name] = pulumi.Output.secret(s3_keys[key])
-    descriptions = backend.deploy(settings, deployment_plan.parts, secrets)
+    descriptions = BACKENDS[settings.backend].deploy(settings, deployment_plan.parts, secrets, placement)
     deployment = descriptions[0]
     if len(descriptions) == 2:
         deployment = pulumi.Output.all(*descriptions).apply(lambda parts: combine_deployments(parts[0], parts[1]))

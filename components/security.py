@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis_ha.components.settings import AppRole, Settings
+from redis_ha.components.settings_roles import APP_ROLE_DENIALS
 
 
 @dataclass(frozen=True)
@@ -216,35 +217,6 @@ SYSTEM_ALLOWLISTS: Mapping[str, Mapping[str, tuple[str, ...] | None]] = {
         "backup": BACKUP_CLUSTER_COMMANDS,
     },
 }
-
-
-# Server-wide commands outside @dangerous: one application must not be able to flush
-# or replace the Lua functions and scripts of another.
-_SERVER_WIDE_WRITES = (
-    "-function|flush",
-    "-function|delete",
-    "-function|load",
-    "-function|restore",
-    "-script|flush",
-)
-
-# What every application role loses after all it grants, whatever its commands say
-# (components/settings_roles.py refuses role grants these would take away again).
-# `~prefix:*` does not limit commands that take no key, hence -@dangerous (FLUSHALL,
-# KEYS, CONFIG, DEBUG, CLIENT KILL/PAUSE/LIST, ...), the function/script flushes and
-# SCRIPT DEBUG (its SYNC mode blocks the whole server while a script is debugged). Key
-# patterns do not filter what a command reports about other keys either: RANDOMKEY names
-# a random key of the whole keyspace, CLUSTER GETKEYSINSLOT lists a slot's keys, and
-# CLIENT TRACKING ON BCAST sends the name of every key anyone modifies
-# (`session:<token>` to the cache user): docs/redis-notes.md#key-listing-commands.
-APP_ROLE_DENIALS = (
-    "-@dangerous",
-    *_SERVER_WIDE_WRITES,
-    "-script|debug",
-    "-randomkey",
-    "-cluster|getkeysinslot",
-    "-client|tracking",
-)
 
 
 def app_role_rules(role: AppRole) -> str:

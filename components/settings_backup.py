@@ -5,7 +5,7 @@ Docker named volume or a Kubernetes PersistentVolumeClaim that the stack mounts 
 does not own, so that they outlive `pulumi destroy` and a fresh stack can restore from
 them. `s3` puts them into an S3-compatible bucket; its access key pair is two Pulumi
 secrets (`backupS3AccessKeyId`, `backupS3SecretAccessKey`), never part of Settings.
-Read by components/settings.py; the cross-field rules are `check_backup`.
+Read by components/settings_load.py; the cross-field rules are `check_backup`.
 """
 
 from __future__ import annotations

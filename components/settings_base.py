@@ -1,7 +1,7 @@
 """What every settings module shares: the config namespace, the error and its redaction.
 
-A module of its own so that components/settings_roles.py can raise the same error as
-components/settings.py without importing it (settings.py imports settings_roles).
+A module of its own, imported by every settings module but settings.py (the dataclass,
+which imports nothing of the package).
 """
 
 from __future__ import annotations

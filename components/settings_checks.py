@@ -9,13 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis_ha.components import engines
-from redis_ha.components.settings import (
-    MIB,
-    Settings,
-    SettingsError,
-    _with_headroom,
-)
+from redis_ha.components.settings import MIB, Settings, with_headroom
 from redis_ha.components.settings_backup import check_backup
+from redis_ha.components.settings_base import SettingsError
 from redis_ha.components.settings_fence import check_fence
 
 
@@ -67,7 +63,7 @@ def _largest_maxmemory(limit: int) -> int:
     lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _with_headroom(mid) <= limit:
+        if with_headroom(mid) <= limit:
             lo = mid
         else:
             hi = mid - 1

@@ -1,23 +1,20 @@
 """The users of a deployment: the toolkit's own, the application roles and the config
 keys of their passwords.
 
-`redis-ha:roles` is read here: every role is checked for what its ACL line can hold and
-for grants that the denials components/security.py appends to every application role
-would silently take away again. Plain Python; components/settings.py re-exports the
-public names.
+`redis-ha:roles` is read here (AppRole itself is in components/settings.py): every role
+is checked for what its ACL line can hold and for grants that the denials every
+application role gets (APP_ROLE_DENIALS, appended by components/security.py) would
+silently take away again. Plain Python.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from redis_ha.components.settings import AppRole, Settings
 from redis_ha.components.settings_base import REDACTED, SettingsError, read_bool
-
-if TYPE_CHECKING:
-    from redis_ha.components.settings import Settings
 
 # Users the toolkit owns; application roles may not take these names.
 RESERVED_USERS = (
@@ -167,89 +164,33 @@ def check_rotation(settings: Settings, passwords: Mapping[str, str], previous: M
     return dict(previous)
 
 
-@dataclass(frozen=True)
-class AppRole:
-    """An application user: what keys, channels and commands it may touch."""
+# Server-wide commands outside @dangerous: one application must not be able to flush
+# or replace the Lua functions and scripts of another.
+_SERVER_WIDE_WRITES = (
+    "-function|flush",
+    "-function|delete",
+    "-function|load",
+    "-function|restore",
+    "-script|flush",
+)
 
-    name: str
-    keys: tuple[str, ...]
-    channels: tuple[str, ...]
-    commands: tuple[str, ...]
-    # A role that stores queues (a Celery broker) loses tasks under eviction.
-    broker: bool = False
-    description: str = ""
-    # SCAN walks the whole keyspace whatever the key patterns: only a role that says it
-    # needs SCAN gets it (components/security.py app_role_rules,
-    # docs/redis-notes.md#key-listing-commands).
-    scan: bool = False
-
-
-# Each default role reproduces one use case of the seed design; the key and channel
-# names are the ones those clients really use (docs/redis-notes.md#roles-match-what-clients-use).
-_APP_COMMANDS = ("+@connection", "+@read", "+@write", "+@keyspace", "+@transaction")
-DEFAULT_ROLES: tuple[AppRole, ...] = (
-    AppRole(
-        name="cache",
-        keys=("cache:*", "filing:*", "company:*", "lock:*"),
-        channels=(),
-        commands=(*_APP_COMMANDS, "+@scripting"),
-        description="cache-aside entries, invalidation by SCAN, stampede locks",
-        scan=True,
-    ),
-    AppRole(
-        name="sessions",
-        keys=("session:*",),
-        channels=(),
-        commands=_APP_COMMANDS,
-        description="session tokens with a TTL",
-    ),
-    AppRole(
-        name="ratelimit",
-        keys=("ratelimit:*",),
-        channels=(),
-        commands=(*_APP_COMMANDS, "+@scripting"),
-        description="sliding-window rate limiter run as a Lua script",
-    ),
-    # Measured with a real worker and producer (tests/verify/test_app_celery.py, kombu
-    # 5.7): every queue is also BRPOPed as "<queue>\x06\x16<priority>", hence `celery*`
-    # and `*.celery.pidbox*` (the worker's mailbox "<node>.celery.pidbox" and the reply
-    # queues); kombu 5.7 keeps `_kombu.binding_deadlines` / `_kombu.binding_permanent.*`
-    # next to `_kombu.binding.*` and its binding scripts call TIME. Fanout channels are
-    # "/<db>.<exchange>[/<routing key>]" and the ACL compares PSUBSCRIBE patterns
-    # literally, so the patterns kombu subscribes (database 0) are listed as it sends them.
-    AppRole(
-        name="celery",
-        keys=(
-            "celery*",
-            "_kombu.binding*",
-            "unacked",
-            "unacked_index",
-            "unacked_mutex",
-            "celery-task-meta-*",
-            "*.celery.pidbox*",
-            "high_priority*",
-            "medium_priority*",
-            "low_priority*",
-        ),
-        channels=("/0.celery.pidbox", "/0.celeryev/*", "/0.celeryev/worker.*", "celery-task-meta-*"),
-        commands=(*_APP_COMMANDS, "+@scripting", "+@pubsub", "+@list", "+@blocking", "+time"),
-        broker=True,
-        description="Celery broker (kombu) and result backend",
-    ),
-    AppRole(
-        name="pubsub",
-        keys=(),
-        channels=("filing:*",),
-        commands=("+@connection", "+@pubsub"),
-        description="real-time notifications on filing:* channels",
-    ),
-    AppRole(
-        name="analytics",
-        keys=("user:*", "recent:*", "processed:*", "rankings:*", "unique:*"),
-        channels=(),
-        commands=_APP_COMMANDS,
-        description="hashes, lists, sets, sorted sets and HyperLogLogs of the seed",
-    ),
+# What every application role loses after all it grants, whatever its commands say
+# (refused_grant below refuses role grants these would take away again; components/security.py
+# appends them to every application role).
+# `~prefix:*` does not limit commands that take no key, hence -@dangerous (FLUSHALL,
+# KEYS, CONFIG, DEBUG, CLIENT KILL/PAUSE/LIST, ...), the function/script flushes and
+# SCRIPT DEBUG (its SYNC mode blocks the whole server while a script is debugged). Key
+# patterns do not filter what a command reports about other keys either: RANDOMKEY names
+# a random key of the whole keyspace, CLUSTER GETKEYSINSLOT lists a slot's keys, and
+# CLIENT TRACKING ON BCAST sends the name of every key anyone modifies
+# (`session:<token>` to the cache user): docs/redis-notes.md#key-listing-commands.
+APP_ROLE_DENIALS = (
+    "-@dangerous",
+    *_SERVER_WIDE_WRITES,
+    "-script|debug",
+    "-randomkey",
+    "-cluster|getkeysinslot",
+    "-client|tracking",
 )
 
 
@@ -303,9 +244,6 @@ def denied_by(denials: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
 
 def app_role_denials() -> tuple[str, ...]:
     """The rules components/security.py appends to every application role's own."""
-    # At call time: security.py imports components.settings, which imports this module.
-    from redis_ha.components.security import APP_ROLE_DENIALS
-
     return APP_ROLE_DENIALS
 
 

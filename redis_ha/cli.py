@@ -220,9 +220,9 @@ def _switchover(args: argparse.Namespace) -> int:
 
 
 def _backups(args: argparse.Namespace) -> int:
-    from redis_ha import backups
+    from redis_ha import backup_ops
 
-    return backups.main(_stack_outputs(args), args.command, args.part, getattr(args, "backup_id", None))
+    return backup_ops.main(_stack_outputs(args), args.command, args.part, getattr(args, "backup_id", None))
 
 
 # --- render ------------------------------------------------------------------------
@@ -251,7 +251,9 @@ def review_config(stack: str, project_dir: str | os.PathLike[str] | None = None)
 def _password_owners(config: Mapping[str, Any]) -> dict[str, str]:
     """Password config key -> user for this config's roles (the toolkit's users when the
     roles do not load: the program reports that error itself)."""
-    from redis_ha.components.settings import SettingsError, load_settings, password_keys
+    from redis_ha.components.settings_base import SettingsError
+    from redis_ha.components.settings_load import load_settings
+    from redis_ha.components.settings_roles import password_keys
 
     try:
         settings = load_settings({k: v for k, v in config.items() if not k.endswith("Password")})

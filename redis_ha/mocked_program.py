@@ -21,7 +21,7 @@ import json
 import os
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class Registered:
     urn: str
     parent: str
     dependencies: list[str]
+    provider: str  # the provider reference (urn::id), "" for the default provider
     inputs: dict[str, Any]  # plain values (secrets unwrapped)
     wire: dict[str, Any]  # the serialized inputs, secrets still wrapped
 
@@ -107,6 +108,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     parent=request.parent,
                     dependencies=list(request.dependencies),
+                    provider=request.provider,
                     inputs=_unwrap(wire),
                     wire=wire,
                 )
@@ -150,9 +152,15 @@ def use_mocks(stack: str = "dev") -> ProgramRun:
     return run
 
 
-def run_program(config: Mapping[str, Any], stack: str = "dev", run: ProgramRun | None = None) -> ProgramRun:
-    """Run the program (redis_ha.stack.run) with `config` (keys without namespace) as
-    the stack config.
+def run_program(
+    config: Mapping[str, Any],
+    stack: str = "dev",
+    run: ProgramRun | None = None,
+    program: Callable[[], None] | None = None,
+) -> ProgramRun:
+    """Run the program (redis_ha.stack.run, or `program`: another program's body, such
+    as an example's __main__.py) with `config` (keys without namespace) as the stack
+    config.
 
     Pass `run` to keep what was recorded when the program raises."""
     run = run if run is not None else ProgramRun()
@@ -163,8 +171,8 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", run: ProgramRun |
     runtime_config.set_all_config(values, [k for k in values if k.endswith("Password")])
 
     @pulumi.runtime.test
-    def program() -> pulumi.Output[Any]:
-        program_stack.run()
+    def body() -> pulumi.Output[Any]:
+        (program or program_stack.run)()
         stack_outputs = pulumi_settings.get_root_resource().outputs  # type: ignore[union-attr]
 
         def collect(name: str, output: Any) -> pulumi.Output[Any]:
@@ -183,5 +191,5 @@ def run_program(config: Mapping[str, Any], stack: str = "dev", run: ProgramRun |
 
         return pulumi.Output.all(*(collect(n, o) for n, o in stack_outputs.items()))
 
-    program()
+    body()
     return run

@@ -9,8 +9,10 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from redis_ha.components.program import OBJECT_KEYS, deploy
-from redis_ha.components.settings import NAMESPACE, S3_SECRET_KEYS, SettingsError, is_password_key, load_settings
-from redis_ha.components.settings_roles import check_all_passwords
+from redis_ha.components.settings_backup import S3_SECRET_KEYS
+from redis_ha.components.settings_base import NAMESPACE, SettingsError
+from redis_ha.components.settings_load import load_settings
+from redis_ha.components.settings_roles import check_all_passwords, is_password_key
 
 
 def configured_keys() -> list[str]:

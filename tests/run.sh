@@ -54,7 +54,7 @@ start_dockerd
 log "lint"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-"$VENV/bin/mypy" components redis_ha __main__.py
+VENV="$VENV" bash tests/typecheck.sh  # mypy and lint-imports, on the installed layout
 # The node scripts: POSIX sh as dash and busybox ash run them (docs/node-scripts.md).
 shellcheck -s sh -x components/node/*.sh
 

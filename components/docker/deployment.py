@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 from redis_ha.components import backup_plan
+from redis_ha.components.backend import DEFAULT_PLACEMENT, Descriptions, PartArgs, Passwords, Placement, digest
 from redis_ha.components.backup_plan import Backup
 from redis_ha.components.credentials import with_passwords
 from redis_ha.components.docker.layout import (
@@ -63,7 +63,6 @@ from redis_ha.components.docker.layout import (
 from redis_ha.components.docker.secrets import (
     SECRETS_VERSION_LABEL,
     check_writer,
-    digest,
     versioned,
     writer_inputs,
     writer_name,
@@ -72,14 +71,6 @@ from redis_ha.components.plan import Exporter, Group, OneShot, Part
 from redis_ha.components.security import without_secrets
 from redis_ha.components.settings import Settings
 from redis_ha.components.topology import CLUSTER, Node
-
-
-@dataclass(frozen=True)
-class PartArgs:
-    settings: Settings
-    part: Part
-    # user -> secret password (from components.credentials)
-    passwords: Mapping[str, pulumi.Output[str]]
 
 
 class _DockerPart(pulumi.ComponentResource):
@@ -190,7 +181,11 @@ class _DockerPart(pulumi.ComponentResource):
             depends_on,
             extra_labels,
             hostname=node.name,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name, aliases=[node.hostname])],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=network, aliases=[node.hostname])
+                for network in (self._network.name, self._args.network)
+                if network is not None
+            ],
             ports=ports,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=health, interval="2s", timeout="2s", retries=15, start_period="2s"
@@ -421,10 +416,13 @@ class RedisCluster(_DockerPart):
     TYPE = "redis-ha:docker:RedisCluster"
 
 
-def deploy(settings: Settings, parts: tuple[Part, ...], passwords: Mapping[str, pulumi.Output[str]]) -> list[Any]:
+def deploy(
+    settings: Settings, parts: tuple[Part, ...], passwords: Passwords, placement: Placement = DEFAULT_PLACEMENT
+) -> Descriptions:
     """One component per part; returns their deployment descriptions."""
     components: list[_DockerPart] = []
     for part in parts:
         component = RedisHA if part.kind == "sentinel" else RedisCluster
-        components.append(component(part.name, PartArgs(settings, part, passwords)))
+        args = PartArgs(settings, part, passwords, network=placement.network)
+        components.append(component(part.name, args, placement.opts))
     return [c.deployment for c in components]

@@ -20,13 +20,12 @@ upload did before.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 from redis_ha.components import node_files
+from redis_ha.components.backend import digest
 from redis_ha.components.docker.layout import (
     SECRET_FILE_MODE,
     VERSION_FILE,
@@ -43,10 +42,6 @@ APPLY_WAIT_SECONDS = 120
 WRITER_USER = "0:0"
 WRITER_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
 SECRETS_VERSION_LABEL = "redis-ha.secrets-version"
-
-
-def digest(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def writer_name(consumer: str) -> str:

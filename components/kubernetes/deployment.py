@@ -11,14 +11,13 @@ a Job; TLS material and monitoring resources when set.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from redis_ha.components.backend import DEFAULT_PLACEMENT, Descriptions, PartArgs, Passwords, Placement, digest
 from redis_ha.components.credentials import with_passwords
 from redis_ha.components.kubernetes import monitoring, network, pods, workloads
 from redis_ha.components.kubernetes.backup import deploy_backup
@@ -40,31 +39,12 @@ from redis_ha.components.settings import Settings
 from redis_ha.components.topology import Node
 
 
-def digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
 def job_name(part: Part) -> str:
     """The one-shot step's name carries a digest of its files, whose node.env lists the
     desired nodes: a scale-out makes a new Job, an unchanged stack leaves the finished one alone.
     At most 40 + 16 + 7 = 63 characters: the Job's name is also a label value."""
     assert part.job is not None
     return f"{part.name}-create-{digest(dict(part.job.files))[:7]}"
-
-
-@dataclass(frozen=True)
-class PartArgs:
-    settings: Settings
-    part: Part
-    # user -> secret password (from components.credentials)
-    passwords: Mapping[str, pulumi.Output[str]]
-    # the namespace a part deployed before this one created; None creates it
-    namespace: pulumi.Input[str] | None = None
-    # deploy the alert rules and the dashboard with this part (once per stack)
-    monitoring_files: bool = True
-    # make the applications' Secret of every role (once per stack: the Sentinel group's
-    # when there is one, else the cluster's)
-    role_secrets: bool = True
 
 
 class _KubernetesPart(pulumi.ComponentResource):
@@ -314,16 +294,19 @@ class RedisCluster(_KubernetesPart):
     TYPE = "redis-ha:kubernetes:RedisCluster"
 
 
-def deploy(settings: Settings, parts: tuple[Part, ...], passwords: Mapping[str, pulumi.Output[str]]) -> list[Any]:
-    """One component per part, all in the namespace the first one creates."""
+def deploy(
+    settings: Settings, parts: tuple[Part, ...], passwords: Passwords, placement: Placement = DEFAULT_PLACEMENT
+) -> Descriptions:
+    """One component per part, all in the placement's namespace, else in the one the
+    first part creates."""
     components: list[_KubernetesPart] = []
     for part in parts:
         component = RedisHA if part.kind == "sentinel" else RedisCluster
-        namespace = components[0].namespace if components else None
+        namespace = components[0].namespace if components else placement.namespace
         args = PartArgs(
             settings, part, passwords, namespace, monitoring_files=not components, role_secrets=part is parts[0]
         )
-        components.append(component(part.name, args))
+        components.append(component(part.name, args, placement.opts))
     return [c.deployment for c in components]
 
 

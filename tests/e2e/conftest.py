@@ -1,106 +1,16 @@
-"""Deploy the dev stack on the real Docker engine for the e2e tests, and always
-remove it afterwards.
-
-The real program runs under Pulumi's mocks with the dev stack's config (locally built
-test images substituted, a unique name, free host ports); the Docker resources it
-registers are created by tests/support/applier.py.
-"""
+"""Fixtures of the e2e tests: the Docker client, the test images and the dev stack,
+deployed by tests/support/e2e_stack.py and always removed afterwards."""
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-import socket
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import docker
 import pytest
 
-from tests.support.applier import Applied, DockerApplier
-from tests.support.program import ProgramRun, run_program, stack_config
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_IMAGE = "redis-ha-test/redis:7.0"
-EXPORTER_IMAGE = "redis-ha-test/redis-exporter:1.45"
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _free_port_range(count: int, avoid: set[int]) -> int:
-    """The first port of `count` consecutive ports free on 127.0.0.1, between the
-    toolkit's default host ports (16379-19121) and the kernel's ephemeral range: a
-    published port freed while a drill has its container stopped must not become the
-    source port of a client connection or another stack's port meanwhile, or the
-    container cannot start again ("bind: address already in use")."""
-    top = _ephemeral_low() - count
-    top = top if top > 21000 else 65535 - count  # an unusual ephemeral range: no safe band
-    for _ in range(200):
-        start = 20000 + secrets.randbelow(top - 20000)
-        ports = range(start, start + count)
-        if start + count > 65535 or avoid.intersection(ports):
-            continue
-        try:
-            for port in ports:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        avoid.update(ports)
-        return start
-    raise RuntimeError("no free port range on 127.0.0.1")
-
-
-@dataclass
-class Deployment:
-    run: ProgramRun
-    applied: Applied
-    applier: DockerApplier
-    outputs_path: Path
-    name: str
-
-    @property
-    def outputs(self) -> dict:
-        return json.loads(self.outputs_path.read_text())
-
-
-def e2e_config(name: str, **overrides: object) -> dict:
-    config = stack_config("dev")
-    used: set[int] = set()
-    config.update(
-        name=name,
-        masterName=f"{name}-master",
-        redisImage=REDIS_IMAGE,
-        exporterImage=EXPORTER_IMAGE,
-        engine="redis",
-        engineVersion="7.0",  # the Debian redis in the test image
-        redisHostPort=_free_port_range(3, used),
-        sentinelHostPort=_free_port_range(3, used),
-        # The Sentinel group's exporters: its Redis nodes' and its Sentinels'.
-        exporterHostPort=_free_port_range(2, used),
-    )
-    if overrides.get("topology") in ("cluster", "both"):
-        # Room for a scale-out by one shard; the cluster's exporter next to the Sentinel
-        # group's two with both.
-        shards = int(str(overrides.get("clusterShards", 3))) + 1
-        per_shard = 1 + int(str(overrides.get("clusterReplicasPerShard", 1)))
-        config["clusterHostPort"] = _free_port_range(shards * per_shard, used)
-        config["exporterHostPort"] = _free_port_range(3 if overrides["topology"] == "both" else 1, used)
-    if overrides.get("backupTarget", "none") != "none":
-        # Each backup worker's metrics follow the exporters in their range.
-        exporters = {"cluster": 1, "both": 3}.get(str(overrides.get("topology")), 2)
-        workers = 2 if overrides.get("topology") == "both" else 1
-        config["exporterHostPort"] = _free_port_range(exporters + workers, used)
-    config.update(overrides)
-    return config
+from tests.support.e2e_stack import ROOT, Deployment, deploy
 
 
 @pytest.fixture(scope="session")
@@ -113,20 +23,6 @@ def docker_client() -> docker.DockerClient:
 @pytest.fixture(scope="session")
 def test_images(docker_client: docker.DockerClient) -> None:
     subprocess.run(["bash", str(ROOT / "tests/images/build.sh")], check=True)
-
-
-def deploy(name: str, tmp: Path, docker_client: docker.DockerClient, **overrides: object) -> Deployment:
-    run = run_program(e2e_config(name, **overrides), stack="dev")
-    applier = DockerApplier(docker_client)
-    deployment = Deployment(run, Applied(), applier, tmp / f"{name}-outputs.json", name)
-    try:
-        applier.apply(run, deployment.applied)
-    except BaseException:
-        applier.destroy(deployment.applied)
-        raise
-    deployment.outputs_path.write_text(json.dumps(run.outputs))
-    os.chmod(deployment.outputs_path, 0o600)
-    return deployment
 
 
 @pytest.fixture(scope="session")

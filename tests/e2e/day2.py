@@ -24,8 +24,8 @@ from typing import Any
 import docker
 
 from redis_ha import switchover
-from tests.e2e.conftest import e2e_config
 from tests.support.applier import Applied, DockerApplier
+from tests.support.e2e_stack import e2e_config
 from tests.support.program import ProgramRun, run_program
 from tests.support.updates import run_update
 from tests.verify.access import Node, Outputs

@@ -28,11 +28,13 @@ import docker
 import pytest
 import redis
 
-from redis_ha import backups
+from redis_ha import backup_ops
 from tests.e2e.day2 import Stack, deployed
 from tests.support import dataset
+from tests.support.e2e_nodes import admin as _admin
+from tests.support.e2e_nodes import master_spec as _master_spec
 from tests.verify.access import Outputs
-from tests.verify.clients import MappedSentinel, _endpoint
+from tests.verify.clients import MappedSentinel
 from tests.verify.cluster_access import cluster_client, forget_node_ids, wait_healthy_cluster
 from tests.verify.topology_state import sentinel_master
 
@@ -50,19 +52,6 @@ def backups_volume(client: docker.DockerClient, name: str) -> Iterator[str]:
     finally:
         with suppress(docker.errors.NotFound):
             client.volumes.get(volume).remove(force=True)
-
-
-def _admin(outputs: Outputs, spec: dict[str, Any], db: int) -> redis.Redis:
-    endpoint = _endpoint(spec)
-    assert endpoint is not None, spec["name"]
-    return redis.Redis(*endpoint, db=db, username="admin", password=outputs.passwords["admin"], socket_timeout=10)
-
-
-def _master_spec(stack: Stack) -> dict[str, Any]:
-    outputs = stack.outputs
-    sentinel = MappedSentinel(outputs)
-    host, port = sentinel.discover_master(outputs.deployment["masterName"])
-    return next(s for s in outputs.nodes("redis") if _endpoint(s) == (host, port))
 
 
 def _on(outputs: Outputs, spec: dict[str, Any]) -> Callable[[int], redis.Redis]:
@@ -139,7 +128,7 @@ def test_backup_destroy_redeploy_restore(docker_client: docker.DockerClient, tmp
             expected = dataset.snapshot(_on(outputs, master))
             assert len(expected) > 400
 
-            backup_id = _taken_id(backups.take(outputs.deployment))
+            backup_id = _taken_id(backup_ops.take(outputs.deployment))
             manifest = json.loads(_worker_exec(first, "cat", f"/backups/{name}/{backup_id}/manifest.json"))
             # Taken from a replica, never the master.
             sources = [f.get("source", {}) for f in manifest["files"]]
@@ -155,10 +144,10 @@ def test_backup_destroy_redeploy_restore(docker_client: docker.DockerClient, tmp
         with deployed(docker_client, tmp_path, name=name, **config) as second:
             second.healthy()
             outputs = second.outputs
-            assert backup_id in backups.listing(outputs.deployment)
+            assert backup_id in backup_ops.listing(outputs.deployment)
             master = _master_spec(second)
             assert dataset.snapshot(_on(outputs, master)) == {}
-            backups.restore(outputs.deployment, outputs.passwords["admin"], backup_id)
+            backup_ops.restore(outputs.deployment, outputs.passwords["admin"], backup_id)
             _every_node_matches(second, expected)
             second.healthy()
 
@@ -166,7 +155,7 @@ def test_backup_destroy_redeploy_restore(docker_client: docker.DockerClient, tmp
             epochs = _sentinel_epochs(second)
             master_before = {s.name: sentinel_master(s, outputs) for s in second.nodes("sentinel")}
             _admin(outputs, master, 0).execute_command("FLUSHALL")
-            backups.restore(outputs.deployment, outputs.passwords["admin"], backup_id)
+            backup_ops.restore(outputs.deployment, outputs.passwords["admin"], backup_id)
             _every_node_matches(second, expected)
             assert {s.name: sentinel_master(s, outputs) for s in second.nodes("sentinel")} == master_before
             assert _sentinel_epochs(second) == epochs
@@ -177,8 +166,8 @@ def test_backup_destroy_redeploy_restore(docker_client: docker.DockerClient, tmp
             rdb = next(f["name"] for f in manifest["files"])
             path = f"/backups/{name}/{backup_id}/{rdb}"
             _worker_exec(second, "sh", "-c", f"printf Z | dd of={path} bs=1 seek=4096 conv=notrunc 2>/dev/null")
-            with pytest.raises(backups.BackupError, match="sha256|checksum"):
-                backups.restore(outputs.deployment, outputs.passwords["admin"], backup_id)
+            with pytest.raises(backup_ops.BackupError, match="sha256|checksum"):
+                backup_ops.restore(outputs.deployment, outputs.passwords["admin"], backup_id)
             assert _admin(outputs, master, 0).get("after-restore") == b"kept"
 
 
@@ -326,7 +315,7 @@ def test_cluster_backup_to_s3_and_restore_into_a_new_cluster(
             # worker refuses it): wait until every replica is in sync.
             _replicas_in_sync(outputs)
             expected = dataset.snapshot(lambda db: client, databases=(0,))
-            taken = json.loads(backups.take(outputs.deployment).splitlines()[0])
+            taken = json.loads(backup_ops.take(outputs.deployment).splitlines()[0])
             s3["target"].prefix = f"{name}/{name}-cluster"
             stored = s3["target"].keys()
             keys = [k for k in stored if f"/{taken['id']}/" in k]
@@ -341,6 +330,6 @@ def test_cluster_backup_to_s3_and_restore_into_a_new_cluster(
             wait_healthy_cluster(outputs, second.nodes("cluster"))
             empty = cluster_client(outputs, decode_responses=False, socket_timeout=10.0)
             assert dataset.snapshot(lambda db: empty, databases=(0,)) == {}
-            assert taken["id"] in backups.listing(outputs.deployment)
-            backups.restore(outputs.deployment, outputs.passwords["admin"], taken["id"])
+            assert taken["id"] in backup_ops.listing(outputs.deployment)
+            backup_ops.restore(outputs.deployment, outputs.passwords["admin"], taken["id"])
             _cluster_check(second, expected)

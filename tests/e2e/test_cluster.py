@@ -20,10 +20,9 @@ import docker
 import pytest
 from redis_ha.components.outputs import stack_passwords
 
-from tests.e2e.conftest import e2e_config
 from tests.e2e.day2 import Stack
-from tests.e2e.test_dev_stack import verify
 from tests.support.applier import DockerApplier
+from tests.support.e2e_stack import e2e_config, verify
 from tests.support.program import run_program
 from tests.support.updates import run_update
 from tests.verify.cluster_access import cluster_client, healthy_cluster, nodes_view, wait_healthy_cluster

@@ -23,8 +23,8 @@ import docker
 import pytest
 
 from tests.e2e import day2
-from tests.e2e.conftest import ROOT
 from tests.e2e.day2 import Stack
+from tests.support.e2e_stack import ROOT
 
 # The planned switchover's write gap (issue: ~10 s before the zero-loss hand-over).
 MAX_SWITCHOVER_GAP = 2.0

@@ -5,26 +5,14 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 import tarfile
 
 import docker
 import pytest
 from redis_ha.components.outputs import stack_passwords
 
-from tests.e2e.conftest import ROOT, Deployment, deploy
+from tests.support.e2e_stack import Deployment, deploy, verify
 from tests.verify.access import Node, Outputs, eventually
-
-
-def verify(outputs_path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Run the suite exactly as users do: the redis-ha-verify entry point."""
-    return subprocess.run(
-        [sys.executable, "-m", "tests.verify.cli", "--outputs", str(outputs_path), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_verification_suite_passes_on_the_dev_stack(dev_deployment: Deployment) -> None:

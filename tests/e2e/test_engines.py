@@ -30,9 +30,10 @@ from redis_ha.components import engines
 
 from redis_ha.backup import rdb
 from tests.e2e.day2 import Stack, deployed
-from tests.e2e.test_backup import _admin, _master_spec
-from tests.e2e.test_dev_stack import verify
 from tests.support import dataset
+from tests.support.e2e_nodes import admin as _admin
+from tests.support.e2e_nodes import master_spec as _master_spec
+from tests.support.e2e_stack import verify
 from tests.support.engine_images import EngineImage, build, selected_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("test_images")]

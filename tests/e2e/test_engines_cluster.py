@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from tests.e2e.day2 import Stack, deployed
-from tests.e2e.test_dev_stack import verify
+from tests.support.e2e_stack import verify
 from tests.support.engine_images import EngineImage, build, selected_images
 from tests.verify.cluster_access import wait_healthy_cluster
 

@@ -40,8 +40,9 @@ import yaml
 from redis_ha.components.outputs import SCRAPE_CONFIG
 
 from tests.e2e import day2
-from tests.e2e.conftest import ROOT
 from tests.e2e.day2 import Stack
+from tests.support.e2e_stack import ROOT
+from tests.support.redis_servers import terminate
 from tests.verify import faults
 from tests.verify.cluster_access import wait_healthy_cluster
 from tests.verify.topology_state import wait_new_master
@@ -167,13 +168,8 @@ def running_prometheus(config: dict[str, Any]) -> Iterator[Prometheus]:
             time.sleep(0.2)
         yield prometheus
     finally:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        if process is not None:
+            terminate(process, grace=30)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 
 from tests.e2e import day2, partition
 from tests.e2e.day2 import Stack

@@ -36,7 +36,7 @@ import docker
 import pytest
 import redis
 from redis_ha.components import security
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 
 from tests.e2e import day2
 from tests.e2e.day2 import Stack

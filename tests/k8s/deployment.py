@@ -33,8 +33,15 @@ from typing import Any
 
 from tests.k8s import cluster_dns, volumes
 from tests.k8s.api import Api, ApiError, wait_for
-from tests.k8s.conftest import SCRIPTS, _env_file, kubectl_env
-from tests.k8s.test_server_side_apply import FIELD_MANAGER, create_restricted_namespace, delete_namespace, manifests_of
+from tests.support.k8s_cluster import (
+    FIELD_MANAGER,
+    SCRIPTS,
+    create_restricted_namespace,
+    delete_namespace,
+    env_file,
+    kubectl_env,
+    manifests_of,
+)
 from tests.support.program import run_program, stack_config
 from tests.verify.access import Node, Outputs
 
@@ -385,7 +392,7 @@ def _running(state: Path) -> Api | None:
     if not (state / "env").exists():
         return None
     try:
-        api = Api(_env_file(state)["K8S_API"], state)
+        api = Api(env_file(state)["K8S_API"], state)
     except (KeyError, OSError):
         return None
     return api if api.ready() else None

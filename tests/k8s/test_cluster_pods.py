@@ -29,7 +29,7 @@ import redis
 from tests.k8s.api import Api, ApiError, wait_for
 from tests.k8s.deployment import DeployError, Stack, deployed, statefulset_awaited, uid_of
 from tests.k8s.netpol import client_label, container_ports, pod_ips, probes
-from tests.k8s.test_node import require_node
+from tests.support.k8s_cluster import require_node
 from tests.verify.access import Node, Outputs
 from tests.verify.cluster_access import (
     SLOTS,

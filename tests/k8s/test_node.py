@@ -18,31 +18,12 @@ from typing import Any
 import pytest
 
 from tests.k8s.api import Api, wait_for
-from tests.k8s.conftest import NODE_STAGE_FAILURE
-from tests.k8s.test_server_side_apply import create_restricted_namespace, delete_namespace
+from tests.support.k8s_cluster import create_restricted_namespace, delete_namespace, require_node
 
 pytestmark = pytest.mark.k8s
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 POD_CIDR = ipaddress.ip_network("10.88.0.0/16")  # scripts/k8s/common.sh K8S_POD_CIDR
-
-
-def ready_nodes(api: Api) -> list[str]:
-    return [
-        n["metadata"]["name"]
-        for n in api.list("v1", "Node")
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))
-    ]
-
-
-def require_node(api: Api) -> None:
-    """Skip unless the cluster has a Ready node, saying why it has none: start.sh's line
-    when its node stage failed, or that it was not asked for."""
-    if ready_nodes(api):
-        return
-    if NODE_STAGE_FAILURE:
-        pytest.skip(f"no Ready node: {NODE_STAGE_FAILURE[0]}")
-    pytest.skip("no Ready node: start.sh ran without its node stage (REDIS_HA_K8S_NODE=1 runs it)")
 
 
 @pytest.fixture(scope="module")

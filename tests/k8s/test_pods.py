@@ -37,7 +37,6 @@ from typing import Any
 import pytest
 
 from tests.k8s.api import Api, ApiError, wait_for
-from tests.k8s.conftest import ROOT
 from tests.k8s.deployment import (
     EXPORTER_IMAGE,
     NODE_IP,
@@ -58,8 +57,7 @@ from tests.k8s.deployment import (
     wait_replaced,
 )
 from tests.k8s.netpol import Probe, client_label, container_ports, pod_ips, probes
-from tests.k8s.test_node import require_node
-from tests.k8s.test_server_side_apply import create_restricted_namespace, delete_namespace
+from tests.support.k8s_cluster import ROOT, create_restricted_namespace, delete_namespace, require_node
 from tests.verify.drill import Drill
 
 pytestmark = pytest.mark.k8s

@@ -36,16 +36,16 @@ from typing import Any
 import pytest
 
 from tests.k8s.api import Api, ApiError, wait_for
-from tests.support.program import ProgramRun, manifest, mocked_tls_outputs, run_program, stack_config
+from tests.support.k8s_cluster import (
+    FIELD_MANAGER,
+    TEST_MANAGER,
+    create_restricted_namespace,
+    delete_namespace,
+    manifests_of,
+)
+from tests.support.program import mocked_tls_outputs, run_program, stack_config
 
 pytestmark = pytest.mark.k8s
-
-FIELD_MANAGER = "pulumi-kubernetes"
-TEST_MANAGER = "redis-ha-test"
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
 
 # Every prod variant the program knows: topology, TLS, monitoring.
 VARIANTS: dict[str, dict[str, str]] = {
@@ -68,11 +68,6 @@ VARIANTS: dict[str, dict[str, str]] = {
     },
 }
 
-# The order the objects are applied in (what Pulumi's dependency graph gives: the
-# namespace first, workloads last); other kinds in between.
-APPLY_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Service"]
-WORKLOADS = ["StatefulSet", "Job"]
-
 MONITORING_CRDS = {
     "ServiceMonitor": "servicemonitors",
     "PrometheusRule": "prometheusrules",
@@ -80,22 +75,6 @@ MONITORING_CRDS = {
 
 
 # --- the program's manifests ---------------------------------------------------------
-
-
-def manifests_of(run: ProgramRun) -> list[dict[str, Any]]:
-    """The Kubernetes objects the provider would send: a `kubernetes:*` registration's
-    inputs are the camelCase manifest itself, in apply order."""
-    found = [manifest(r) for r in run.resources if r.type.startswith("kubernetes:")]
-
-    def rank(m: dict[str, Any]) -> int:
-        kind = m["kind"]
-        if kind in APPLY_ORDER:
-            return APPLY_ORDER.index(kind)
-        if kind in WORKLOADS:
-            return len(APPLY_ORDER) + 1 + WORKLOADS.index(kind)
-        return len(APPLY_ORDER)
-
-    return sorted(found, key=rank)
 
 
 def program_manifests(variant: str, namespace: str) -> list[dict[str, Any]]:
@@ -111,25 +90,6 @@ def program_manifests(variant: str, namespace: str) -> list[dict[str, Any]]:
 
 def unique_namespace(variant: str) -> str:
     return f"rh-ssa-{variant}-{secrets.token_hex(3)}"
-
-
-def create_restricted_namespace(api: Api, name: str) -> None:
-    api.apply(
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": RESTRICTED}},
-        field_manager=TEST_MANAGER,
-    )
-    # The ServiceAccount admission plugin refuses pods until the namespace's default
-    # ServiceAccount exists (the serviceaccount controller makes it): wait, or the first
-    # pods of a StatefulSet would fail with FailedCreate.
-    wait_for(f"the default ServiceAccount of {name}", lambda: api.exists("v1", "ServiceAccount", "default", name))
-
-
-def delete_namespace(api: Api, name: str) -> None:
-    api.delete("v1", "Namespace", name)
-    try:
-        wait_for(f"namespace {name} to go", lambda: not api.exists("v1", "Namespace", name), timeout=120)
-    except AssertionError as e:  # left to the namespace controller; stop.sh wipes the rest
-        print(f"warning: {e}")
 
 
 @pytest.fixture(scope="session")

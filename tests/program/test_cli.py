@@ -24,10 +24,10 @@ from pathlib import Path
 import docker
 import pytest
 from redis_ha.components.outputs import stack_passwords
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 
 from redis_ha import cli, deployed_files, engine, mocked_program
-from tests.e2e.conftest import Deployment, deploy
+from tests.support.e2e_stack import Deployment, deploy
 from tests.support.program import ProgramRun, run_program, stack_config
 from tests.verify.access import Node, Outputs
 

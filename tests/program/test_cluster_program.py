@@ -21,7 +21,7 @@ from redis_ha.components import node_files, rendering, security
 from redis_ha.components.kubernetes import deployment as k8s_deployment
 from redis_ha.components.outputs import stack_passwords
 from redis_ha.components.program import build_plan, naming_for
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import build_cluster_topology
 
 from tests.support.node_scripts import parse_env

@@ -298,7 +298,7 @@ def mocks() -> ProgramRun:
 def test_component_deployment_output_names_the_docker_hosts(mocks: ProgramRun) -> pulumi.Output:
     from redis_ha.components.docker.deployment import PartArgs, RedisHA
     from redis_ha.components.program import build_plan
-    from redis_ha.components.settings import load_settings
+    from redis_ha.components.settings_load import load_settings
 
     settings = load_settings({"backend": "docker", "name": "unit"})
     passwords = {

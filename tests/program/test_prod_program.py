@@ -25,7 +25,8 @@ from redis_ha.components.kubernetes import pods
 from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from redis_ha.components.outputs import stack_passwords
 from redis_ha.components.program import build_plan, naming_for
-from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import build_sentinel_topology
 
 from tests.support import program as support

@@ -166,7 +166,7 @@ def test_phase_1_accepts_both_passwords_and_phase_2_only_the_new(dev_phases: lis
 
 def run_settings(run: ProgramRun) -> Any:
     """The dev stack's settings (every phase has the same users)."""
-    from redis_ha.components.settings import load_settings
+    from redis_ha.components.settings_load import load_settings
 
     return load_settings(stack_config("dev"))
 

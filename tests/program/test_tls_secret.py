@@ -6,7 +6,8 @@ the generated path is covered there and must stay as it is."""
 from __future__ import annotations
 
 import pytest
-from redis_ha.components.settings import SettingsError, load_settings
+from redis_ha.components.settings_base import SettingsError
+from redis_ha.components.settings_load import load_settings
 
 from tests.support.program import ProgramRun, plain_strings, run_program, stack_config
 

@@ -39,7 +39,7 @@ NODE_SCRIPTS = (
     "fence.sh",
 )
 # What the wheel holds at its top level, and nothing else.
-TOP_LEVEL = {"components", "redis_ha", "redis_ha_verify", "redis_ha-0.1.0.dist-info"}
+TOP_LEVEL = {"redis_ha", "redis_ha_verify", "redis_ha-0.1.0.dist-info"}
 _NOT_COPIED = shutil.ignore_patterns(
     ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "outputs*.json"
 )
@@ -121,12 +121,12 @@ def test_the_wheel_holds_the_toolkit_and_nothing_of_the_tests(installed: dict[st
         names = wheel.namelist()
     assert {n.split("/")[0] for n in names} == TOP_LEVEL
     for expected in (
-        "components/templates/redis.conf.j2",
-        "components/templates/sentinel.conf.j2",
-        "components/templates/users.acl.j2",
-        "components/monitoring/prometheus-rules.yml",
-        "components/monitoring/grafana-dashboard.json",
-        *(f"components/node/{script}" for script in NODE_SCRIPTS),
+        "redis_ha/components/templates/redis.conf.j2",
+        "redis_ha/components/templates/sentinel.conf.j2",
+        "redis_ha/components/templates/users.acl.j2",
+        "redis_ha/components/monitoring/prometheus-rules.yml",
+        "redis_ha/components/monitoring/grafana-dashboard.json",
+        *(f"redis_ha/components/node/{script}" for script in NODE_SCRIPTS),
         "redis_ha/cli.py",
         "redis_ha/stack.py",
         "redis_ha/backup/__main__.py",
@@ -145,25 +145,38 @@ def test_the_wheel_holds_the_toolkit_and_nothing_of_the_tests(installed: dict[st
 def test_the_installed_packages(installed: dict[str, Path]) -> None:
     site_packages = installed["site_packages"]
     assert not (site_packages / "tests").exists(), "a top-level `tests` package was installed"
+    assert not (site_packages / "components").exists(), "a top-level `components` package was installed"
     assert not (site_packages / "__main__.py").exists()
-    assert (site_packages / "components" / "templates" / "redis.conf.j2").is_file()
-    assert (site_packages / "components" / "monitoring" / "prometheus-rules.yml").is_file()
+    assert (site_packages / "redis_ha" / "components" / "templates" / "redis.conf.j2").is_file()
+    assert (site_packages / "redis_ha" / "components" / "monitoring" / "prometheus-rules.yml").is_file()
     for script in NODE_SCRIPTS:
-        assert (site_packages / "components" / "node" / script).read_text() == (
+        assert (site_packages / "redis_ha" / "components" / "node" / script).read_text() == (
             ROOT / "components/node" / script
         ).read_text()
     # The program reads the installed copies, and the suite finds its Celery app.
     probe = (
-        "import json, components.package_data as p, redis_ha_verify.celery_runtime as c;"
+        "import json, redis_ha.components.package_data as p, redis_ha_verify.celery_runtime as c;"
         "print(json.dumps([str(p.templates_dir()), str(p.monitoring_dir()), str(c.APP_DIR), str(p.node_dir())]))"
     )
     result = ok(run([installed["venv"] / "bin" / "python", "-c", probe], cwd=installed["project"]))
     templates, monitoring, app_dir, node = map(Path, json.loads(result.stdout))
-    assert templates == site_packages / "components" / "templates"
-    assert monitoring == site_packages / "components" / "monitoring"
-    assert node == site_packages / "components" / "node"
+    assert templates == site_packages / "redis_ha" / "components" / "templates"
+    assert monitoring == site_packages / "redis_ha" / "components" / "monitoring"
+    assert node == site_packages / "redis_ha" / "components" / "node"
     assert app_dir == site_packages / "redis_ha_verify" / "celery_app" and (app_dir / "tasks.py").is_file()
     assert run([installed["venv"] / "bin" / "python", "-c", "import tests"], cwd=installed["project"]).returncode != 0
+    # A program of its own imports the components from the package's namespace only:
+    # a `components` folder of its own is not ours, nor ours theirs.
+    own = installed["base"] / "own-program"
+    (own / "components").mkdir(parents=True, exist_ok=True)
+    (own / "components" / "__init__.py").write_text("MINE = True\n")
+    probe = (
+        "import sys, components, redis_ha; from redis_ha import RedisHA, RedisCluster;"
+        "print(RedisHA.__module__, RedisCluster.__module__, components.MINE,"
+        " sorted(m for m in sys.modules if m.startswith('components.')))"
+    )
+    result = ok(run([installed["venv"] / "bin" / "python", "-c", probe], cwd=own))
+    assert result.stdout.split() == ["redis_ha.components.library", "redis_ha.components.library", "True", "[]"]
 
 
 def test_render_prod_from_a_directory_with_only_the_stack_files(installed: dict[str, Path]) -> None:

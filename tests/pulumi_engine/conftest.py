@@ -23,7 +23,7 @@ import pytest
 from tests.k8s.api import Api
 
 # start.sh is the k8s suite's: its state dir is read, and its ports chosen, alike.
-from tests.k8s.conftest import _env_file, _free_ports
+from tests.support.k8s_cluster import env_file, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PULUMI_SCRIPTS = ROOT / "scripts" / "pulumi"
@@ -67,7 +67,7 @@ def control_plane() -> Iterator[Api]:
     """A control plane only (no node), on free ports of 127.0.0.1."""
     existing = os.environ.get("REDIS_HA_K8S_STATE")
     if existing:
-        api = Api(_env_file(Path(existing))["K8S_API"], Path(existing))
+        api = Api(env_file(Path(existing))["K8S_API"], Path(existing))
         if not api.ready():
             pytest.fail(f"REDIS_HA_K8S_STATE={existing}: the apiserver there is not ready", pytrace=False)
         yield api
@@ -75,10 +75,10 @@ def control_plane() -> Iterator[Api]:
     state = Path(os.environ.get("TMPDIR", "/tmp")) / f"redis-ha-k8s-pulumi-{os.getpid()}"
     env = {**os.environ, "K8S_STATE": str(state), "K8S_NODE": "0"}
     names = ("K8S_API_PORT", "K8S_ETCD_PORT", "K8S_ETCD_PEER_PORT", "K8S_CM_PORT", "K8S_SCHED_PORT")
-    env.update(zip(names, map(str, _free_ports(len(names))), strict=True))
+    env.update(zip(names, map(str, free_ports(len(names))), strict=True))
     _run(K8S_SCRIPTS / "build.sh", env)
     try:
         _run(K8S_SCRIPTS / "start.sh", env)
-        yield Api(_env_file(state)["K8S_API"], state)
+        yield Api(env_file(state)["K8S_API"], state)
     finally:
         _run(K8S_SCRIPTS / "stop.sh", env)

@@ -36,7 +36,7 @@ import pytest
 import yaml
 from pulumi import automation as auto
 from redis_ha.components import security
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.settings_roles import password_key
 
 from redis_ha.engine import stack_program

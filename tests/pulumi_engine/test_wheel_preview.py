@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from redis_ha.components import security
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.settings_roles import password_key
 
 from tests.k8s.api import Api

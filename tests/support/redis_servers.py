@@ -20,6 +20,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen[bytes], grace: float = 10) -> None:
+    """End a process this test run started (by its id): SIGTERM, SIGKILL after `grace` s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 class BareRedis:
     def __init__(self, directory: Path, *lines: str) -> None:
         self.directory = directory
@@ -54,10 +66,4 @@ class BareRedis:
         return redis.Redis(host=LOCALHOST, port=self.port, db=db, protocol=2, socket_timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        terminate(self.process)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.redis_servers import terminate
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "scripts" / "s3" / "build.sh"
 
@@ -98,10 +100,5 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         S3Target(server.endpoint, server.bucket, access_key=access, secret_key=secret).create_bucket()
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        terminate(process)
         shutil.rmtree(directory, ignore_errors=True)

@@ -15,7 +15,7 @@ import redis
 from redis.cluster import ClusterNode as PyClusterNode
 from redis.cluster import RedisCluster
 from redis_ha.components import security
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 
 from redis_ha.backup import config as backup_config
 from redis_ha.backup import crc, discovery
@@ -23,9 +23,9 @@ from redis_ha.backup.config import Refused
 from redis_ha.backup.engine import take_backup
 from redis_ha.backup.restore import restore
 from tests.support import redis_data
-from tests.unit.backup_helpers import BACKUP_USER, CLUSTER_BACKUP_COMMANDS, create_backup_user, write_secret
-from tests.unit.conftest import make_password
-from tests.unit.test_cluster_live import CONFIG, LiveCluster
+from tests.support.backup_live import BACKUP_USER, CLUSTER_BACKUP_COMMANDS, create_backup_user, write_secret
+from tests.support.live import make_password
+from tests.support.live_cluster import CONFIG, LiveCluster
 
 
 @pytest.fixture(scope="module")

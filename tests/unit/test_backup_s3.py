@@ -20,9 +20,9 @@ from redis_ha.backup.restore import restore
 from redis_ha.backup.s3 import S3Target
 from redis_ha.backup.targets import make_target
 from tests.support import redis_data
+from tests.support.backup_live import backup_deployment, sentinel_config, wait_replicated
+from tests.support.live import LiveDeployment
 from tests.support.s3 import S3Server
-from tests.unit.backup_helpers import backup_deployment, sentinel_config, wait_replicated
-from tests.unit.conftest import LiveDeployment
 
 
 @pytest.fixture(scope="module")

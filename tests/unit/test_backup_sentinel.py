@@ -25,7 +25,7 @@ from redis_ha.backup.engine import list_backups, prune, run_schedule, take_backu
 from redis_ha.backup.manifest import MANIFEST
 from redis_ha.backup.restore import restore
 from tests.support import redis_data
-from tests.unit.backup_helpers import (
+from tests.support.backup_live import (
     REDIS_BACKUP_COMMANDS,
     backup_deployment,
     backup_file,
@@ -35,7 +35,7 @@ from tests.unit.backup_helpers import (
     sentinel_config,
     wait_replicated,
 )
-from tests.unit.conftest import LiveDeployment, wait_until
+from tests.support.live import LiveDeployment, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -252,7 +252,7 @@ def test_the_engine_needs_no_more_than_the_deployed_backup_user_allows() -> None
     # are within the allowlists components/security.py deploys.
     from redis_ha.components import security
 
-    from tests.unit.backup_helpers import CLUSTER_BACKUP_COMMANDS, REDIS_BACKUP_COMMANDS
+    from tests.support.backup_live import CLUSTER_BACKUP_COMMANDS, REDIS_BACKUP_COMMANDS
 
     assert set(REDIS_BACKUP_COMMANDS) <= set(security.BACKUP_COMMANDS)
     assert set(CLUSTER_BACKUP_COMMANDS) <= set(security.BACKUP_CLUSTER_COMMANDS)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from redis_ha.components import engines, rendering
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import SettingsError, load_settings
+from redis_ha.components.settings_base import SettingsError
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import build_sentinel_topology
 
 from redis_ha.backup import rdb

@@ -25,12 +25,13 @@ from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from redis_ha.components.package_data import node_dir
 from redis_ha.components.plan import START_SCRIPT, build_plan
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_load import load_settings
 
+from tests.support.live import LiveNode, free_port, wait_until
 from tests.support.node_scripts import parse_env
 from tests.support.program import stack_config
-from tests.unit.conftest import LiveNode, free_port, wait_until
-from tests.unit.test_role_script import LOCALHOST, SHELLS, Processes, prod_settings
+from tests.support.role_script import LOCALHOST, SHELLS, Processes, prod_settings
 
 FENCE_MARK = "1000"
 DEFAULT_FENCE_AFTER = Settings.fence_after_milliseconds

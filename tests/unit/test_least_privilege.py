@@ -21,9 +21,9 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 from redis_ha.components import outputs, security
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 
-from tests.unit.conftest import (
+from tests.support.live import (
     LIVE_CONFIG,
     LOCALHOST,
     LiveDeployment,

@@ -26,10 +26,10 @@ import redis
 import yaml
 from redis_ha.components import plan, rendering
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import ClusterNode, build_cluster_topology
 
-from tests.unit.conftest import LOCALHOST, LiveDeployment, LiveNode, free_port, local_layout, scrape_exporter
+from tests.support.live import LOCALHOST, LiveDeployment, LiveNode, free_port, local_layout, scrape_exporter
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "monitoring" / "prometheus-rules.yml"

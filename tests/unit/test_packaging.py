@@ -25,36 +25,29 @@ SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 def test_the_wheel_packages_are_listed_and_hold_no_tests_package() -> None:
     packages = SETUPTOOLS["packages"]
     assert not [p for p in packages if p == "tests" or p.startswith("tests.")], packages
-    assert {"components", "redis_ha", "redis_ha.backup", "redis_ha_verify", "redis_ha_verify.celery_app"} <= set(
-        packages
-    )
-    assert {
-        "components.templates",
-        "components.monitoring",
-        "components.node",
-        "components.docker",
-        "components.kubernetes",
-    } <= set(packages)
+    assert {"redis_ha", "redis_ha.backup", "redis_ha_verify", "redis_ha_verify.celery_app"} <= set(packages)
+    components = {"", ".templates", ".monitoring", ".node", ".docker", ".kubernetes"}
+    assert {f"redis_ha.components{sub}" for sub in components} <= set(packages)
+    # Nothing installs as a top-level `components` (a name many Pulumi projects use).
+    assert {p.split(".")[0] for p in packages} == {"redis_ha", "redis_ha_verify"}, packages
     assert SETUPTOOLS["package-dir"] == {
-        "components.templates": "templates",
-        "components.monitoring": "monitoring",
+        "redis_ha.components": "components",
+        "redis_ha.components.templates": "templates",
+        "redis_ha.components.monitoring": "monitoring",
         "redis_ha_verify": "tests/verify",
     }
-    # Every listed package exists where setuptools will look for it.
+    # Every listed package exists where setuptools will look for it: the longest
+    # mapped prefix wins, as in setuptools.
     for package in packages:
-        mapped = next(
-            (
-                Path(directory, *package.split(".")[len(name.split(".")) :])
-                for name, directory in SETUPTOOLS["package-dir"].items()
-                if package == name or package.startswith(name + ".")
-            ),
-            Path(*package.split(".")),
-        )
+        prefixes = [n for n in SETUPTOOLS["package-dir"] if package == n or package.startswith(n + ".")]
+        name = max(prefixes, key=len, default="")
+        rest = package.split(".")[len(name.split(".")) :] if name else package.split(".")
+        mapped = Path(SETUPTOOLS["package-dir"].get(name, ""), *rest)
         assert (ROOT / mapped).is_dir(), (package, mapped)
     assert SETUPTOOLS["package-data"] == {
-        "components.templates": ["*.j2"],
-        "components.node": ["*.sh"],
-        "components.monitoring": ["*.yml", "*.json"],
+        "redis_ha.components.templates": ["*.j2"],
+        "redis_ha.components.monitoring": ["*.yml", "*.json"],
+        "redis_ha.components.node": ["*.sh"],
     }
 
 
@@ -101,11 +94,11 @@ def test_the_data_files_come_from_the_repository_here() -> None:
 
 
 def test_the_installed_data_files_come_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = tmp_path / "site-packages" / "components"
+    package = tmp_path / "site-packages" / "redis_ha" / "components"
     (package / "templates").mkdir(parents=True)
     (package / "monitoring").mkdir()
     monkeypatch.setattr(package_data, "PACKAGE_DIR", package)
-    monkeypatch.setattr(package_data, "REPOSITORY_DIR", tmp_path / "site-packages")
+    monkeypatch.setattr(package_data, "REPOSITORY_DIR", tmp_path / "site-packages" / "redis_ha")
     assert package_data.templates_dir() == package / "templates"
     assert package_data.monitoring_dir() == package / "monitoring"
 

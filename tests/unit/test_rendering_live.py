@@ -14,11 +14,11 @@ import pytest
 import redis
 from redis_ha.components import rendering, security
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import load_settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import build_sentinel_topology
 
+from tests.support.live import LiveDeployment, LiveNode, connect, free_port, node_files, raw_command, wait_until
 from tests.support.node_scripts import install
-from tests.unit.conftest import LiveDeployment, LiveNode, connect, free_port, node_files, raw_command, wait_until
 
 MASTER_CONFIG = {
     "maxmemory": lambda s: str(s.maxmemory),

@@ -38,12 +38,13 @@ from redis_ha.components import rendering, security
 from redis_ha.components.docker.layout import LAYOUT as DOCKER_LAYOUT
 from redis_ha.components.kubernetes.layout import LAYOUT as K8S_LAYOUT
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import Settings, load_settings
+from redis_ha.components.settings import Settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import Node, SentinelTopology, build_sentinel_topology
 
+from tests.support.live import LiveNode, connect, free_port, make_password, node_files, wait_until
 from tests.support.node_scripts import install
 from tests.support.program import stack_config
-from tests.unit.conftest import LiveNode, connect, free_port, make_password, node_files, wait_until
 
 LOCALHOST = "127.0.0.1"
 SHELLS = {"dash": ["dash"], "busybox-ash": ["busybox", "sh"]}

@@ -9,7 +9,8 @@ import re
 import pytest
 from redis_ha.components import rendering, security
 from redis_ha.components.program import naming_for
-from redis_ha.components.settings import DEFAULT_ROLES, AppRole, Settings, load_settings
+from redis_ha.components.settings import DEFAULT_ROLES, AppRole, Settings
+from redis_ha.components.settings_load import load_settings
 from redis_ha.components.topology import build_sentinel_topology
 
 from tests.verify import acl_sweep

@@ -19,40 +19,30 @@ from redis_ha.components.program import naming_for
 from redis_ha.components.settings import Settings
 from redis_ha.components.topology import build_sentinel_topology
 
+from tests.support.live import free_port, wait_until
 from tests.support.node_scripts import env_values, install
-from tests.unit.conftest import free_port, wait_until
-from tests.unit.test_role_script import (  # noqa: F401 - fixtures
-    LOCALHOST,
-    SCRIPT_TIMEOUT,
-    Processes,
-    World,
-    procs,
-    role_passwords,
-    settings,
-    shell,
-    world,
-)
+from tests.support.role_script import LOCALHOST, SCRIPT_TIMEOUT, Processes, World
 
 
 @pytest.fixture(scope="module")
-def sentinel_script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:  # noqa: F811
+def sentinel_script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
     topology = build_sentinel_topology(settings, naming_for(settings))
     env = rendering.sentinel_start_env(settings, topology, K8S_LAYOUT.sentinel)
     return install(tmp_path_factory.mktemp("sentinel-script"), "sentinel-start.sh", env)
 
 
-def seed(procs: Processes, directory: Path, master_port: int) -> Path:  # noqa: F811
+def seed(procs: Processes, directory: Path, master_port: int) -> Path:
     """The rendered sentinel.conf of a Sentinel whose deploy-time master is on `master_port`."""
     live = procs.sentinel(directory.name, procs.topology(master_port))
     return live.conf
 
 
 def run(
-    shell: list[str],  # noqa: F811
+    shell: list[str],
     script: Path,
     seed_file: Path,
     state: Path,
-    procs: Processes,  # noqa: F811
+    procs: Processes,
     *,
     peers: list[int],
     redis_nodes: list[int] = (),  # type: ignore[assignment]
@@ -82,7 +72,7 @@ def monitor_line(conf: Path, name: str) -> list[str]:
     return lines[0]
 
 
-def test_script_parses_in_the_shell(shell: list[str], sentinel_script: Path) -> None:  # noqa: F811
+def test_script_parses_in_the_shell(shell: list[str], sentinel_script: Path) -> None:
     result = subprocess.run([*shell, "-n", str(sentinel_script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -98,10 +88,10 @@ def test_shipped_defaults_keep_state_on_the_claim_and_seed_from_the_secret(senti
 
 
 def test_without_state_the_other_sentinels_majority_names_the_master(
-    shell: list[str],  # noqa: F811
+    shell: list[str],
     sentinel_script: Path,
-    procs: Processes,  # noqa: F811
-    world: World,  # noqa: F811
+    procs: Processes,
+    world: World,
     tmp_path: Path,
 ) -> None:
     dead = free_port()
@@ -119,10 +109,10 @@ def test_without_state_the_other_sentinels_majority_names_the_master(
 
 
 def test_without_state_or_sentinels_the_node_that_reports_master_is_monitored(
-    shell: list[str],  # noqa: F811
+    shell: list[str],
     sentinel_script: Path,
-    procs: Processes,  # noqa: F811
-    world: World,  # noqa: F811
+    procs: Processes,
+    world: World,
     tmp_path: Path,
 ) -> None:
     seed_file = seed(procs, tmp_path / "new", free_port())
@@ -141,9 +131,9 @@ def test_without_state_or_sentinels_the_node_that_reports_master_is_monitored(
 
 
 def test_a_read_only_seed_gives_a_state_sentinel_can_rewrite(
-    shell: list[str],  # noqa: F811
+    shell: list[str],
     sentinel_script: Path,
-    procs: Processes,  # noqa: F811
+    procs: Processes,
     tmp_path: Path,
 ) -> None:
     """On Kubernetes the init container copies the seed from a 0440 Secret under umask
@@ -158,9 +148,9 @@ def test_a_read_only_seed_gives_a_state_sentinel_can_rewrite(
 
 
 def test_state_keeps_what_sentinel_learned_and_takes_settings_from_the_rendered_file(
-    shell: list[str],  # noqa: F811
+    shell: list[str],
     sentinel_script: Path,
-    procs: Processes,  # noqa: F811
+    procs: Processes,
     tmp_path: Path,
 ) -> None:
     name = procs.settings.master_name
@@ -201,10 +191,10 @@ def test_state_keeps_what_sentinel_learned_and_takes_settings_from_the_rendered_
 
 
 def test_a_sentinel_started_from_its_state_names_the_current_master_at_once(
-    shell: list[str],  # noqa: F811
+    shell: list[str],
     sentinel_script: Path,
-    procs: Processes,  # noqa: F811
-    world: World,  # noqa: F811
+    procs: Processes,
+    world: World,
     tmp_path: Path,
 ) -> None:
     """Deploy-time master C, state (a failover since) says B: B is named from the first answer on."""

@@ -12,19 +12,17 @@ from typing import Any
 import pytest
 import redis
 from redis_ha.components import security
-from redis_ha.components.settings import (
-    DEFAULT_ROLES,
-    SECRET_KEYS,
-    AppRole,
-    SettingsError,
+from redis_ha.components.settings import DEFAULT_ROLES, AppRole
+from redis_ha.components.settings_base import SettingsError
+from redis_ha.components.settings_checks import image_tag
+from redis_ha.components.settings_load import SECRET_KEYS, load_settings, parse_memory
+from redis_ha.components.settings_roles import (
+    CATEGORY_COMMANDS,
     check_passwords,
-    load_settings,
-    parse_memory,
     password_key,
     password_keys,
+    refused_grant,
 )
-from redis_ha.components.settings_checks import image_tag
-from redis_ha.components.settings_roles import CATEGORY_COMMANDS, refused_grant
 
 DOCKER = {"backend": "docker"}
 K8S = {"backend": "kubernetes"}

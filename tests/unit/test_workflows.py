@@ -283,7 +283,7 @@ def test_the_command_check_catches_missing_commands() -> None:
     PULUMI_CONFIG_PASSPHRASE=x bash scripts/deploy.sh dev && redis-ha verify --outputs "$F" -- -k quorum
     redis-ha render --stack prod --out review
     redis-ha-verify --outputs "${{ runner.temp }}/outputs.json" --destructive
-    .venv/bin/mypy components redis_ha __main__.py
+    bash tests/typecheck.sh
     python -m redis_ha.cli render --stack dev --out review
     """
     assert command_problems(good) == []
@@ -313,7 +313,7 @@ def test_pull_requests_are_linted_tested_and_previewed_with_a_comment() -> None:
     workflow = load_yaml(WORKFLOWS_DIR / "pull-request.yml")
     assert "pull_request" in workflow["on"]
     runs = "\n".join(s.get("run", "") for _, s in run_steps(workflow))
-    lint = ("ruff check .", "ruff format --check .", "mypy components redis_ha __main__.py")
+    lint = ("ruff check .", "ruff format --check .", "bash tests/typecheck.sh")
     for command in (*lint, "bash tests/run.sh"):
         assert command in runs, command
     previews = pulumi_steps(workflow)

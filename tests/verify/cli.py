@@ -26,8 +26,9 @@ class _Summary:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             message = ""
+            crash = getattr(report.longrepr, "reprcrash", None)
             if report.failed:
-                message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)
+                message = str(crash and crash.message)
             path, _, name = report.nodeid.partition("::")
             name = f"{Path(path).name}::{name}"
             self.results.append((report.outcome, name, message.splitlines()[0] if message else ""))

@@ -41,7 +41,7 @@ class MappedSentinel(Sentinel):
                 sentinels.append(endpoint)
         if not sentinels:
             pytest.skip("a Sentinel-aware client on the runner needs host endpoints (publishPorts)")
-        timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+        timeouts: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
         super().__init__(
             sentinels,
             sentinel_kwargs={
@@ -53,7 +53,7 @@ class MappedSentinel(Sentinel):
             **connection_kwargs,
         )
 
-    def _map(self, address: tuple[str, Any]) -> tuple[str, int]:
+    def _map(self, address: tuple[Any, Any]) -> tuple[str, int]:
         host, port = address[0], int(address[1])
         return self.address_map.get((host, port), (host, port))
 

@@ -83,7 +83,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Deselect (not skip) what the deployment does not have: Redis Cluster cases on a
     Sentinel-only deployment, Sentinel cases on a cluster-only one."""
     deployed = deployed_parts(_outputs(config))
-    selected, deselected = [], []
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("topology")
         wanted = set(marker.args) if marker else {"sentinel"}

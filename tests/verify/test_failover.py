@@ -8,6 +8,7 @@ Destructive: they stop, kill and disconnect nodes. Opt in with
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -56,7 +57,7 @@ def test_master_stopped_replica_promoted_and_old_master_rejoins(
     _write_through_sentinel(outputs, after, "after")
     # The remaining replica follows the new master.
     for replica in (n for n in redis_nodes if n.name not in (old.name, new.name)):
-        eventually(lambda r=replica: _assert_follows(r, new), timeout=30)
+        eventually(functools.partial(_assert_follows, replica, new), timeout=30)
     # The old master comes back as a replica of the new one and catches up.
     faults.start(old)
     eventually(lambda: _assert_follows(old, new), timeout=60)

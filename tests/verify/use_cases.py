@@ -55,6 +55,12 @@ def token() -> str:
     return uuid.uuid4().hex
 
 
+def text(value: object) -> str:
+    """A string reply of a decode_responses client; fails on a missing key (None)."""
+    assert isinstance(value, str), f"expected a string, got {value!r}"
+    return value
+
+
 def setex(client: redis.Redis, key: str, seconds: int, value: str) -> bool:
     """SETEX, the seed's command (redis-py 8 deprecates its setex() wrapper, not SETEX)."""
     return client.execute_command("SETEX", key, seconds, value)
@@ -67,7 +73,7 @@ def cache_aside(cache: redis.Redis) -> None:
         assert cache.get(key) is None, f"{key} exists before the test wrote it"
         analysis = {"filing_id": key.rsplit(":", 1)[1], "signals": [0.4, 0.9]}
         assert setex(cache, key, 3600, json.dumps(analysis)) is True
-        assert json.loads(cache.get(key)) == analysis
+        assert json.loads(text(cache.get(key))) == analysis
         assert 3590 <= cache.ttl(key) <= 3600, f"TTL of {key} is {cache.ttl(key)}"
     finally:
         cache.delete(key)
@@ -84,7 +90,7 @@ def cache_invalidation_by_scan(cache: redis.Redis) -> None:
             setex(cache, key, 600, "v")
         with pytest.raises(redis.exceptions.NoPermissionError):
             cache.keys(f"filing:{filing}:*")
-        found = set()
+        found: set[str] = set()
         for pattern in (f"filing:{filing}:*", f"company:{filing}:filings"):
             found.update(cache.scan_iter(match=pattern, count=1000))
         assert found == doomed, f"SCAN found {sorted(found)}, expected {sorted(doomed)}"
@@ -120,7 +126,7 @@ def session_storage(sessions: redis.Redis) -> None:
         assert setex(sessions, key, SESSION_TTL, json.dumps(data)) is True
         ttl = sessions.ttl(key)
         assert SESSION_TTL - 10 <= ttl <= SESSION_TTL, f"TTL of {key} is {ttl}, expected 7 days"
-        assert json.loads(sessions.get(key)) == data
+        assert json.loads(text(sessions.get(key))) == data
     finally:
         sessions.delete(key)
 
@@ -177,7 +183,7 @@ def analytics_hash(analytics: redis.Redis) -> None:
     key = f"user:{token()}"
     profile = {"name": "John Doe", "email": "john@example.com", "role": "analyst"}
     try:
-        assert analytics.hset(key, mapping=profile) == 3
+        assert analytics.hset(key, mapping={k: v for k, v in profile.items()}) == 3
         assert analytics.hget(key, "email") == "john@example.com"
         assert analytics.hgetall(key) == profile
     finally:

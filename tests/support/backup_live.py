@@ -16,7 +16,7 @@ import redis
 
 from redis_ha.backup import crc
 from redis_ha.backup.manifest import MANIFEST
-from tests.unit.conftest import LiveDeployment, wait_until
+from tests.support.live import LiveDeployment, wait_until
 
 BACKUP_USER = "backup"
 # The engine's documented needs (redis_ha/backup/__init__.py); nothing more.
