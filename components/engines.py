@@ -129,6 +129,14 @@ def resolve(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
         raise SettingsError("redisVersion", raw["redisVersion"], "unset when engineVersion is set (its older name)")
     if "redisVersion" in raw and values.setdefault("engine", REDIS) != REDIS:
         raise SettingsError("redisVersion", raw["redisVersion"], "unset with engine valkey: set engineVersion")
+    if "engine" not in values and "redis_image" in values:
+        # A stack that names only its image (as before engines existed) runs that
+        # image's engine and, when its tag names a supported version, that version.
+        engine, tagged = image_engine(values["redis_image"])
+        if engine is not None:
+            values["engine"] = engine
+            if tagged in VERSIONS[engine]:
+                values.setdefault("redis_version", tagged)
     engine = values.setdefault("engine", DEFAULT_ENGINE)
     version = values.setdefault("redis_version", DEFAULT_VERSION[engine])
     if version not in VERSIONS[engine]:
@@ -139,3 +147,14 @@ def resolve(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
             f"a version of engine {engine}: {', '.join(VERSIONS[engine])} (supported: {supported()})",
         )
     values.setdefault("redis_image", Engine(engine, version).default_image)
+
+
+def image_engine(image: str) -> tuple[str | None, str | None]:
+    """(engine, major.minor of the tag) an image reference names, each None when it
+    names none: `redis:7.2-alpine` -> (redis, 7.2), `valkey/valkey:8.1` -> (valkey, 8.1)."""
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    repository, _, tag = last.partition(":")
+    engine = VALKEY if "valkey" in repository else REDIS if "redis" in repository else None
+    parts = tag.split("-", 1)[0].split(".")
+    tagged = ".".join(parts[:2]) if len(parts) >= 2 and all(x.isdigit() for x in parts[:2]) else None
+    return engine, tagged

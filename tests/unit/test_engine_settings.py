@@ -117,3 +117,26 @@ def test_which_server_loads_which_rdb_version(rdb_version: int, info: dict, refu
     """What tests/e2e/test_engines.py measured by starting each engine on the others' files."""
     found = rdb.loads(rdb_version, info)
     assert found is None if refusal is None else found is not None and refusal in found, found
+
+
+@pytest.mark.parametrize(
+    ("image", "engine", "version"),
+    [
+        ("redis:7.2-alpine", "redis", "7.2"),
+        ("redis:8.0.2", "redis", "8.0"),
+        ("valkey/valkey:9.1-alpine", "valkey", "9.1"),
+        ("registry.example:5000/team/redis:7.0.15", "redis", "7.0"),
+        ("redis:latest", "redis", "7.2"),
+    ],
+)
+def test_a_stack_that_names_only_its_image_runs_that_images_engine(image: str, engine: str, version: str) -> None:
+    """Stacks written before `engine` existed set only redisImage: they keep their engine."""
+    s = load_settings({"backend": "docker", "redisImage": image})
+    assert (s.engine, s.redis_version, s.redis_image) == (engine, version, image)
+
+
+def test_an_image_that_names_no_engine_needs_the_engine_keys() -> None:
+    with pytest.raises(SettingsError, match="redisImage"):
+        load_settings({"backend": "docker", "redisImage": "example/cache:1"})
+    s = load_settings({"backend": "docker", "redisImage": "example/cache:custom", "engine": "redis", "engineVersion": "7.0"})
+    assert (s.engine, s.redis_version) == ("redis", "7.0")
