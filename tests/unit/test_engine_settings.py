@@ -138,5 +138,7 @@ def test_a_stack_that_names_only_its_image_runs_that_images_engine(image: str, e
 def test_an_image_that_names_no_engine_needs_the_engine_keys() -> None:
     with pytest.raises(SettingsError, match="redisImage"):
         load_settings({"backend": "docker", "redisImage": "example/cache:1"})
-    s = load_settings({"backend": "docker", "redisImage": "example/cache:custom", "engine": "redis", "engineVersion": "7.0"})
+    s = load_settings(
+        {"backend": "docker", "redisImage": "example/cache:custom", "engine": "redis", "engineVersion": "7.0"}
+    )
     assert (s.engine, s.redis_version) == ("redis", "7.0")
