@@ -59,8 +59,10 @@ def test_master_cut_off_from_everything_stops_acknowledging_within_the_fence(
     fence_after = load_settings(stack.config).fence_after_milliseconds / 1000
     for kind in ("plain", "wait"):
         assert report[kind]["loss_window_s"] <= fence_after + ROUND_S + SLACK_S, report
-    # Fenced from fenceAfter into the partition until the Sentinels demote it after the heal.
-    assert 12 - 3 <= report["fenced_seconds"] <= 12 + 5, report
+    # Fenced from fenceAfter into the partition until the Sentinels demote it after the
+    # heal (they reconfigure a returning old master within about their hello period and
+    # the 10 s a converted replica waits: harmless, it takes no acknowledged write then).
+    assert 12 - fence_after - 1 <= report["fenced_seconds"] <= 12 + 20, report
 
 
 def test_a_sentinel_minority_cut_off_changes_nothing(stack: Stack, docker_client: docker.DockerClient) -> None:
