@@ -83,7 +83,7 @@ def group(tmp_path: Path, role_passwords: dict[str, str]) -> Iterator[Group]:
 def role_passwords() -> dict[str, str]:
     from redis_ha.components import security
 
-    from tests.unit.conftest import make_password
+    from tests.support.live import make_password
 
     return {user: make_password() for user in security.user_names(prod_settings())}
 
