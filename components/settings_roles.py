@@ -198,7 +198,7 @@ APP_ROLE_DENIALS = (
 
 # What a `-@<category>` denial removes: `ACL CAT dangerous` of Redis 7.0.15, kept for 7.2
 # too, whose new commands (CLIENT NO-TOUCH, CLIENT SETINFO, WAITAOF, CLUSTER MYSHARDID)
-# are not @dangerous. tests/unit/test_settings.py compares it with the installed
+# are not @dangerous. tests/unit/test_settings_roles.py compares it with the installed
 # redis-server and checks every refusal against ACL DRYRUN.
 _DANGEROUS = {
     "": "bgrewriteaof bgsave debug failover flushall flushdb info keys lastsave migrate monitor pfdebug pfselftest "
