@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import subprocess
 import tarfile
 
@@ -94,7 +95,9 @@ def test_failover_drills_pass_on_the_dev_stack(dev_deployment: Deployment) -> No
 def test_destroy_removes_every_container_volume_and_network(
     test_images: None, docker_client: docker.DockerClient, tmp_path
 ) -> None:
-    name = "rhae2e-destroy"
+    # A name of this run's own: the engine may hold another run's leftovers (CI starts
+    # its dockerd where earlier runs' containers, volumes and networks may remain).
+    name = f"rhdestroy-{secrets.token_hex(3)}"
     deployment = deploy(name, tmp_path, docker_client, exporter=False)
     label = f"redis-ha.deployment={name}"
     # 3 Redis nodes and 3 Sentinels, each with its (exited) secrets writer
