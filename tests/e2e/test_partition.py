@@ -33,7 +33,7 @@ SLACK_S = 0.5
 def stack(
     test_images: None, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    with day2.deployed(docker_client, tmp_path_factory.mktemp("partition"), prefix="rhpt") as deployed:
+    with day2.deployed(docker_client, tmp_path_factory.mktemp("partition"), prefix="rhpt", fence="true") as deployed:
         deployed.healthy()
         yield deployed
 

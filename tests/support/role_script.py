@@ -28,7 +28,10 @@ TLS_FILES = ("ca.crt", "tls.crt", "tls.key")
 
 def prod_settings() -> Settings:
     # Debian ships 7.0 here: 7.2-only directives would stop the real processes.
-    return dataclasses.replace(load_settings(stack_config("prod")), redis_version="7.0", maxmemory=64 * 1024**2)
+    # The self-fence on (opt-in: docs/partitions.md): the start script runs it beside redis-server.
+    return dataclasses.replace(
+        load_settings({**stack_config("prod"), "fence": "true"}), redis_version="7.0", maxmemory=64 * 1024**2
+    )
 
 
 class Processes:
