@@ -42,7 +42,7 @@ READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
 
 def check_fence(s: Settings) -> None:
     highest = s.down_after_milliseconds - FENCE_INTERVAL_MS - 1
-    if not 0 < s.fence_after_milliseconds <= highest:
+    if s.fence and not 0 < s.fence_after_milliseconds <= highest:
         raise SettingsError(
             "fenceAfterMilliseconds",
             s.fence_after_milliseconds,
