@@ -183,7 +183,7 @@ def test_fence_after_defaults_below_a_short_down_after() -> None:
 
 def test_fence_after_error_names_the_range() -> None:
     with pytest.raises(SettingsError, match="1 to 4749") as caught:
-        load_settings({**DOCKER, "fenceAfterMilliseconds": 6000})
+        load_settings({**DOCKER, "fence": "true", "fenceAfterMilliseconds": 6000})
     assert caught.value.key.endswith(":fenceAfterMilliseconds")
 
 
