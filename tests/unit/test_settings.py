@@ -67,11 +67,19 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("fence-after-negative", {**DOCKER, "fenceAfterMilliseconds": "-5"}, "fenceAfterMilliseconds"),
     ("fence-after-not-a-number", {**DOCKER, "fenceAfterMilliseconds": "1s"}, "fenceAfterMilliseconds"),
     ("fence-after-bool", {**DOCKER, "fenceAfterMilliseconds": True}, "fenceAfterMilliseconds"),
-    ("fence-after-equals-down-after", {**DOCKER, "fenceAfterMilliseconds": 5000}, "fenceAfterMilliseconds"),
-    ("fence-after-no-room-for-a-round", {**DOCKER, "fenceAfterMilliseconds": 4750}, "fenceAfterMilliseconds"),
+    (
+        "fence-after-equals-down-after",
+        {**DOCKER, "fence": "true", "fenceAfterMilliseconds": 5000},
+        "fenceAfterMilliseconds",
+    ),
+    (
+        "fence-after-no-room-for-a-round",
+        {**DOCKER, "fence": "true", "fenceAfterMilliseconds": 4750},
+        "fenceAfterMilliseconds",
+    ),
     (
         "fence-after-above-a-short-down-after",
-        {**DOCKER, "downAfterMilliseconds": 1000, "fenceAfterMilliseconds": 800},
+        {**DOCKER, "fence": "true", "downAfterMilliseconds": 1000, "fenceAfterMilliseconds": 800},
         "fenceAfterMilliseconds",
     ),
     ("fence-not-bool", {**DOCKER, "fence": "off"}, "fence"),
