@@ -40,6 +40,7 @@ from redis_ha.components.settings_load import load_settings
 
 from tests.e2e import day2
 from tests.e2e.day2 import Stack
+from tests.support.rotation_live import accepts
 from tests.verify.drill import Drill
 
 OLD_ADMIN = "Rotation-Old-Admin-0001"
@@ -83,14 +84,7 @@ def _connect(spec: dict[str, Any], user: str, password: str) -> redis.Redis:
 
 
 def logs_in(spec: dict[str, Any], user: str, password: str) -> bool:
-    try:
-        return bool(_connect(spec, user, password).ping())
-    except redis.AuthenticationError:
-        return False
-    except redis.ResponseError as error:
-        if "WRONGPASS" in str(error) or "NOAUTH" in str(error):
-            return False
-        raise
+    return accepts(lambda: _connect(spec, user, password))
 
 
 class Sampler(threading.Thread):

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,15 +235,21 @@ class Rotation:
             rot.live.stop()
 
 
-def logs_in(port: int, user: str, password: str) -> bool:
+def accepts(client: Callable[[], redis.Redis]) -> bool:
+    """Whether the client `client()` makes logs in: False on a refused password (an
+    error of the server's, not of the connection, is raised)."""
     try:
-        return bool(connect(port, user, password, socket_timeout=2).ping())
+        return bool(client().ping())
     except redis.AuthenticationError:
         return False
     except redis.ResponseError as error:
         if "WRONGPASS" in str(error) or "NOAUTH" in str(error):
             return False
         raise
+
+
+def logs_in(port: int, user: str, password: str) -> bool:
+    return accepts(lambda: connect(port, user, password, socket_timeout=2))
 
 
 def users_of(rot: RotNode, settings: Settings) -> list[str]:
