@@ -152,7 +152,7 @@ class Settings:
     # docs/partitions.md: a master that no majority of the Sentinels names for this long
     # refuses writes. Measured by bench/partition.py: the loss window of plain and WAIT 1
     # writes on a cut-off master is this plus one 250 ms round.
-    fence: bool = False
+    fence: bool = True
     fence_after_milliseconds: int = 2000
     parallel_syncs: int = 1
     maxmemory: int = 2 * 1024**3

@@ -112,6 +112,24 @@ EOF
     pids="$pids $!"
 }
 
+# refused <file>: true when the reply in <file> is a refused login.
+refused() {
+    line "$1"
+    case $line in NOAUTH* | WRONGPASS*) return 0 ;; esac
+    return 1
+}
+
+# again <file> <user> <previous password> <host> <port> <commands>: when the reply in
+# <file> is a refused login and there is a previous password, asks again with it.
+# A rotation changes this node's password file and a peer's ACL at different moments
+# (docs/operations.md#rotating-passwords); a peer that refuses the new password is
+# reachable and still takes the previous one, and the fence must not mistake it for a
+# silent one.
+again() {
+    [ -n "$3" ] && refused "$1" || return 0
+    ask "$@"
+}
+
 # Waits for every started redis-cli, killing those still running at the deadline
 # (redis-cli 7.0 has no connect timeout; a dropped SYN would hang it for minutes).
 collect() {
@@ -149,13 +167,17 @@ is_self() {
 round() {
     _start=$1
     pids=""
-    line "$client_password_file"
-    _pw=$line
+    _q="SENTINEL GET-MASTER-ADDR-BY-NAME $master_name"
     _i=0
     for _s in $sentinels; do
         _i=$((_i + 1))
-        ask "$work/q.$_start.$_i" sentinel-client "$_pw" "${_s%:*}" "${_s##*:}" \
-            "SENTINEL GET-MASTER-ADDR-BY-NAME $master_name"
+        ask "$work/q.$_start.$_i" sentinel-client "$sent_pw" "${_s%:*}" "${_s##*:}" "$_q"
+    done
+    collect
+    _i=0
+    for _s in $sentinels; do
+        _i=$((_i + 1))
+        again "$work/q.$_start.$_i" sentinel-client "$sent_prev" "${_s%:*}" "${_s##*:}" "$_q"
     done
     collect
     _self=0
@@ -192,15 +214,30 @@ round() {
     rm -f $_files
 }
 
-# admin <commands>: runs them on this node within the deadline; prints the reply.
+# local_ask <file> <commands>: runs them on this node within the deadline (the previous
+# admin password too, if the node refuses the file's).
+local_ask() {
+    pids=""
+    ask "$1" admin "$adm_pw" 127.0.0.1 "$port" "$2"
+    collect
+    again "$1" admin "$adm_prev" 127.0.0.1 "$port" "$2"
+    collect
+}
+
 # admin <commands>: runs them on this node within the deadline; sets `line` to the
 # first line of the reply.
 admin() {
-    pids=""
-    line "$admin_password_file"
-    ask "$work/admin" admin "$line" 127.0.0.1 "$port" "$1"
-    collect
+    local_ask "$work/admin" "$1"
     line "$work/admin"
+}
+
+# passwords: reads both password files; the value each had before its last change is
+# kept as the previous one (in this shell's memory only).
+passwords() {
+    line "$admin_password_file"
+    [ -z "$line" ] || [ "$line" = "$adm_pw" ] || adm_prev=$adm_pw adm_pw=$line
+    line "$client_password_file"
+    [ -z "$line" ] || [ "$line" = "$sent_pw" ] || sent_prev=$sent_pw sent_pw=$line
 }
 
 fence() {
@@ -233,6 +270,7 @@ lift() {
     fenced=0
 }
 
+adm_pw="" adm_prev="" sent_pw="" sent_prev=""
 fenced=0
 fenced_at=0
 saved=$deployed_min_replicas
@@ -245,11 +283,9 @@ log "watching $master_name: fence after ${fence_after} ms without a majority of 
 while :; do
     clock
     started=$now
-    pids=""
-    line "$admin_password_file"
-    ask "$work/local" admin "$line" 127.0.0.1 "$port" "INFO replication
+    passwords
+    local_ask "$work/local" "INFO replication
 CONFIG GET min-replicas-to-write"
-    collect
     clock
     role="" live="" _next=0
     while IFS= read -r _l; do

@@ -365,3 +365,53 @@ def test_a_promoted_replica_is_not_fenced_while_the_sentinels_hear_of_it(group: 
     assert fence.count("FENCED") == 0, fence.log()
     # Two Sentinels still naming the old master once the settling time is over: fenced.
     wait_until(lambda: fence.count("2 of 3 Sentinels name") == 1, 5, fence.log())
+
+
+def _set_password_file(group: Group, user: str, password: str) -> None:
+    """What a rotation's secrets writer does to this node: the file changes at once."""
+    name = {"sentinel-client": rendering.SENTINEL_CLIENT_PASSWORD_FILE, "admin": rendering.ADMIN_PASSWORD_FILE}[user]
+    path = group.procs.secrets / name
+    tmp = path.with_suffix(".new")
+    tmp.write_text(password + "\n")
+    tmp.replace(path)
+
+
+def _sentinels_accept(group: Group, *passwords: str) -> None:
+    """The Sentinels' `sentinel-client` user takes exactly these passwords."""
+    for sentinel in group.sentinels:
+        client = group.client(sentinel)
+        client.execute_command("ACL", "SETUSER", "sentinel-client", "resetpass", *(f">{p}" for p in passwords))
+
+
+def test_a_password_rotation_never_fences_and_a_refused_login_still_does(
+    shell: list[str], group: Group, fences: list[Fence]
+) -> None:
+    """Phase 1 of a rotation reaches this node's files before the Sentinels' ACL (and the
+    node's own ACL a moment after its admin file): the Sentinels and the node refuse the
+    new password and still take the previous one. The fence keeps confirming the node
+    through every step; a login refused with every password it knows fences as a silent
+    Sentinel does."""
+    old = group.procs.passwords["sentinel-client"]
+    new = old + "rotated"
+    fence = Fence(shell, group, group.sentinels, fence_after=500)
+    fences.append(fence)
+    steps = [
+        ("node file new, Sentinels old only", lambda: _set_password_file(group, "sentinel-client", new)),
+        ("Sentinels take both", lambda: _sentinels_accept(group, old, new)),
+        ("Sentinels new only (phase 2)", lambda: _sentinels_accept(group, new)),
+        (
+            "admin file new, node old only",
+            lambda: _set_password_file(group, "admin", group.procs.passwords["admin"] + "x"),
+        ),
+    ]
+    for what, step in steps:
+        step()
+        # Six times fenceAfter: a fence would have come and shown in the writes.
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            assert not write_refused(group), f"fenced after: {what}\n{fence.log()}"
+            time.sleep(0.1)
+    assert fence.count("FENCED") == 0, fence.log()
+    # Control: every Sentinel refuses every password the fence knows -> fenced.
+    _sentinels_accept(group, new + "other")
+    wait_until(lambda: write_refused(group), 3, f"the fence on refused logins\n{fence.log()}", interval=0.05)

@@ -37,7 +37,7 @@ def test_defaults_with_only_the_backend() -> None:
     assert s.min_replicas_to_write == 1
     assert s.min_replicas_max_lag == 10
     assert s.down_after_milliseconds < s.failover_timeout
-    assert (s.fence, s.fence_after_milliseconds) == (False, 2000)
+    assert (s.fence, s.fence_after_milliseconds) == (True, 2000)
     assert s.publish_ports is True
     assert s.tls is False
     assert s.roles == DEFAULT_ROLES

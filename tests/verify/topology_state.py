@@ -68,16 +68,54 @@ def wait_healthy(outputs: Outputs, redis_nodes: list[Node], sentinels: list[Node
         time.sleep(0.5)
 
 
+# Sentinel's TILT mode: after its timer ran late by over 2 s (a stalled or starved
+# host), a Sentinel takes no action for 30 s (SENTINEL_TILT_PERIOD in sentinel.c).
+TILT_SECONDS = 30
+
+
+def _tilted(sentinel: Node) -> bool:
+    try:
+        return sentinel.info("admin", "sentinel").get("sentinel_tilt") == "1"
+    except AssertionError:
+        return False
+
+
+def _sentinel_facts(sentinel: Node, outputs: Outputs) -> dict[str, str]:
+    """What a Sentinel says of itself and of the master: tilt, flags, failover state."""
+    facts: dict[str, str] = {}
+    try:
+        facts.update({k: v for k, v in sentinel.info("admin", "sentinel").items() if "tilt" in k})
+        reply = sentinel.cli("sentinel-client", "SENTINEL", "MASTER", outputs.deployment["masterName"]).splitlines()
+        fields = dict(zip(reply[::2], reply[1::2], strict=False))
+        for key in ("ip", "flags", "failover-state", "num-other-sentinels", "quorum", "config-epoch"):
+            facts[key] = fields.get(key, "?")
+    except AssertionError as error:
+        facts["error"] = str(error)[-300:]
+    return facts
+
+
 def wait_new_master(outputs: Outputs, sentinels: list[Node], old: Node, timeout: float) -> tuple[str, float]:
     """Wait until every given Sentinel names a master other than `old`; returns it and
-    the seconds it took."""
+    the seconds it took. A Sentinel seen in TILT mode extends the wait once by the
+    30 s it takes no action; a timeout names what each Sentinel said."""
     started = time.monotonic()
+    extended = False
+    looked = 0.0
     while True:
         named = {sentinel_master(s, outputs) for s in sentinels}
         if len(named) == 1 and None not in named and old.hostname not in named:
             return named.pop(), time.monotonic() - started  # type: ignore[return-value]
+        if not extended and time.monotonic() - looked > 2:
+            looked = time.monotonic()
+            if any(_tilted(s) for s in sentinels):
+                extended = True
+                timeout += TILT_SECONDS
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"no failover away from {old.name} within {timeout:.0f}s: Sentinels name {named}")
+            facts = {s.name: _sentinel_facts(s, outputs) for s in sentinels}
+            raise AssertionError(
+                f"no failover away from {old.name} within {timeout:.0f}s: Sentinels name {named}; "
+                f"what they say: {facts}"
+            )
         time.sleep(0.25)
 
 
