@@ -46,24 +46,42 @@ class Network:
         networks = self._container(name).attrs["NetworkSettings"]["Networks"]
         return next(n["IPAddress"] for n in networks.values() if n["IPAddress"])
 
-    def _iptables(self, name: str, *args: str) -> None:
+    def _restore(self, name: str, rules: list[tuple[str, list[str]]]) -> None:
+        """Apply `(action, rule)` lines to the container's filter table in one
+        `iptables-restore --noflush`: all of them at once, or none."""
         pid = str(self._container(name).attrs["State"]["Pid"])
-        subprocess.run(["nsenter", "-t", pid, "-n", "iptables", *args], check=True, capture_output=True, timeout=30)
+        lines = ["*filter", *(" ".join([action, *rule]) for action, rule in rules), "COMMIT", ""]
+        subprocess.run(
+            ["nsenter", "-t", pid, "-n", "iptables-restore", "--noflush"],
+            input="\n".join(lines),
+            text=True,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def cut(self, side: list[str], others: list[str]) -> None:
-        """Drop every packet between each container of `side` and each of `others`."""
+        """Drop every packet between each container of `side` and each of `others`. Each
+        container of `side` gets all its rules in one step (a cut made rule by rule,
+        replicas before Sentinels, would lose writes before the fence could see it)."""
+        addresses = [self.ip(other) for other in others]
         for name in side:
-            for other in others:
-                address = self.ip(other)
-                for rule in (["INPUT", "-s", address, "-j", "DROP"], ["OUTPUT", "-d", address, "-j", "DROP"]):
-                    self._iptables(name, "-I", *rule)
-                    self.rules.append((name, rule))
+            rules = [
+                rule
+                for address in addresses
+                for rule in (["INPUT", "-s", address, "-j", "DROP"], ["OUTPUT", "-d", address, "-j", "DROP"])
+            ]
+            self._restore(name, [("-I", rule) for rule in rules])
+            self.rules.extend((name, rule) for rule in rules)
 
     def heal(self) -> None:
+        by_container: dict[str, list[list[str]]] = {}
         while self.rules:
             name, rule = self.rules.pop()
+            by_container.setdefault(name, []).append(rule)
+        for name, rules in by_container.items():
             with contextlib.suppress(docker.errors.NotFound):
-                self._iptables(name, "-D", *rule)
+                self._restore(name, [("-D", rule) for rule in rules])
 
 
 @dataclass(frozen=True)
