@@ -166,6 +166,7 @@ is_self() {
 # node> <that node>" into $work/answer.<start>. Runs in the background.
 round() {
     _start=$1
+    _files=""
     pids=""
     _q="SENTINEL GET-MASTER-ADDR-BY-NAME $master_name"
     _i=0
@@ -173,16 +174,35 @@ round() {
         _i=$((_i + 1))
         ask "$work/q.$_start.$_i" sentinel-client "$sent_pw" "${_s%:*}" "${_s##*:}" "$_q"
     done
+    _i=0
+    for _p in $peers; do
+        _i=$((_i + 1))
+        ask "$work/p.$_start.$_i" admin "$adm_pw" "${_p%:*}" "${_p##*:}" ROLE
+    done
     collect
     _i=0
     for _s in $sentinels; do
         _i=$((_i + 1))
         again "$work/q.$_start.$_i" sentinel-client "$sent_prev" "${_s%:*}" "${_s##*:}" "$_q"
     done
+    _i=0
+    for _p in $peers; do
+        _i=$((_i + 1))
+        again "$work/p.$_start.$_i" admin "$adm_prev" "${_p%:*}" "${_p##*:}" ROLE
+    done
     collect
+    # A node that was this master's replica and now answers that it is a master: a
+    # failover promoted it (or an operator did), whatever the Sentinels say yet.
+    _rival=-
+    _i=0
+    for _p in $peers; do
+        _i=$((_i + 1))
+        _files="$_files $work/p.$_start.$_i"
+        line "$work/p.$_start.$_i"
+        [ "$line" != master ] || _rival=$_p
+    done
     _self=0
     _others=""
-    _files=""
     _i=0
     for _s in $sentinels; do
         _i=$((_i + 1))
@@ -209,7 +229,7 @@ round() {
         [ "$_n" -le "$_best" ] || _best=$_n _other=$_a
     done
     clock
-    echo "$_self $_best $_other $now" > "$work/tmp.$_start"
+    echo "$_self $_best $_other $now $_rival" > "$work/tmp.$_start"
     mv -f "$work/tmp.$_start" "$work/answer.$_start"
     rm -f $_files
 }
@@ -271,6 +291,23 @@ lift() {
 }
 
 adm_pw="" adm_prev="" sent_pw="" sent_prev=""
+# remember <INFO replication line of a replica>: adds "<host>:<port>" to `peers`, the
+# nodes this one has had as replicas (at most MOST_PEERS, the newest kept).
+MOST_PEERS=8
+remember() {
+    _h=${1#*:ip=}
+    _h=${_h%%,*}
+    _pt=${1#*,port=}
+    _pt=${_pt%%,*}
+    case " $peers " in *" $_h:$_pt "*) return 0 ;; esac
+    peers="$peers $_h:$_pt"
+    set -- $peers
+    while [ $# -gt "$MOST_PEERS" ]; do shift; done
+    peers="$*"
+}
+
+peers=""
+rival=-
 fenced=0
 fenced_at=0
 saved=$deployed_min_replicas
@@ -294,6 +331,7 @@ CONFIG GET min-replicas-to-write"
         case $_l in
             role:*) role=${_l#role:} ;;
             min-replicas-to-write) _next=1 ;;
+            slave[0-9]*:ip=*,port=*) remember "$_l" ;;
         esac
     done < "$work/local"
     if [ "$live" = "$FENCE_MARK" ] && [ "$fenced" = 0 ]; then
@@ -318,7 +356,7 @@ CONFIG GET min-replicas-to-write"
     for _f in "$work"/answer.*; do
         [ -e "$_f" ] || continue
         _at=${_f##*.}
-        read -r _self _count _other _end < "$_f" || true
+        read -r _self _count _other _end _rival < "$_f" || true
         # Reap the round (its job would stay in the shell's table).
         _pid=""
         read -r _pid < "$work/running.$_at" || true
@@ -330,8 +368,9 @@ CONFIG GET min-replicas-to-write"
             [ "$_at" -le "$fenced_at" ] || _renamed=1
         fi
         if [ "$_at" -gt "$_latest" ]; then
-            _latest=$_at named_other=0
+            _latest=$_at named_other=0 rival=-
             [ "${_count:-0}" -lt "$majority" ] || [ "${_self:-0}" -ge "$_needed" ] || named_other=$_count other=$_other
+            rival=${_rival:--}
         fi
         [ "$trace" = 0 ] || log "round: $((now - _at)) ms, $_self name this node, $_count name $_other"
     done
@@ -350,6 +389,10 @@ CONFIG GET min-replicas-to-write"
         if [ "$named_other" -ge "$majority" ]; then
             if [ "$fenced" = 0 ] || [ "$live" != "$FENCE_MARK" ]; then
                 fence "$named_other of $total Sentinels name $other the master"
+            fi
+        elif [ "$rival" != - ]; then
+            if [ "$fenced" = 0 ] || [ "$live" != "$FENCE_MARK" ]; then
+                fence "$rival, a replica of this node, answers that it is a master"
             fi
         elif [ "$fenced" = 1 ]; then
             if [ "$_renamed" = 1 ]; then
