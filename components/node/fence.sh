@@ -10,9 +10,13 @@
 # partition that began after it, and a machine too loaded to run the rounds on time
 # does not fence its master for that. Then, every interval:
 #   - a majority of the deployed Sentinels names another node -> fence at once
+#   - a node that was this master's replica answers ROLE as a master (a failover
+#     promoted it while this node is alive: the Sentinels name it only seconds
+#     later)                                                   -> fence at once
 #   - no round started in the last REDIS_HA_FENCE_AFTER_MS got a majority naming this
 #     node                                                     -> fence
-#   - a majority names this node again, or the node is a replica -> lift the fence
+#   - a majority names this node again and no replica of it is a master, or the node
+#     is a replica                                             -> lift the fence
 # A node that just became master (a failover, a hand-over) is named by the Sentinel that
 # promoted it at once and by the others only once they hear of it (their hello messages,
 # seconds later): for REDIS_HA_FENCE_SETTLE_MS after its promotion, one Sentinel naming
