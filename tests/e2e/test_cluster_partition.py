@@ -1,0 +1,86 @@
+"""Redis Cluster partitions on the real Docker engine (docs/partitions-cluster.md):
+one shard's master cut off from every other cluster node, its replica included, under
+three writers through a cluster-aware client (plain SET, WAIT 1, WAIT <replicas of the
+shard>) writing keys of that shard (tests/e2e/cluster_partition.py).
+
+- Past cluster-node-timeout (2x): Redis Cluster's own fence, a master that cannot
+  reach a majority of the masters turns cluster_state:fail and refuses writes, so the
+  plain and WAIT 1 writes it took are lost only in about cluster-node-timeout after
+  the cut; the WAIT-all writer loses nothing; the replica takes over and the old
+  master rejoins as its replica.
+- Shorter than cluster-node-timeout: no failover and nothing lost by any writer.
+
+After each heal the drill checks every node ok with all slots, each slot range served
+by one master, every replica's link up, and reads back every acknowledged key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.e2e import cluster_partition, day2
+from tests.e2e.day2 import Stack
+from tests.e2e.partition import KINDS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.destructive]
+
+# The writers' own timestamps on a shared machine (thread and process scheduling).
+SLACK_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def stack(
+    test_images: None, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    directory = tmp_path_factory.mktemp("cluster-partition")
+    with day2.deployed(docker_client, directory, prefix="rhcp", topology="cluster") as deployed:
+        cluster_partition.converged(deployed.outputs, deployed.nodes("cluster"))
+        yield deployed
+
+
+def _node_timeout(stack: Stack) -> float:
+    return stack.outputs.deployment["cluster"]["nodeTimeout"] / 1000
+
+
+def _show(name: str, report: dict) -> None:
+    print(f"{name}: {json.dumps(report, sort_keys=True)}")
+
+
+def _after_heal(report: dict) -> None:
+    assert report["wait-all"]["lost"] == 0, report
+    for kind in KINDS:
+        # every writer got through again after the heal
+        assert report[kind]["acknowledged_after_operation"] >= 50, report
+
+
+def test_master_cut_off_past_node_timeout_fences_itself_and_fails_over(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    node_timeout = _node_timeout(stack)
+    report = cluster_partition.run_scenario(docker_client, stack, 2 * node_timeout)
+    _show("master cut off for 2x cluster-node-timeout", report)
+    _after_heal(report)
+    assert report["master_after"] != report["master_before"], report
+    assert report["epoch_after"] > report["epoch_before"], report
+    assert report["fenced_after_s"] is not None, report
+    assert report["server_errors"]["CLUSTERDOWN"] > 0, report
+    for kind in ("plain", "wait"):
+        assert report[kind]["loss_window_s"] <= node_timeout + SLACK_S, (kind, report)
+
+
+def test_master_cut_off_shorter_than_node_timeout_changes_nothing(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    node_timeout = _node_timeout(stack)
+    report = cluster_partition.run_scenario(docker_client, stack, 0.6 * node_timeout)
+    _show("master cut off for 0.6x cluster-node-timeout", report)
+    _after_heal(report)
+    assert report["master_after"] == report["master_before"], report
+    assert report["epoch_after"] == report["epoch_before"], report
+    assert report["promoted_after_s"] is None, report
+    for kind in KINDS:
+        assert report[kind]["lost"] == 0, (kind, report)
