@@ -58,11 +58,12 @@ class ShardClient(RedisCluster):
 
 
 def connector(slot_key: str) -> Connect:
-    """The drill's clients: a ShardClient per (re)connection, short timeouts so a write
-    that hangs counts as an error instead of stalling the writer."""
+    """The drill's clients: a ShardClient per (re)connection. The socket timeout (2 s)
+    outlasts the writers' WAIT timeout (1 s): a WAIT that times out replies with the
+    replicas it got instead of counting as a connection error."""
 
     def connect(outputs: Outputs, user: str) -> ShardClient:
-        client = cluster_client(outputs, user, cls=ShardClient, socket_timeout=1.0, socket_connect_timeout=1.0)
+        client = cluster_client(outputs, user, cls=ShardClient, socket_timeout=2.0, socket_connect_timeout=1.0)
         assert isinstance(client, ShardClient)
         client.slot_key = slot_key
         return client
@@ -185,6 +186,7 @@ def run_scenario(client: docker.DockerClient, stack: Stack, seconds: float, shar
     ):
         watch.cut_at = time.monotonic()
         net.cut([master.name], others)
+        cut_took = time.monotonic() - watch.cut_at
         time.sleep(seconds)
         net.heal()
         healed_at = time.monotonic()
@@ -200,6 +202,8 @@ def run_scenario(client: docker.DockerClient, stack: Stack, seconds: float, shar
     report.update(
         node_timeout_s=outputs.deployment["cluster"]["nodeTimeout"] / 1000,
         partition_s=seconds,
+        # the rules go in one after the other (docker exec + iptables each)
+        cut_took_s=round(cut_took, 3),
         master_before=master.name,
         master_after=master_after,
         epoch_before=epoch_before,
