@@ -177,12 +177,11 @@ def run_scenario(client: docker.DockerClient, stack: Stack, seconds: float, shar
     epoch_before = int(cluster_info(master)["cluster_current_epoch"])
     errors_before = server_errors(nodes)
     connect = connector(tag)
-    drill_args = {"kinds": KINDS, "replicas": len(replicas), "connect": connect, "key_prefix": f"{{{tag}}}:drill:"}
     # The watch outlasts the drill, which ends once every writer is through again.
     with (
         network(client, stack) as net,
         watching(master, replicas[0], outputs) as watch,
-        Drill(outputs, **drill_args) as drill,
+        Drill(outputs, kinds=KINDS, replicas=len(replicas), connect=connect, key_prefix=f"{{{tag}}}:drill:") as drill,
     ):
         watch.cut_at = time.monotonic()
         net.cut([master.name], others)
