@@ -52,20 +52,22 @@ def _show(name: str, report: dict) -> None:
     print(f"{name}: {json.dumps(report, sort_keys=True)}")
 
 
-def _after_heal(report: dict) -> None:
+def _drilled(stack: Stack, client: docker.DockerClient, timeouts: float) -> dict:
+    """The master cut off for `timeouts` node timeouts; the checks after every heal."""
+    report = cluster_partition.run_scenario(client, stack, timeouts * _node_timeout(stack))
+    _show(f"master cut off for {timeouts}x cluster-node-timeout", report)
     assert report["wait-all"]["lost"] == 0, report
     for kind in KINDS:
         # every writer got through again after the heal
         assert report[kind]["acknowledged_after_operation"] >= 50, report
+    return report
 
 
 def test_master_cut_off_past_node_timeout_fences_itself_and_fails_over(
     stack: Stack, docker_client: docker.DockerClient
 ) -> None:
+    report = _drilled(stack, docker_client, 2)
     node_timeout = _node_timeout(stack)
-    report = cluster_partition.run_scenario(docker_client, stack, 2 * node_timeout)
-    _show("master cut off for 2x cluster-node-timeout", report)
-    _after_heal(report)
     assert report["master_after"] != report["master_before"], report
     assert report["epoch_after"] > report["epoch_before"], report
     assert report["fenced_after_s"] is not None, report
@@ -81,10 +83,7 @@ def test_master_cut_off_past_node_timeout_fences_itself_and_fails_over(
 def test_master_cut_off_shorter_than_node_timeout_changes_nothing(
     stack: Stack, docker_client: docker.DockerClient
 ) -> None:
-    node_timeout = _node_timeout(stack)
-    report = cluster_partition.run_scenario(docker_client, stack, 0.6 * node_timeout)
-    _show("master cut off for 0.6x cluster-node-timeout", report)
-    _after_heal(report)
+    report = _drilled(stack, docker_client, 0.6)
     assert report["master_after"] == report["master_before"], report
     assert report["epoch_after"] == report["epoch_before"], report
     assert report["promoted_after_s"] is None, report
