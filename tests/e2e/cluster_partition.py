@@ -201,7 +201,7 @@ def run_scenario(client: docker.DockerClient, stack: Stack, seconds: float, shar
     report.update(
         node_timeout_s=outputs.deployment["cluster"]["nodeTimeout"] / 1000,
         partition_s=seconds,
-        # the rules go in one after the other (docker exec + iptables each)
+        # how long the rules took to go in (one iptables-restore in the cut master)
         cut_took_s=round(cut_took, 3),
         master_before=master.name,
         master_after=master_after,
