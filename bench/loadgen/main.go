@@ -73,7 +73,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&c.rate, "rate", 10000, "requests per second (0: preload only)")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "measured time")
 	fs.DurationVar(&c.warmup, "warmup", 5*time.Second, "time at the rate before measuring")
-	fs.IntVar(&c.workers, "workers", 64, "connections, each with one request at a time")
+	fs.IntVar(&c.workers, "workers", 32, "connections, each with one request at a time")
 	fs.IntVar(&c.keys, "keys", 100000, "keyspace size (keys lg:0 .. lg:N-1)")
 	fs.IntVar(&c.valueSize, "value-size", 100, "bytes per value")
 	fs.Float64Var(&c.getRatio, "get-ratio", 0.5, "share of GETs (the rest SETs), 0..1")
