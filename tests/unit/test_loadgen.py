@@ -25,9 +25,7 @@ FIGURES = ("p50_us", "p90_us", "p99_us", "p99_9_us", "max_us")
 def loadgen() -> Path:
     if shutil.which("go") is None:
         pytest.skip("go is not on PATH: bench/loadgen cannot be built, its tests did not run")
-    built = subprocess.run(
-        ["bash", str(ROOT / "bench/loadgen/build.sh")], capture_output=True, text=True, timeout=600
-    )
+    built = subprocess.run(["bash", str(ROOT / "bench/loadgen/build.sh")], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
     return Path(built.stdout.strip().splitlines()[-1])
 
