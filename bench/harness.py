@@ -33,7 +33,11 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    revision = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
     return {
+        "revision": revision,  # the code measured
         "cpu": cpu,
         "cores": len(os.sched_getaffinity(0)),
         "kernel": platform.release(),

@@ -84,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=[], help="scenario names containing one of these words")
     parser.add_argument("--quick", action="store_true", help="10 s partitions, 30 s of flapping")
+    parser.add_argument("--name", default="partition", help="the result's name: bench/results/<name>.json")
     args = parser.parse_args()
     chosen = {k: v for k, v in scenarios(args.quick).items() if not args.only or any(w in k for w in args.only)}
     build_images()
@@ -102,7 +103,7 @@ def main() -> None:
         },
         "scenarios": {name: {"fence": with_fence[name], "no_fence": baseline[name]} for name in chosen},
     }
-    path = write("partition", result)
+    path = write(args.name, result)
     rows = []
     for name in chosen:
         for mode, report in (("fence", with_fence[name]), ("no fence", baseline[name])):
