@@ -166,34 +166,32 @@ is_self() {
     return 1
 }
 
-# round <start>: asks every Sentinel; writes "<naming this node> <most naming one other
-# node> <that node>" into $work/answer.<start>. Runs in the background.
+# each <ask|again> <file prefix> <user> <password> <commands> <host:port>...: runs it for
+# every address, the reply of the i-th into <file prefix>.<i>.
+each() {
+    _fn=$1 _pre=$2 _u=$3 _pw=$4 _c=$5
+    shift 5
+    _i=0
+    for _a in "$@"; do
+        _i=$((_i + 1))
+        $_fn "$_pre.$_i" "$_u" "$_pw" "${_a%:*}" "${_a##*:}" "$_c"
+    done
+}
+
+# round <start>: asks every Sentinel which node is master and every node this one has
+# had as a replica its ROLE; writes "<Sentinels naming this node> <most naming one other
+# node> <that node> <when the round ended> <a replica answering master, or ->" into
+# $work/answer.<start>. Runs in the background.
 round() {
     _start=$1
     _files=""
     pids=""
     _q="SENTINEL GET-MASTER-ADDR-BY-NAME $master_name"
-    _i=0
-    for _s in $sentinels; do
-        _i=$((_i + 1))
-        ask "$work/q.$_start.$_i" sentinel-client "$sent_pw" "${_s%:*}" "${_s##*:}" "$_q"
-    done
-    _i=0
-    for _p in $peers; do
-        _i=$((_i + 1))
-        ask "$work/p.$_start.$_i" admin "$adm_pw" "${_p%:*}" "${_p##*:}" ROLE
-    done
+    each ask "$work/q.$_start" sentinel-client "$sent_pw" "$_q" $sentinels
+    each ask "$work/p.$_start" admin "$adm_pw" ROLE $peers
     collect
-    _i=0
-    for _s in $sentinels; do
-        _i=$((_i + 1))
-        again "$work/q.$_start.$_i" sentinel-client "$sent_prev" "${_s%:*}" "${_s##*:}" "$_q"
-    done
-    _i=0
-    for _p in $peers; do
-        _i=$((_i + 1))
-        again "$work/p.$_start.$_i" admin "$adm_prev" "${_p%:*}" "${_p##*:}" ROLE
-    done
+    each again "$work/q.$_start" sentinel-client "$sent_prev" "$_q" $sentinels
+    each again "$work/p.$_start" admin "$adm_prev" ROLE $peers
     collect
     # A node that was this master's replica and now answers that it is a master: a
     # failover promoted it (or an operator did), whatever the Sentinels say yet.

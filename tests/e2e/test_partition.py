@@ -73,3 +73,33 @@ def test_a_sentinel_minority_cut_off_changes_nothing(stack: Stack, docker_client
     assert report["fenced_seconds"] == 0, report
     for kind in partition.KINDS:
         assert report[kind]["lost"] == 0 and report[kind]["errors"] == 0, report
+
+
+def test_master_and_a_replica_cut_off_stop_acknowledging_within_the_fence(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """The split that loses the most without the fence: the cut-off master keeps a
+    replica, so `min-replicas-to-write 1` and `WAIT 1` go on succeeding on its side
+    (bench/results/partition.json: every such write of the partition lost)."""
+    report = partition.run_scenario(docker_client, stack, partition.master_and_replica(12))
+    _show("master and a replica", report)
+    _after_heal(report)
+    assert report["master_after"] != report["master_before"], report
+    fence_after = load_settings(stack.config).fence_after_milliseconds / 1000
+    for kind in ("plain", "wait"):
+        assert report[kind]["loss_window_s"] <= fence_after + ROUND_S + SLACK_S, report
+
+
+def test_a_bare_sentinel_failover_fences_the_old_master_within_a_round(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """SENTINEL FAILOVER with the old master alive: the promoted replica's own answer
+    fences the old master before the Sentinels name the new one."""
+    report = partition.run_scenario(docker_client, stack, partition.bare_failover)
+    _show("bare failover", report)
+    _after_heal(report)
+    assert report["master_after"] != report["master_before"], report
+    assert report["fenced_seconds"] >= 1, report
+    for kind in ("plain", "wait"):
+        # One round of questions after the promotion, and the writers' own timing.
+        assert report[kind]["loss_window_s"] <= 2 * ROUND_S + SLACK_S, report

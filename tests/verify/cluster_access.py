@@ -163,8 +163,11 @@ def _endpoint(spec: dict[str, Any]) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def cluster_client(outputs: Outputs, user: str = "admin", **kwargs: Any) -> RedisCluster:
-    """redis-py's RedisCluster with announced addresses mapped to host endpoints."""
+def cluster_client(
+    outputs: Outputs, user: str = "admin", cls: type[RedisCluster] = RedisCluster, **kwargs: Any
+) -> RedisCluster:
+    """redis-py's RedisCluster (or the subclass `cls`) with announced addresses mapped to
+    host endpoints."""
     remap: dict[tuple[str, int], tuple[str, int]] = {}
     for spec in outputs.nodes("cluster"):
         endpoint = _endpoint(spec)
@@ -185,7 +188,7 @@ def cluster_client(outputs: Outputs, user: str = "admin", **kwargs: Any) -> Redi
         "decode_responses": True,
         **kwargs,
     }
-    return RedisCluster(
+    return cls(
         startup_nodes=[ClusterNode(host, port) for host, port in remap.values()],
         address_remap=address_remap,
         username=user,

@@ -23,16 +23,26 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from .access import Outputs
 from .clients import master_client
 
 # Keys expire on their own if a drill is interrupted before it cleans up.
 KEY_TTL = 3600
+
+# How the writers and the read-back reach the deployment: (outputs, user) -> a client
+# with set/wait/pipeline. Through the Sentinels by default; the Redis Cluster drill
+# (tests/e2e/cluster_partition.py) passes a cluster-aware client.
+Connect = Callable[[Outputs, str], Any]
+# redis-py's cluster client raises RedisClusterException (not a RedisError) when it
+# cannot read a usable slot map: the writer counts it as an error like any other.
+ERRORS = (redis.RedisError, RedisClusterException)
 
 
 @dataclass
@@ -60,10 +70,11 @@ class Writer(threading.Thread):
         user: str = "admin",
         key_prefix: str = "redis-ha:drill:",
         replicas: int = 1,
+        connect: Connect = master_client,
     ) -> None:
         super().__init__(daemon=True, name=f"drill-writer-{kind}")
         assert kind in ("wait", "plain", "wait-all"), kind
-        self.outputs, self.wait_ms, self.user = outputs, wait_ms, user
+        self.outputs, self.wait_ms, self.user, self.connect = outputs, wait_ms, user, connect
         # How many replicas must confirm a write (WAIT): 1, or all of them for wait-all.
         self.replicas = replicas if kind == "wait-all" else 1
         self.stats = WriterStats(kind)
@@ -81,10 +92,10 @@ class Writer(threading.Thread):
         self.outputs = outputs
         self._switch.set()
 
-    def _client(self) -> redis.Redis | None:
+    def _client(self) -> Any:
         try:
-            return master_client(self.outputs, self.user)
-        except redis.RedisError:
+            return self.connect(self.outputs, self.user)
+        except ERRORS:
             return None
 
     def _acknowledged(self, key: str) -> None:
@@ -115,7 +126,7 @@ class Writer(threading.Thread):
                 client.set(key, key, ex=KEY_TTL)
                 if self.stats.kind == "plain" or client.wait(self.replicas, self.wait_ms) >= self.replicas:
                     self._acknowledged(key)
-            except redis.RedisError as error:
+            except ERRORS as error:
                 self.stats.errors += 1
                 name = type(error).__name__
                 if len(self.stats.first_errors) < 20:
@@ -132,9 +143,9 @@ class Writer(threading.Thread):
             self.stats.longest_gap = max(self.stats.longest_gap, time.monotonic() - self._last_ack)
 
 
-def missing_keys(outputs: Outputs, keys: list[str], batch: int = 500) -> list[str]:
+def missing_keys(outputs: Outputs, keys: list[str], batch: int = 500, connect: Connect = master_client) -> list[str]:
     """The keys the current master does not have."""
-    client = master_client(outputs)
+    client = connect(outputs, "admin")
     missing: list[str] = []
     for start in range(0, len(keys), batch):
         chunk = keys[start : start + batch]
@@ -161,10 +172,14 @@ class Drill:
         key_prefix: str = "redis-ha:drill:",
         kinds: tuple[str, ...] = ("wait", "plain"),
         replicas: int = 1,
+        connect: Connect = master_client,
     ) -> None:
-        self.outputs, self.warm_up, self.settle = outputs, warm_up, settle
+        self.outputs, self.warm_up, self.settle, self.connect = outputs, warm_up, settle, connect
         self.recovered, self.recovery_timeout = recovered, recovery_timeout
-        self.writers = [Writer(outputs, kind, user=user, key_prefix=key_prefix, replicas=replicas) for kind in kinds]
+        self.writers = [
+            Writer(outputs, kind, user=user, key_prefix=key_prefix, replicas=replicas, connect=connect)
+            for kind in kinds
+        ]
         self.seconds = 0.0
         self._started = 0.0
 
@@ -219,7 +234,7 @@ class Drill:
         result: dict[str, Any] = {"seconds": round(self.seconds, 2)}
         for writer in self.writers:
             s = writer.stats
-            lost = missing_keys(self.outputs, s.acknowledged)
+            lost = missing_keys(self.outputs, s.acknowledged, connect=self.connect)
             # From the first lost write's acknowledgement to the last one's.
             lost_set = set(lost)
             lost_at = [t for key, t in zip(s.acknowledged, s.acknowledged_at, strict=True) if key in lost_set]
