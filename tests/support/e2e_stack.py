@@ -24,7 +24,8 @@ from tests.support.applier import Applied, DockerApplier
 from tests.support.program import ProgramRun, run_program, stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_IMAGE = "redis-ha-test/redis:7.0"
+# The default engine (components/engines.py: Valkey 8.1), from tests/images/engines.txt.
+REDIS_IMAGE = "redis-ha-test/valkey:8.1"
 EXPORTER_IMAGE = "redis-ha-test/redis-exporter:1.45"
 
 
@@ -80,8 +81,8 @@ def e2e_config(name: str, **overrides: object) -> dict:
         masterName=f"{name}-master",
         redisImage=REDIS_IMAGE,
         exporterImage=EXPORTER_IMAGE,
-        engine="redis",
-        engineVersion="7.0",  # the Debian redis in the test image
+        engine="valkey",
+        engineVersion="8.1",  # the Debian valkey in the test image
         redisHostPort=_free_port_range(3, used),
         sentinelHostPort=_free_port_range(3, used),
         # The Sentinel group's exporters: its Redis nodes' and its Sentinels'.
