@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
-from tests.support.e2e_stack import Deployment, deploy  # noqa: E402
+from tests.support.e2e_stack import REDIS_IMAGE, Deployment, deploy  # noqa: E402
 from tests.verify.access import Node, Outputs  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -47,7 +47,9 @@ def machine() -> dict[str, Any]:
 
 
 def build_images() -> None:
+    """The e2e's images: tests/images/build.sh's, and the default engine's (engines.sh)."""
     subprocess.run(["bash", str(ROOT / "tests/images/build.sh")], check=True, capture_output=True)
+    subprocess.run(["bash", str(ROOT / "tests/images/engines.sh"), REDIS_IMAGE], check=True, capture_output=True)
 
 
 @contextlib.contextmanager
