@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from harness import build_images, table, write
 
 from tests.e2e import day2, partition
 
-Scenario = Callable[[partition.Network, partition.Roles, float], None]
+Scenario = partition.Scenario
 
 
 def scenarios(quick: bool) -> dict[str, Scenario]:
