@@ -90,7 +90,8 @@ def _sentinel_facts(sentinel: Node, outputs: Outputs) -> dict[str, str]:
         for key in ("ip", "flags", "failover-state", "num-other-sentinels", "quorum", "config-epoch"):
             facts[key] = fields.get(key, "?")
         reply = sentinel.cli("sentinel-client", "SENTINEL", "REPLICAS", outputs.deployment["masterName"]).splitlines()
-        replicas, current = [], {}
+        replicas: list[dict[str, str]] = []
+        current: dict[str, str] = {}
         for key, value in zip(reply[::2], reply[1::2], strict=False):
             if key == "name" and current:
                 replicas.append(current)
