@@ -6,11 +6,9 @@
 # starts a round of questions: every deployed Sentinel is asked in parallel which node
 # is the master. Rounds run in the background (a slow or silent Sentinel never delays
 # the next round, nor a decision), each question with a deadline; a round's answers
-# count as of the moment the round started: an answer only proves that the Sentinel
-# named this node at some moment after that (a Sentinel cut off just after it answered
-# leaves the round waiting for the others until the deadline), so fenceAfter runs from
-# the start of the last round that confirmed the node, and the bound of the loss window
-# (fenceAfter + one interval) holds however long the questions take. Then, every interval:
+# count as of the moment the round ended: an answer that arrived was sent before any
+# partition that began after it, and a machine too loaded to run the rounds on time
+# does not fence its master for that. Then, every interval:
 #   - a majority of the deployed Sentinels names another node -> fence at once
 #   - a node that was this master's replica answers ROLE as a master (a failover
 #     promoted it while this node is alive: the Sentinels name it only seconds
@@ -182,7 +180,7 @@ each() {
 
 # round <start>: asks every Sentinel which node is master and every node this one has
 # had as a replica its ROLE; writes "<Sentinels naming this node> <most naming one other
-# node> <that node> <when the round started> <a replica answering master, or ->" into
+# node> <that node> <when the round ended> <a replica answering master, or ->" into
 # $work/answer.<start>. Runs in the background.
 round() {
     _start=$1
@@ -233,7 +231,7 @@ round() {
         [ "$_n" -le "$_best" ] || _best=$_n _other=$_a
     done
     clock
-    echo "$_self $_best $_other $_start $_rival" > "$work/tmp.$_start"
+    echo "$_self $_best $_other $now $_rival" > "$work/tmp.$_start"
     mv -f "$work/tmp.$_start" "$work/answer.$_start"
     rm -f $_files
 }
@@ -360,14 +358,14 @@ CONFIG GET min-replicas-to-write"
     for _f in "$work"/answer.*; do
         [ -e "$_f" ] || continue
         _at=${_f##*.}
-        read -r _self _count _other _since _rival < "$_f" || true
+        read -r _self _count _other _end _rival < "$_f" || true
         # Reap the round (its job would stay in the shell's table).
         _pid=""
         read -r _pid < "$work/running.$_at" || true
         [ -z "$_pid" ] || wait "$_pid" 2> /dev/null || true
         rm -f "$_f" "$work/running.$_at"
         if [ "${_self:-0}" -ge "$_needed" ] && [ "${_self:-0}" -gt 0 ]; then
-            [ "${_since:-0}" -le "$confirmed_at" ] || confirmed_at=$_since named_self=$_self
+            [ "${_end:-0}" -le "$confirmed_at" ] || confirmed_at=$_end named_self=$_self
             # Only a round that started after the fence lifts it.
             [ "$_at" -le "$fenced_at" ] || _renamed=1
         fi
