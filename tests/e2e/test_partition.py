@@ -25,12 +25,11 @@ from tests.e2e.day2 import Stack
 pytestmark = [pytest.mark.e2e, pytest.mark.destructive]
 
 ROUND_S = 0.25
-# A round's answers count as of the round's end (fence.sh: a loaded machine must not
-# fence its master for slow questions): a round in flight at the cut, one Sentinel
-# answered and the others cut off, confirms the node until its 1 s question deadline.
-QUESTION_DEADLINE_S = 1.0
-# Thread and process scheduling on a shared CI machine: the writers' own timestamps.
-SLACK_S = 0.5
+# fence.sh confirms the master as of the arrival of the answer that made a majority: it
+# fences at most fenceAfter + one round after the last answer it got before the cut.
+# The fence's own forks (redis-cli for every question and for CONFIG SET) and the
+# writers' timestamps on a loaded 2-core CI machine: measured 0.3 to 0.4 s on a quiet one.
+SLACK_S = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +54,7 @@ def _after_heal(report: dict) -> None:
 
 def _cut_off(client: docker.DockerClient, stack: Stack, name: str, scenario: partition.Scenario) -> tuple[dict, float]:
     """A master cut off from the Sentinels: after the heal another node is master, and
-    the plain and WAIT 1 writes lost fall in a window of at most fenceAfter + one
-    question deadline + one round.
+    the plain and WAIT 1 writes lost fall in a window of at most fenceAfter + one round.
     Returns the report and fenceAfter in seconds."""
     report = partition.run_scenario(client, stack, scenario)
     _show(name, report)
@@ -64,7 +62,7 @@ def _cut_off(client: docker.DockerClient, stack: Stack, name: str, scenario: par
     assert report["master_after"] != report["master_before"], report
     fence_after = load_settings(stack.config).fence_after_milliseconds / 1000
     for kind in ("plain", "wait"):
-        assert report[kind]["loss_window_s"] <= fence_after + QUESTION_DEADLINE_S + ROUND_S + SLACK_S, report
+        assert report[kind]["loss_window_s"] <= fence_after + ROUND_S + SLACK_S, report
     return report, fence_after
 
 
