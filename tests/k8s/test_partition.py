@@ -51,7 +51,10 @@ def stack(k8s: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
 
 
 def show(name: str, report: dict[str, Any]) -> None:
-    print(f"k8s partition {name}: {json.dumps(report, sort_keys=True)}")
+    """The report as one JSON line, without each writer's first errors (in the
+    assertion messages still)."""
+    line = {k: {**v, "first_errors": len(v["first_errors"])} if k in KINDS else v for k, v in report.items()}
+    print(f"k8s partition {name}: {json.dumps(line, sort_keys=True)}")
 
 
 def after_heal(report: dict[str, Any]) -> None:
@@ -76,8 +79,9 @@ def test_master_pod_cut_off_from_everything_stops_acknowledging_within_the_fence
         assert report[kind]["loss_window_s"] <= fence_after + ROUND_S + SLACK_S, report
     # The fence is visible: its log line on the old master's container stderr, and the
     # FENCED error counted once a second from fenceAfter into the cut until the
-    # Sentinels demote it after the heal.
-    assert list(report["fenced_lines"]) == [report["master_before"]], report
+    # Sentinels demote it after the heal. (The new master may log a short fence of its
+    # own right after its promotion: docs/partitions-kubernetes.md.)
+    assert report["fenced_lines"].get(report["master_before"], 0) >= 1, report
     assert CUT_S - fence_after - 1 <= report["fenced_seconds"] <= CUT_S + 20, report
 
 
