@@ -24,7 +24,16 @@ from typing import Any
 
 from tests.e2e.partition import KINDS, Roles, fenced_seconds
 from tests.k8s.api import wait_for
-from tests.k8s.deployment import Stack, healthy, pod_of, redis_nodes, sentinel_masters, sentinel_nodes
+from tests.k8s.deployment import (
+    Stack,
+    diagnostics,
+    healthy,
+    pod_of,
+    redis_nodes,
+    replication,
+    sentinel_masters,
+    sentinel_nodes,
+)
 from tests.verify.access import Node
 from tests.verify.drill import Drill
 
@@ -133,8 +142,23 @@ def network(stack: Stack) -> Iterator[PodNetwork]:
         net.heal()
 
 
+def healthy_or_diagnostics(stack: Stack, what: str, timeout: float = 120) -> str:
+    """The master hostname once healthy; else fails with what the Sentinels name, the
+    replication state and the pods' diagnostics."""
+    try:
+        return str(wait_for(what, lambda: healthy(stack), timeout=timeout, interval=1))
+    except AssertionError as e:
+        seen = {"sentinels": sentinel_masters(stack)}
+        with contextlib.suppress(AssertionError):
+            keys = ("role", "master_host", "master_link_status", "connected_slaves")
+            seen["replication"] = {h: {k: i.get(k) for k in keys} for h, i in replication(stack).items()}
+        report = diagnostics(stack)
+        print(json.dumps(seen), report, sep="\n")
+        raise AssertionError(f"{e}: {json.dumps(seen)}\n{report[-6000:]}") from None
+
+
 def roles(stack: Stack) -> Roles:
-    master = wait_for("a healthy topology", lambda: healthy(stack), timeout=120, interval=1)
+    master = healthy_or_diagnostics(stack, "a healthy topology before the drill")
     redis = redis_nodes(stack)
     [primary] = [n for n in redis if n.hostname == master]
     return Roles(primary, [n for n in redis if n is not primary], sentinel_nodes(stack))
@@ -169,7 +193,7 @@ def run_scenario(stack: Stack, scenario: Callable[[Any, Roles, float], None]) ->
     with network(stack) as net, Drill(stack.verify_outputs(), kinds=KINDS, replicas=len(before.replicas)) as drill:
         scenario(net, before, down_after_s(stack))
         leftover = {n.name: net.rules_in(n.name) for n in before.redis + before.sentinels}
-    after = wait_for("a healthy topology after the heal", lambda: healthy(stack), timeout=120, interval=1)
+    after = healthy_or_diagnostics(stack, "a healthy topology after the heal")
     report = drill.report()
     report["master_before"], report["master_after"] = pod_of(before.master.hostname), pod_of(after)
     report["fenced_seconds"] = fenced_seconds(before.redis) - fenced_before
