@@ -9,8 +9,9 @@ one side gets all its rules in one `iptables-restore --noflush`; `heal` deletes 
 those. The host is not a pod: the drill's writers reach every pod over the CNI bridge
 throughout, as an application on the master's side of a split would.
 
-The scenarios (`master_isolated`, `sentinel_minority`, ...) and `Roles` are the Docker
-drills' own: they name nodes, and `PodNetwork` maps a node to its pod.
+The cut and heal (`Cuts`), the scenarios (`master_isolated`, `sentinel_minority`, ...)
+and `Roles` are the Docker drills' own: they name nodes, and `PodNetwork` maps a node to
+its pod.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import contextlib
 import json
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from tests.e2e.partition import KINDS, Roles, fenced_seconds
+from tests.e2e.partition import KINDS, Cuts, Roles, fenced_seconds
 from tests.k8s.api import wait_for
 from tests.k8s.deployment import (
     Stack,
@@ -48,12 +49,11 @@ POD_LABEL, NAMESPACE_LABEL, KIND_LABEL = (
 
 
 @dataclass
-class PodNetwork:
+class PodNetwork(Cuts):
     stack: Stack
     # node name (the outputs' `name`) -> pod name
     pods: dict[str, str]
-    # (pod, iptables rule) for every rule in place
-    rules: list[tuple[str, list[str]]] = field(default_factory=list)
+    gone: ClassVar[tuple[type[Exception], ...]] = (AssertionError,)
 
     def _ctr(self, *args: str) -> str:
         sock = self.stack.api.state / "containerd" / "containerd.sock"
@@ -64,8 +64,10 @@ class PodNetwork:
             raise AssertionError(f"ctr {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
-    def sandbox_pid(self, pod: str) -> str:
-        """The pid of the running pause process of `pod` (of this test's namespace only)."""
+    def pid(self, name: str) -> str:
+        """The pid of the running pause process of the node's pod (of this test's
+        namespace only)."""
+        pod = self.pods[name]
         running = {}
         for line in self._ctr("tasks", "ls").splitlines()[1:]:
             task, pid, status = line.split()[:3]
@@ -83,47 +85,10 @@ class PodNetwork:
         pod = self.stack.api.get("v1", "Pod", self.pods[name], self.stack.namespace)
         return str(pod["status"]["podIP"])
 
-    def _restore(self, pod: str, rules: list[tuple[str, list[str]]]) -> None:
-        """`(action, rule)` lines applied to the pod's filter table in one
-        `iptables-restore --noflush`: all of them at once, or none."""
-        lines = ["*filter", *(" ".join([action, *rule]) for action, rule in rules), "COMMIT", ""]
-        subprocess.run(
-            ["nsenter", "-t", self.sandbox_pid(pod), "-n", "iptables-restore", "--noflush"],
-            input="\n".join(lines),
-            text=True,
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-
-    def cut(self, side: list[str], others: list[str]) -> None:
-        """Drop every packet between each pod of `side` and each pod of `others` (node
-        names); each pod of `side` gets all its rules at once."""
-        addresses = [self.ip(other) for other in others]
-        for name in side:
-            pod = self.pods[name]
-            rules = [
-                rule
-                for address in addresses
-                for rule in (["INPUT", "-s", address, "-j", "DROP"], ["OUTPUT", "-d", address, "-j", "DROP"])
-            ]
-            self._restore(pod, [("-I", rule) for rule in rules])
-            self.rules.extend((pod, rule) for rule in rules)
-
-    def heal(self) -> None:
-        by_pod: dict[str, list[list[str]]] = {}
-        while self.rules:
-            pod, rule = self.rules.pop()
-            by_pod.setdefault(pod, []).append(rule)
-        for pod, rules in by_pod.items():
-            # A pod that is gone took its namespace, and the rules, with it.
-            with contextlib.suppress(AssertionError):
-                self._restore(pod, [("-D", rule) for rule in rules])
-
     def rules_in(self, name: str) -> list[str]:
         """The DROP rules in the pod's filter table now (`iptables -S`)."""
         out = subprocess.run(
-            ["nsenter", "-t", self.sandbox_pid(self.pods[name]), "-n", "iptables", "-S"],
+            ["nsenter", "-t", self.pid(name), "-n", "iptables", "-S"],
             capture_output=True,
             text=True,
             check=True,
