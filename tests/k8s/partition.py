@@ -48,12 +48,16 @@ POD_LABEL, NAMESPACE_LABEL, KIND_LABEL = (
 )
 
 
+class PodGone(AssertionError):
+    """The pod has no running sandbox: its network namespace, and the rules, are gone."""
+
+
 @dataclass
 class PodNetwork(Cuts):
     stack: Stack
     # node name (the outputs' `name`) -> pod name
     pods: dict[str, str]
-    gone: ClassVar[tuple[type[Exception], ...]] = (AssertionError,)
+    gone: ClassVar[tuple[type[Exception], ...]] = (PodGone,)
 
     def _ctr(self, *args: str) -> str:
         sock = self.stack.api.state / "containerd" / "containerd.sock"
@@ -79,7 +83,7 @@ class PodNetwork(Cuts):
             labels = json.loads(self._ctr("containers", "info", sandbox)).get("Labels", {})
             if labels.get(POD_LABEL) == pod and labels.get(NAMESPACE_LABEL) == self.stack.namespace:
                 return running[sandbox]
-        raise AssertionError(f"no running sandbox of pod {self.stack.namespace}/{pod} in the node's containerd")
+        raise PodGone(f"no running sandbox of pod {self.stack.namespace}/{pod} in the node's containerd")
 
     def ip(self, name: str) -> str:
         pod = self.stack.api.get("v1", "Pod", self.pods[name], self.stack.namespace)
