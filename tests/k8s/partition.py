@@ -159,7 +159,8 @@ def run_scenario(stack: Stack, scenario: Callable[[Any, Roles, float], None]) ->
     counted, and the lines the fence logged (and how many of them are FENCED lines)."""
     before = roles(stack)
     fenced_before, log_before = fenced_seconds(before.redis), fence_log(before.redis)
-    with network(stack) as net, Drill(stack.verify_outputs(), kinds=KINDS, replicas=len(before.replicas)) as drill:
+    # The network inside the writers: healed (also on a failure) before they wait to get through again.
+    with Drill(stack.verify_outputs(), kinds=KINDS, replicas=len(before.replicas)) as drill, network(stack) as net:
         scenario(net, before, down_after_s(stack))
         leftover = {n.name: net.rules_in(n.name) for n in before.redis + before.sentinels}
     after = healthy_or_diagnostics(stack, "a healthy topology after the heal")
