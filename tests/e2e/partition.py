@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import docker
 
@@ -30,29 +30,27 @@ KINDS = ("plain", "wait", "wait-all")
 
 
 @dataclass
-class Network:
-    client: docker.DockerClient
-    stack: Stack
-    # (container, iptables rule) for every rule in place
-    rules: list[tuple[str, list[str]]] = field(default_factory=list)
+class Cuts:
+    """Cuts and heals over a subclass's `ip(name)` and `pid(name)` (a process in the
+    node's network namespace); the Kubernetes drills' PodNetwork is the other one."""
 
-    def _container(self, name: str) -> Any:
-        container = self.client.containers.get(name)
-        # Only containers of this test's own stack are ever touched.
-        assert name.startswith(self.stack.name), name
-        return container
+    # (node, iptables rule) for every rule in place
+    rules: list[tuple[str, list[str]]] = field(default_factory=list, kw_only=True)
+    # What `pid` raises for a node that is gone (its namespace, and the rules, went with it).
+    gone: ClassVar[tuple[type[Exception], ...]] = ()
 
     def ip(self, name: str) -> str:
-        networks = self._container(name).attrs["NetworkSettings"]["Networks"]
-        return next(n["IPAddress"] for n in networks.values() if n["IPAddress"])
+        raise NotImplementedError
+
+    def pid(self, name: str) -> str:
+        raise NotImplementedError
 
     def _restore(self, name: str, rules: list[tuple[str, list[str]]]) -> None:
-        """Apply `(action, rule)` lines to the container's filter table in one
+        """Apply `(action, rule)` lines to the node's filter table in one
         `iptables-restore --noflush`: all of them at once, or none."""
-        pid = str(self._container(name).attrs["State"]["Pid"])
         lines = ["*filter", *(" ".join([action, *rule]) for action, rule in rules), "COMMIT", ""]
         subprocess.run(
-            ["nsenter", "-t", pid, "-n", "iptables-restore", "--noflush"],
+            ["nsenter", "-t", self.pid(name), "-n", "iptables-restore", "--noflush"],
             input="\n".join(lines),
             text=True,
             check=True,
@@ -61,8 +59,8 @@ class Network:
         )
 
     def cut(self, side: list[str], others: list[str]) -> None:
-        """Drop every packet between each container of `side` and each of `others`. Each
-        container of `side` gets all its rules in one step (a cut made rule by rule,
+        """Drop every packet between each node of `side` and each of `others`. Each
+        node of `side` gets all its rules in one step (a cut made rule by rule,
         replicas before Sentinels, would lose writes before the fence could see it)."""
         addresses = [self.ip(other) for other in others]
         for name in side:
@@ -75,13 +73,33 @@ class Network:
             self.rules.extend((name, rule) for rule in rules)
 
     def heal(self) -> None:
-        by_container: dict[str, list[list[str]]] = {}
+        by_node: dict[str, list[list[str]]] = {}
         while self.rules:
             name, rule = self.rules.pop()
-            by_container.setdefault(name, []).append(rule)
-        for name, rules in by_container.items():
-            with contextlib.suppress(docker.errors.NotFound):
+            by_node.setdefault(name, []).append(rule)
+        for name, rules in by_node.items():
+            with contextlib.suppress(*self.gone):
                 self._restore(name, [("-D", rule) for rule in rules])
+
+
+@dataclass
+class Network(Cuts):
+    client: docker.DockerClient
+    stack: Stack
+    gone: ClassVar[tuple[type[Exception], ...]] = (docker.errors.NotFound,)
+
+    def _container(self, name: str) -> Any:
+        container = self.client.containers.get(name)
+        # Only containers of this test's own stack are ever touched.
+        assert name.startswith(self.stack.name), name
+        return container
+
+    def ip(self, name: str) -> str:
+        networks = self._container(name).attrs["NetworkSettings"]["Networks"]
+        return next(n["IPAddress"] for n in networks.values() if n["IPAddress"])
+
+    def pid(self, name: str) -> str:
+        return str(self._container(name).attrs["State"]["Pid"])
 
 
 @dataclass(frozen=True)
