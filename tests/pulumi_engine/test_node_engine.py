@@ -12,13 +12,15 @@ there is one node, the program's *required* pod anti-affinity made preferred: th
 resource transform of the test's program (one_node_program), the same change as
 deployment.on_one_node.
 
-In order: a bad value fails `preview` and creates nothing; `up` returns only when every
-StatefulSet is ready, then `redis-ha-verify` passes against the stack outputs; a
-no-change `preview` and a `refresh` without drift; a `maxmemory` change rolled by `up`
-under the two drill writers, with no acknowledged write lost; `preview`/`refresh` again;
-no password in plain text in `stack export`; `destroy` leaves no object of the stack
-(the namespace, and with it the PVCs, is deleted). Figures are printed on one line
-(`node engine: {...}`) at the end.
+For each topology, Sentinel first, then Redis Cluster (a stack and namespace each), in
+order: a bad value fails `preview` and creates nothing; `up` returns only when every
+StatefulSet is ready (and the cluster-create Job complete), then `redis-ha-verify`
+passes against the stack outputs; a no-change `preview` and a `refresh` without drift;
+(Sentinel) a `maxmemory` change rolled by `up` under the two drill writers, with no
+acknowledged write lost, then `preview`/`refresh` again; no password in plain text in
+`stack export`; `destroy` leaves no object of the stack (the namespace, and with it the
+PVCs, is deleted). Figures are printed on one line (`node engine <topology>: {...}`)
+at the end of each topology.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ from tests.k8s.deployment import (
     healthy,
     host_reachable_outputs,
     import_images,
+    job_awaited,
     statefulset_awaited,
 )
 from tests.support.engine_stack import SECRET_SIG, Engine, new_engine, plain_passwords
@@ -58,7 +61,8 @@ from tests.verify.drill import Drill
 
 pytestmark = pytest.mark.k8s
 
-STACK = "prod-node"
+# The topologies, as the k8s suite deploys them (test_pods.py, test_cluster_pods.py).
+TOPOLOGIES = {"sentinel": {}, "cluster": {"topology": "cluster"}}
 VERIFY_PLUGIN = ["-p", "tests.k8s.cluster_dns"]
 
 
@@ -66,7 +70,7 @@ def _preferred_anti_affinity(args: pulumi.ResourceTransformArgs) -> pulumi.Resou
     """A StatefulSet's required pod anti-affinity made preferred (weight 100): one node."""
     if args.type_ != "kubernetes:apps/v1:StatefulSet":
         return None
-    props = dict(args.props)
+    props: dict[str, Any] = dict(args.props)
     spec = dict(props["spec"])
     template = dict(spec["template"])
     pod = dict(template["spec"])
@@ -93,15 +97,15 @@ def one_node_program() -> None:
 _CLAIMS_SCRIPT = """
 import json, sys
 from tests.k8s.deployment import prod_stack
-manifests, _ = prod_stack(sys.argv[1])
+manifests, _ = prod_stack(sys.argv[1], json.loads(sys.argv[2]))
 print(json.dumps([m for m in manifests if m["kind"] == "StatefulSet"]))
 """
 
 
-def statefulsets_of(namespace: str) -> list[dict[str, Any]]:
+def statefulsets_of(namespace: str, variant: dict[str, str]) -> list[dict[str, Any]]:
     """The StatefulSets a mocked run of the same settings makes (their claim templates)."""
     result = subprocess.run(
-        [sys.executable, "-c", _CLAIMS_SCRIPT, namespace],
+        [sys.executable, "-c", _CLAIMS_SCRIPT, namespace, json.dumps(variant)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -113,24 +117,28 @@ def statefulsets_of(namespace: str) -> list[dict[str, Any]]:
     return list(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-@pytest.fixture(scope="module")
-def engine(pulumi_bin: Path, node_cluster: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    api = node_cluster
+@pytest.fixture(scope="module", params=list(TOPOLOGIES))
+def engine(
+    request: pytest.FixtureRequest, pulumi_bin: Path, node_cluster: Api, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    api, topology = node_cluster, str(request.param)
+    variant = TOPOLOGIES[topology]
     env = kubectl_env(api.state)
     try:
         import_images(api, env)
     except DeployError as error:
         pytest.fail(str(error), pytrace=False)
-    namespace = f"rh-engine-{secrets.token_hex(3)}"
-    made = volumes.create_for_claims(api, namespace, statefulsets_of(namespace))
-    tmp = tmp_path_factory.mktemp("node-engine")
-    eng = new_engine(tmp, pulumi_bin, api, STACK, one_node_program, {**POD_CONFIG, "namespace": namespace})
-    eng.results.update(namespace=namespace, kubectl_env=env, figures={})
+    namespace = f"rh-engine-{topology[:4]}-{secrets.token_hex(3)}"
+    made = volumes.create_for_claims(api, namespace, statefulsets_of(namespace, variant))
+    tmp = tmp_path_factory.mktemp(f"node-engine-{topology}")
+    settings = {**POD_CONFIG, **variant, "namespace": namespace}
+    eng = new_engine(tmp, pulumi_bin, api, f"prod-node-{topology}", one_node_program, settings)
+    eng.results.update(namespace=namespace, kubectl_env=env, topology=topology, figures={"topology": topology})
     try:
         with cluster_environment(env):
             yield eng
     finally:
-        print(f"node engine: {json.dumps(eng.results['figures'], sort_keys=True)}")
+        print(f"node engine {topology}: {json.dumps(eng.results['figures'], sort_keys=True)}")
         eng.remove()
         if api.exists("v1", "Namespace", namespace):
             api.delete("v1", "Namespace", namespace)
@@ -165,7 +173,7 @@ def timed_up(engine: Engine, what: str) -> auto.UpResult:
     return result
 
 
-def changes(summary: dict[Any, int] | None) -> dict[str, int]:
+def changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
     """OpType -> count, without zero counts."""
     return {str(getattr(op, "value", op)): n for op, n in (summary or {}).items() if n}
 
@@ -194,10 +202,14 @@ def test_a_bad_value_fails_preview_naming_the_key_and_creates_nothing(engine: En
 def test_up_returns_with_every_statefulset_ready_then_verify_passes(engine: Engine) -> None:
     result = timed_up(engine, "up_s")
     # Right when `up` returns, before any wait of the test's own: the provider awaited them.
-    names = statefulset_names(engine)
-    assert len(names) == 2, names
-    not_ready = [n for n in names if statefulset_awaited(engine.api, namespace(engine), n) is None]
+    names, ns = statefulset_names(engine), namespace(engine)
+    assert len(names) == (2 if engine.results["topology"] == "sentinel" else 1), names
+    not_ready = [n for n in names if statefulset_awaited(engine.api, ns, n) is None]
     assert not not_ready, f"up returned before these StatefulSets were ready: {not_ready}"
+    jobs = [j["metadata"]["name"] for j in engine.api.list("batch/v1", "Job", ns)]
+    assert len(jobs) == (1 if engine.results["topology"] == "cluster" else 0), jobs
+    not_complete = [j for j in jobs if job_awaited(engine.api, ns, j) is None]
+    assert not not_complete, f"up returned before these Jobs were complete: {not_complete}"
     assert changes(result.summary.resource_changes).get("create", 0) > 0
     for kind in ("StatefulSet", "Service", "Secret", "ConfigMap"):
         api_version = "apps/v1" if kind == "StatefulSet" else "v1"
@@ -245,6 +257,8 @@ def test_preview_after_up_shows_no_change_and_refresh_no_drift(engine: Engine) -
 def test_a_maxmemory_change_rolls_redis_under_two_writers_losing_nothing(engine: Engine) -> None:
     if not engine.results.get("up"):
         pytest.skip("up did not run")
+    if engine.results["topology"] != "sentinel":
+        pytest.skip("the drill writers reach the master through the Sentinels: Sentinel topology only")
     ns, api = namespace(engine), engine.api
     redis_sts = next(n for n in statefulset_names(engine) if n.endswith("-redis"))
     before = api.get("apps/v1", "StatefulSet", redis_sts, ns)["status"]["updateRevision"]
@@ -292,7 +306,7 @@ def test_stack_export_holds_no_password_in_plain_text(engine: Engine) -> None:
 def test_destroy_leaves_no_object_of_the_stack(engine: Engine) -> None:
     if not engine.results.get("up"):
         pytest.skip("up did not run")
-    deployment = engine.stack().export_stack().deployment
+    deployment = engine.stack().export_stack().deployment or {}
     objects = [
         (r["outputs"]["apiVersion"], r["outputs"]["kind"], r["outputs"]["metadata"])
         for r in deployment.get("resources", [])
@@ -311,5 +325,5 @@ def test_destroy_leaves_no_object_of_the_stack(engine: Engine) -> None:
     assert not left, f"left after destroy: {left}"
     # The namespace went, and with it every PVC (README / docs/operations.md "Destroy").
     assert not engine.api.exists("v1", "Namespace", namespace(engine))
-    left_state = engine.stack().export_stack().deployment.get("resources") or []
+    left_state = (engine.stack().export_stack().deployment or {}).get("resources") or []
     assert not [r["urn"] for r in left_state if r["type"] != "pulumi:pulumi:Stack"], left_state
