@@ -55,7 +55,7 @@ from tests.k8s.deployment import (
     statefulset_awaited,
 )
 from tests.support.engine_stack import SECRET_SIG, Engine, new_engine, plain_passwords
-from tests.support.k8s_cluster import ROOT, kubectl_env
+from tests.support.k8s_cluster import ROOT, kubectl_env, run_verify
 from tests.verify.access import Outputs
 from tests.verify.drill import Drill
 
@@ -63,7 +63,6 @@ pytestmark = pytest.mark.k8s
 
 # The topologies, as the k8s suite deploys them (test_pods.py, test_cluster_pods.py).
 TOPOLOGIES = {"sentinel": {}, "cluster": {"topology": "cluster"}}
-VERIFY_PLUGIN = ["-p", "tests.k8s.cluster_dns"]
 
 
 def _preferred_anti_affinity(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
@@ -218,17 +217,8 @@ def test_up_returns_with_every_statefulset_ready_then_verify_passes(engine: Engi
     engine.results["up"] = True
     outputs = write_outputs(engine)
     engine.results["outputs"] = outputs
-    env = {**engine.results["kubectl_env"], "REDIS_HA_K8S_DNS": NODE_IP, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
-    verify = subprocess.run(
-        [sys.executable, "-m", "tests.verify.cli", "--outputs", str(outputs), "--", *VERIFY_PLUGIN],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    verify = run_verify(outputs, engine.results["kubectl_env"], NODE_IP)
     record(engine, verify_s=round(time.monotonic() - started, 1))
     record(engine, up_to_verified_s=round(figures(engine)["up_s"] + figures(engine)["verify_s"], 1))
     summary = [line for line in verify.stdout.splitlines() if "properties hold" in line]
