@@ -172,6 +172,7 @@ def timed_up(engine: Engine, what: str) -> auto.UpResult:
     except auto.CommandError as error:
         pytest.fail(f"up failed: {last_line(error)}\n{''.join(lines[-40:])}", pytrace=False)
     record(engine, **{what: round(time.monotonic() - started, 1)})
+    engine.results["last_up"] = "".join(lines[-60:])
     return result
 
 
@@ -262,8 +263,8 @@ def test_a_maxmemory_change_rolls_redis_under_two_writers_losing_nothing(engine:
         result = timed_up(engine, "rolling_up_s")
         status = statefulset_awaited(api, ns, redis_sts)
     report = drill.report()
-    assert status is not None, f"up returned before {redis_sts} rolled out"
-    assert status["updateRevision"] != before, "the maxmemory change did not roll the Redis StatefulSet"
+    assert status is not None, f"up returned before {redis_sts} rolled out: {engine.results['last_up']}"
+    assert status["updateRevision"] != before, f"maxmemory did not roll {redis_sts}: {engine.results['last_up']}"
     assert changes(result.summary.resource_changes).get("update", 0) >= 1
     gaps = {kind: report[kind]["longest_gap_s"] for kind in ("wait", "plain")}
     record(
