@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
-from tests.support.e2e_stack import Deployment, deploy  # noqa: E402
+from tests.support.e2e_stack import REDIS_IMAGE, Deployment, deploy  # noqa: E402
 from tests.verify.access import Node, Outputs  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -33,7 +33,11 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    revision = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
     return {
+        "revision": revision,  # the code measured
         "cpu": cpu,
         "cores": len(os.sched_getaffinity(0)),
         "kernel": platform.release(),
@@ -43,7 +47,9 @@ def machine() -> dict[str, Any]:
 
 
 def build_images() -> None:
+    """The e2e's images: tests/images/build.sh's, and the default engine's (engines.sh)."""
     subprocess.run(["bash", str(ROOT / "tests/images/build.sh")], check=True, capture_output=True)
+    subprocess.run(["bash", str(ROOT / "tests/images/engines.sh"), REDIS_IMAGE], check=True, capture_output=True)
 
 
 @contextlib.contextmanager

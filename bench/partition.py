@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from harness import build_images, table, write
 
 from tests.e2e import day2, partition
 
-Scenario = Callable[[partition.Network, partition.Roles, float], None]
+Scenario = partition.Scenario
 
 
 def scenarios(quick: bool) -> dict[str, Scenario]:
@@ -84,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=[], help="scenario names containing one of these words")
     parser.add_argument("--quick", action="store_true", help="10 s partitions, 30 s of flapping")
+    parser.add_argument("--name", default="partition", help="the result's name: bench/results/<name>.json")
     args = parser.parse_args()
     chosen = {k: v for k, v in scenarios(args.quick).items() if not args.only or any(w in k for w in args.only)}
     build_images()
@@ -102,7 +102,7 @@ def main() -> None:
         },
         "scenarios": {name: {"fence": with_fence[name], "no_fence": baseline[name]} for name in chosen},
     }
-    path = write("partition", result)
+    path = write(args.name, result)
     rows = []
     for name in chosen:
         for mode, report in (("fence", with_fence[name]), ("no fence", baseline[name])):

@@ -5,9 +5,11 @@
 # Every check interval it reads this node's role and, while the node is a master,
 # starts a round of questions: every deployed Sentinel is asked in parallel which node
 # is the master. Rounds run in the background (a slow or silent Sentinel never delays
-# the next round, nor a decision), each question with a deadline; a round's answers
-# count as of the moment the round ended: an answer that arrived was sent before any
-# partition that began after it, and a machine too loaded to run the rounds on time
+# the next round, nor a decision), each question with a deadline. A Sentinel's answer
+# naming this node is timed when it arrives (it was sent no later than that), and a
+# round confirms the node as of the arrival of the answer that made the majority: a
+# silent Sentinel holding the round open until the deadline adds nothing to the time
+# a cut-off master stays confirmed, and a machine too loaded to run the rounds on time
 # does not fence its master for that. Then, every interval:
 #   - a majority of the deployed Sentinels names another node -> fence at once
 #   - a node that was this master's replica answers ROLE as a master (a failover
@@ -105,15 +107,35 @@ secs() {
     secs=$(($1 / 1000)).$_ms
 }
 
-# ask <file> <user> <password> <host> <port> <commands>: starts redis-cli in the
-# background, its reply into <file>. The password and the commands go on stdin
-# (--askpass reads the first line), never into an argument or the environment.
-ask() {
+# cli <file> <user> <password> <host> <port> <commands>: starts redis-cli in the
+# background, its reply into <file>, its pid in `_cli`. The password and the commands go
+# on stdin (--askpass reads the first line), never into an argument or the environment.
+cli() {
     redis-cli --no-auth-warning --askpass $tls_args --user "$2" -h "$4" -p "$5" > "$1" 2> /dev/null << EOF &
 $3
 $6
 EOF
-    pids="$pids $!"
+    _cli=$!
+}
+
+# ask <file> <user> <password> <host> <port> <commands> [<then>]: cli in the background,
+# added to `pids` (collect waits for them). With <then>, a background job waits for the
+# reply and runs `<then> <file>` as it arrives; killed at the deadline, it kills its
+# redis-cli first.
+ask() {
+    if [ -z "${7:-}" ]; then
+        cli "$@"
+    else
+        (
+            _cli=""
+            trap '[ -z "$_cli" ] || kill "$_cli" 2> /dev/null; exit 0' TERM
+            cli "$@"
+            wait "$_cli" 2> /dev/null || true
+            $7 "$1"
+        ) &
+        _cli=$!
+    fi
+    pids="$pids $_cli"
 }
 
 # refused <file>: true when the reply in <file> is a refused login.
@@ -133,6 +155,29 @@ again() {
     [ -n "$3" ] && refused "$1" || return 0
     ask "$@"
 }
+
+# named <file>: sets `_host` and `_port` to the master a Sentinel's reply in <file>
+# names; false for anything else (no reply, an error, no known master).
+named() {
+    _host="" _port="" _more=""
+    { IFS= read -r _host && IFS= read -r _port && IFS= read -r _more; } < "$1" 2> /dev/null || true
+    _host=${_host%"$CR"} _port=${_port%"$CR"}
+    [ -n "$_host" ] && [ -z "$_more" ] || return 1
+    case $_port in '' | *[!0-9]*) return 1 ;; esac
+}
+
+# arrived <file q.<round>.<i>>: run as a Sentinel's reply arrives; when it names this
+# node, writes the arrival time into yes.<round>.<i> (the main loop reads those while
+# the round still waits for the others).
+arrived() {
+    named "$1" && is_self "$_host" "$_port" || return 0
+    clock
+    _yes=$work/yes.${1##*/q.}
+    echo "$now" > "$_yes.tmp"
+    mv -f "$_yes.tmp" "$_yes"
+}
+ask_timed() { ask "$@" arrived; }
+again_timed() { again "$@" arrived; }
 
 # Waits for every started redis-cli, killing those still running at the deadline
 # (redis-cli 7.0 has no connect timeout; a dropped SYN would hang it for minutes).
@@ -157,6 +202,21 @@ line() {
     line=""
     IFS= read -r line < "$1" 2> /dev/null || true
     line=${line%"$CR"}
+}
+
+# kth <k> <numbers>...: sets `kth` to the k-th smallest of the numbers, 0 if fewer.
+kth() {
+    _k=$1
+    shift
+    kth=0
+    for _a in "$@"; do
+        _le=0
+        for _b in "$@"; do
+            [ "$_b" -gt "$_a" ] || _le=$((_le + 1))
+        done
+        [ "$_le" -ge "$_k" ] && { [ "$kth" = 0 ] || [ "$_a" -lt "$kth" ]; } && kth=$_a
+    done
+    return 0
 }
 
 is_self() {
@@ -187,10 +247,10 @@ round() {
     _files=""
     pids=""
     _q="SENTINEL GET-MASTER-ADDR-BY-NAME $master_name"
-    each ask "$work/q.$_start" sentinel-client "$sent_pw" "$_q" $sentinels
+    each ask_timed "$work/q.$_start" sentinel-client "$sent_pw" "$_q" $sentinels
     each ask "$work/p.$_start" admin "$adm_pw" ROLE $peers
     collect
-    each again "$work/q.$_start" sentinel-client "$sent_prev" "$_q" $sentinels
+    each again_timed "$work/q.$_start" sentinel-client "$sent_prev" "$_q" $sentinels
     each again "$work/p.$_start" admin "$adm_prev" ROLE $peers
     collect
     # A node that was this master's replica and now answers that it is a master: a
@@ -209,12 +269,7 @@ round() {
     for _s in $sentinels; do
         _i=$((_i + 1))
         _files="$_files $work/q.$_start.$_i"
-        # A known master is two lines, host and port; anything else is no answer.
-        _host="" _port="" _more=""
-        { IFS= read -r _host && IFS= read -r _port && IFS= read -r _more; } < "$work/q.$_start.$_i" 2> /dev/null || true
-        _host=${_host%"$CR"} _port=${_port%"$CR"}
-        if [ -z "$_host" ] || [ -n "$_more" ]; then continue; fi
-        case $_port in '' | *[!0-9]*) continue ;; esac
+        named "$work/q.$_start.$_i" || continue
         if is_self "$_host" "$_port"; then
             _self=$((_self + 1))
         else
@@ -355,6 +410,19 @@ CONFIG GET min-replicas-to-write"
     # The answers of the rounds that ended; the latest decides about another master.
     named_self=0 named_other=0 _latest=0 _running=0 _renamed=0
     set +f
+    # Rounds running or ended: this node is confirmed as of the arrival of the answer
+    # that made the needed count (yes.<round>.<i>, written as each answer arrives).
+    for _r in "$work"/running.*; do
+        [ -e "$_r" ] || continue
+        _at=${_r##*.} _times=""
+        for _y in "$work"/yes."$_at".*; do
+            _t=""
+            read -r _t < "$_y" 2> /dev/null || true
+            [ -z "$_t" ] || _times="$_times $_t"
+        done
+        kth "$_needed" $_times
+        [ "$kth" -le "$confirmed_at" ] || confirmed_at=$kth
+    done
     for _f in "$work"/answer.*; do
         [ -e "$_f" ] || continue
         _at=${_f##*.}
@@ -363,9 +431,9 @@ CONFIG GET min-replicas-to-write"
         _pid=""
         read -r _pid < "$work/running.$_at" || true
         [ -z "$_pid" ] || wait "$_pid" 2> /dev/null || true
-        rm -f "$_f" "$work/running.$_at"
+        rm -f "$_f" "$work/running.$_at" "$work"/yes."$_at".*
         if [ "${_self:-0}" -ge "$_needed" ] && [ "${_self:-0}" -gt 0 ]; then
-            [ "${_end:-0}" -le "$confirmed_at" ] || confirmed_at=$_end named_self=$_self
+            named_self=$_self
             # Only a round that started after the fence lifts it.
             [ "$_at" -le "$fenced_at" ] || _renamed=1
         fi

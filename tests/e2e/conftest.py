@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.support.e2e_stack import ROOT, Deployment, deploy
+from tests.support.e2e_stack import REDIS_IMAGE, ROOT, Deployment, deploy
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,8 @@ def docker_client() -> docker.DockerClient:
 @pytest.fixture(scope="session")
 def test_images(docker_client: docker.DockerClient) -> None:
     subprocess.run(["bash", str(ROOT / "tests/images/build.sh")], check=True)
+    # The e2e's Redis image: the default engine's (tests/support/e2e_stack.REDIS_IMAGE).
+    subprocess.run(["bash", str(ROOT / "tests/images/engines.sh"), REDIS_IMAGE], check=True, stdout=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="session")

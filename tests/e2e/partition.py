@@ -95,6 +95,11 @@ class Roles:
         return [self.master, *self.replicas]
 
 
+# A scenario: what happens to the network and the nodes, given the roles before it and
+# the stack's downAfterMilliseconds in seconds; it returns once healed.
+Scenario = Callable[[Network, Roles, float], None]
+
+
 def roles(stack: Stack) -> Roles:
     state = healthy_state(stack.outputs, stack.nodes("redis"), stack.nodes("sentinel"))
     return Roles(state.master, state.replicas, stack.nodes("sentinel"))

@@ -20,6 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("test_images")]
 
 # REDIS_HA_ENGINES selects the targets as it selects the matrix's rows (CI: the default
 # engine's; docs/engines.md#ci).
+LEGACY_IMAGE = "redis-ha-test/redis:7.0"  # tests/images/build.sh, Debian bookworm's redis
 TARGETS = [i for i in selected_images() if i.id in ("redis-8.0.6", "valkey-8.1")]
 
 
@@ -28,7 +29,9 @@ def test_engine_upgrade_from_redis_7_0_loses_no_acknowledged_write(
     target, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     build(target.tag)
-    with day2.deployed(docker_client, tmp_path, prefix="rhup") as stack:
+    # The starting point is Redis 7.0 whatever the e2e's default image is.
+    source = {"redisImage": LEGACY_IMAGE, "engine": "redis", "engineVersion": "7.0"}
+    with day2.deployed(docker_client, tmp_path, prefix="rhup", **source) as stack:
         stack.healthy()
         report, actions = day2.drilled(stack, lambda: stack.update(**target.settings()))
         print(f"upgrade to {target.id}: {json.dumps(report, sort_keys=True)}")

@@ -34,14 +34,14 @@ from tests.support import dataset
 from tests.support.e2e_nodes import admin as _admin
 from tests.support.e2e_nodes import master_spec as _master_spec
 from tests.support.e2e_stack import verify
-from tests.support.engine_images import EngineImage, build, selected_images
+from tests.support.engine_images import EngineImage, build, matrix_params, selected_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("test_images")]
 
-IMAGES = selected_images()
+IMAGES = matrix_params(selected_images())
 
 
-@pytest.fixture(scope="module", params=IMAGES, ids=[i.id for i in IMAGES])
+@pytest.fixture(scope="module", params=IMAGES)
 def engine_stack(
     request: pytest.FixtureRequest, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[EngineImage, Stack]]:

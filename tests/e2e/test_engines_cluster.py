@@ -13,15 +13,15 @@ import pytest
 
 from tests.e2e.day2 import Stack, deployed
 from tests.support.e2e_stack import verify
-from tests.support.engine_images import EngineImage, build, selected_images
+from tests.support.engine_images import EngineImage, build, matrix_params, selected_images
 from tests.verify.cluster_access import wait_healthy_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("test_images")]
 
-IMAGES = selected_images()
+IMAGES = matrix_params(selected_images())
 
 
-@pytest.fixture(scope="module", params=IMAGES, ids=[i.id for i in IMAGES])
+@pytest.fixture(scope="module", params=IMAGES)
 def engine_cluster(
     request: pytest.FixtureRequest, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:

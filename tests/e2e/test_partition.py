@@ -25,8 +25,11 @@ from tests.e2e.day2 import Stack
 pytestmark = [pytest.mark.e2e, pytest.mark.destructive]
 
 ROUND_S = 0.25
-# Thread and process scheduling on a shared CI machine: the writers' own timestamps.
-SLACK_S = 0.5
+# fence.sh confirms the master as of the arrival of the answer that made a majority: it
+# fences at most fenceAfter + one round after the last answer it got before the cut.
+# The fence's own forks (redis-cli for every question and for CONFIG SET) and the
+# writers' timestamps on a loaded 2-core CI machine: measured 0.3 to 0.4 s on a quiet one.
+SLACK_S = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +52,24 @@ def _after_heal(report: dict) -> None:
         assert report[kind]["acknowledged_after_operation"] >= 50, report
 
 
-def test_master_cut_off_from_everything_stops_acknowledging_within_the_fence(
-    stack: Stack, docker_client: docker.DockerClient
-) -> None:
-    report = partition.run_scenario(docker_client, stack, partition.master_isolated(12))
-    _show("master isolated", report)
+def _cut_off(client: docker.DockerClient, stack: Stack, name: str, scenario: partition.Scenario) -> tuple[dict, float]:
+    """A master cut off from the Sentinels: after the heal another node is master, and
+    the plain and WAIT 1 writes lost fall in a window of at most fenceAfter + one round.
+    Returns the report and fenceAfter in seconds."""
+    report = partition.run_scenario(client, stack, scenario)
+    _show(name, report)
     _after_heal(report)
     assert report["master_after"] != report["master_before"], report
     fence_after = load_settings(stack.config).fence_after_milliseconds / 1000
     for kind in ("plain", "wait"):
         assert report[kind]["loss_window_s"] <= fence_after + ROUND_S + SLACK_S, report
+    return report, fence_after
+
+
+def test_master_cut_off_from_everything_stops_acknowledging_within_the_fence(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    report, fence_after = _cut_off(docker_client, stack, "master isolated", partition.master_isolated(12))
     # Fenced from fenceAfter into the partition until the Sentinels demote it after the
     # heal (they reconfigure a returning old master within about their hello period and
     # the 10 s a converted replica waits: harmless, it takes no acknowledged write then).
@@ -81,13 +92,7 @@ def test_master_and_a_replica_cut_off_stop_acknowledging_within_the_fence(
     """The split that loses the most without the fence: the cut-off master keeps a
     replica, so `min-replicas-to-write 1` and `WAIT 1` go on succeeding on its side
     (bench/results/partition.json: every such write of the partition lost)."""
-    report = partition.run_scenario(docker_client, stack, partition.master_and_replica(12))
-    _show("master and a replica", report)
-    _after_heal(report)
-    assert report["master_after"] != report["master_before"], report
-    fence_after = load_settings(stack.config).fence_after_milliseconds / 1000
-    for kind in ("plain", "wait"):
-        assert report[kind]["loss_window_s"] <= fence_after + ROUND_S + SLACK_S, report
+    _cut_off(docker_client, stack, "master and a replica", partition.master_and_replica(12))
 
 
 def test_a_bare_sentinel_failover_fences_the_old_master_within_a_round(

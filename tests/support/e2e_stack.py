@@ -24,7 +24,8 @@ from tests.support.applier import Applied, DockerApplier
 from tests.support.program import ProgramRun, run_program, stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_IMAGE = "redis-ha-test/redis:7.0"
+# The default engine (components/engines.py: Valkey 8.1), from tests/images/engines.txt.
+REDIS_IMAGE = "redis-ha-test/valkey:8.1"
 EXPORTER_IMAGE = "redis-ha-test/redis-exporter:1.45"
 
 
@@ -80,8 +81,8 @@ def e2e_config(name: str, **overrides: object) -> dict:
         masterName=f"{name}-master",
         redisImage=REDIS_IMAGE,
         exporterImage=EXPORTER_IMAGE,
-        engine="redis",
-        engineVersion="7.0",  # the Debian redis in the test image
+        engine="valkey",
+        engineVersion="8.1",  # the Debian valkey in the test image
         redisHostPort=_free_port_range(3, used),
         sentinelHostPort=_free_port_range(3, used),
         # The Sentinel group's exporters: its Redis nodes' and its Sentinels'.
@@ -117,12 +118,34 @@ def deploy(name: str, tmp: Path, docker_client: docker.DockerClient, **overrides
     return deployment
 
 
+# A verify run that hangs is stopped here; each of its tests dumps every thread's stack
+# after VERIFY_TEST_STACKS_S (pytest's faulthandler_timeout), so the hang names its line.
+VERIFY_TIMEOUT_S = 900
+VERIFY_TEST_STACKS_S = 240
+
+
 def verify(outputs_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Run the suite exactly as users do: the redis-ha-verify entry point."""
-    return subprocess.run(
-        [sys.executable, "-m", "tests.verify.cli", "--outputs", str(outputs_path), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """Run the suite exactly as users do: the redis-ha-verify entry point.
+
+    The output goes to a file beside the outputs, so a run stopped at the timeout still
+    shows what it printed (subprocess.run's capture is lost with the killed child)."""
+    args = list(extra)
+    pytest_args = ["-o", f"faulthandler_timeout={VERIFY_TEST_STACKS_S}"]
+    args = [*args, *pytest_args] if "--" in args else [*args, "--", *pytest_args]
+    command = [sys.executable, "-m", "tests.verify.cli", "--outputs", str(outputs_path), *args]
+    log = outputs_path.with_name(f"{outputs_path.stem}-verify-{os.getpid()}-{secrets.token_hex(3)}.log")
+    with log.open("w+") as out:
+        try:
+            finished = subprocess.run(
+                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, timeout=VERIFY_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            out.seek(0)
+            tail = out.read()[-20000:]
+            raise AssertionError(
+                f"redis-ha-verify still running after {VERIFY_TIMEOUT_S} s; its output:\n{tail}"
+            ) from None
+        out.seek(0)
+        printed = out.read()
+    log.unlink()
+    return subprocess.CompletedProcess(command, finished.returncode, printed, "")

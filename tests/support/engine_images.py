@@ -8,6 +8,11 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.e2e_stack import REDIS_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = ROOT / "tests/images/engines.txt"
@@ -58,3 +63,19 @@ def selected_images() -> list[EngineImage]:
     if unknown:
         raise ValueError(f"REDIS_HA_ENGINES: {sorted(unknown)} not in {[i.id for i in images]} (or: all)")
     return [i for i in images if not wanted or i.id in wanted]
+
+
+def matrix_params(images: list[EngineImage]) -> list[Any]:
+    """The matrix's rows as pytest params. The row of the e2e's own image
+    (tests/support/e2e_stack.REDIS_IMAGE) is skipped, saying why: every other e2e
+    module deploys that engine, so its row would run the same drills a second time."""
+    return [
+        pytest.param(
+            image,
+            id=image.id,
+            marks=[pytest.mark.skip(reason=f"{image.tag} is the e2e's own image: the whole e2e runs this engine")]
+            if image.tag == REDIS_IMAGE
+            else [],
+        )
+        for image in images
+    ]

@@ -253,6 +253,32 @@ def test_never_fences_while_a_majority_names_it(group: Group, fences: list[Fence
     assert min_replicas(group) == "1"
 
 
+def test_a_silent_sentinel_adds_nothing_to_the_time_a_cut_off_master_stays_confirmed(
+    shell: list[str], group: Group, fences: list[Fence]
+) -> None:
+    """One Sentinel silent throughout holds every round open until the question
+    deadline (2 s here). The answers of the two others confirm the master as they
+    arrive, so losing one of them fences it fenceAfter + about one interval later; a
+    confirmation dated at the round's end would hold it until fenceAfter + the deadline."""
+    deadline_ms, fence_after_ms = 2000, 1000
+    fence = Fence(shell, group, group.sentinels, fence_after=fence_after_ms, REDIS_HA_FENCE_TIMEOUT_MS=str(deadline_ms))
+    fences.append(fence)
+    freeze(group.sentinels[2])
+    # Two of three still answer: a majority, never a fence (rounds end at the deadline).
+    time.sleep(deadline_ms / 1000 + 2)
+    assert fence.count("FENCED") == 0 and not write_refused(group), fence.log()
+    cut = time.monotonic()
+    freeze(group.sentinels[1])
+    wait_until(lambda: write_refused(group), 6, f"the fence\n{fence.log()}", interval=0.02)
+    fenced_after = time.monotonic() - cut
+    round_s = INTERVAL_MS / 1000
+    # By the round's end it would be at least fenceAfter + deadline - one interval (2.75 s).
+    assert fenced_after <= fence_after_ms / 1000 + 2 * round_s + 0.6, (fenced_after, fence.log())
+    thaw(group.sentinels[1])
+    thaw(group.sentinels[2])
+    wait_until(lambda: not write_refused(group), 6, f"the lift\n{fence.log()}", interval=0.05)
+
+
 def test_a_restart_while_fenced_keeps_no_fence_in_the_config(group: Group, fences: list[Fence]) -> None:
     fence = Fence(SHELLS["dash"], group, group.sentinels, fence_after=500)
     fences.append(fence)

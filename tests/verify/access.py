@@ -114,6 +114,23 @@ class Node:
             return []
         raise AssertionError(f"{self.name}: cannot run a command with stdin on {self.spec['testinfraHost']}")
 
+    def log_tail(self, lines: int = 40) -> list[str]:
+        """The last lines the node's container wrote (Docker or Kubernetes); [] elsewhere."""
+        url = urlparse(self.spec["testinfraHost"])
+        if url.scheme == "docker":
+            command = ["docker", "logs", "--tail", str(lines), url.netloc]
+        elif url.scheme == "kubectl":
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            command = ["kubectl", "logs", "--tail", str(lines), url.netloc]
+            command += [f"--{k}={query[k]}" for k in ("namespace", "container") if k in query]
+        else:
+            return []
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return []
+        return (result.stdout + result.stderr).splitlines()[-lines:]
+
     def _authenticated(self, password: str, redis_cli_args: list[str], stdin_rest: str = "") -> str:
         """redis-cli inside the node with the password on its stdin, read into
         REDISCLI_AUTH by the shell: it is never an argument of any process (docker exec,

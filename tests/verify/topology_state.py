@@ -89,8 +89,22 @@ def _sentinel_facts(sentinel: Node, outputs: Outputs) -> dict[str, str]:
         fields = dict(zip(reply[::2], reply[1::2], strict=False))
         for key in ("ip", "flags", "failover-state", "num-other-sentinels", "quorum", "config-epoch"):
             facts[key] = fields.get(key, "?")
+        reply = sentinel.cli("sentinel-client", "SENTINEL", "REPLICAS", outputs.deployment["masterName"]).splitlines()
+        replicas: list[dict[str, str]] = []
+        current: dict[str, str] = {}
+        for key, value in zip(reply[::2], reply[1::2], strict=False):
+            if key == "name" and current:
+                replicas.append(current)
+                current = {}
+            current[key] = value
+        replicas += [current] if current else []
+        wanted = ("name", "flags", "master-link-status", "master-link-down-time", "slave-priority", "info-refresh")
+        facts["replicas"] = str([{k: r.get(k, "?") for k in wanted} for r in replicas])
     except AssertionError as error:
         facts["error"] = str(error)[-300:]
+    # Sentinel's events (+sdown, +try-failover, -failover-abort-..., +switch-master).
+    events = [line for line in sentinel.log_tail(80) if " # " in line or "failover" in line]
+    facts["events"] = " | ".join(events[-10:])
     return facts
 
 
