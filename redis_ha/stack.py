@@ -5,12 +5,10 @@ Called by the project's `__main__.py` (what `pulumi up` runs) and, under mocks, 
 redis_ha/mocked_program.py (`redis-ha render`, the tests).
 """
 
-import os
-
 import pulumi
 import pulumi.runtime.config as runtime_config
 
-from redis_ha.components.program import OBJECT_KEYS, deploy
+from redis_ha.components.program import OBJECT_KEYS, deploy, warn_unless_secrets_mutable
 from redis_ha.components.settings_backup import S3_SECRET_KEYS
 from redis_ha.components.settings_base import NAMESPACE, SettingsError
 from redis_ha.components.settings_load import load_settings
@@ -22,28 +20,6 @@ def configured_keys() -> list[str]:
     keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
     prefix = f"{NAMESPACE}:"
     return sorted(k[len(prefix) :] for k in keys if k.startswith(prefix))
-
-
-# pulumi-kubernetes replaces a Secret whose data changed (delete, then create: same
-# name) unless Secrets are mutable for its provider; the config Secret must be updated
-# in place (docs/pulumi-engine.md "Secrets must be mutable").
-SECRET_MUTABLE_KEY = "kubernetes:enableSecretMutable"
-SECRET_MUTABLE_ENV = "PULUMI_K8S_ENABLE_SECRET_MUTABLE"
-
-
-def secrets_mutable() -> bool:
-    """Whether the default Kubernetes provider updates Secrets in place."""
-    value = runtime_config.get_config(SECRET_MUTABLE_KEY) or os.environ.get(SECRET_MUTABLE_ENV) or ""
-    return value.strip().lower() == "true"
-
-
-def warn_unless_secrets_mutable(backend: str) -> None:
-    if backend == "kubernetes" and not secrets_mutable():
-        pulumi.log.warn(
-            f'{SECRET_MUTABLE_KEY} is not "true": the provider will REPLACE the config Secret (delete, then '
-            "create) on every change of it, instead of updating it in place as a password rotation needs; "
-            f"set `pulumi config set {SECRET_MUTABLE_KEY} true` (Pulumi.prod.yaml has it)"
-        )
 
 
 def run() -> None:
