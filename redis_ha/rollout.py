@@ -121,7 +121,7 @@ def wait(
             return
         if clock() >= deadline:
             detail = "; ".join(f"{w}: {reasons[w]}" for w in left)
-            raise RolloutError(f"not rolled out after {timeout:.0f} s: {detail}")
+            raise RolloutError(f"not rolled out after {timeout:g} s: {detail}")
         sleep(interval)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -176,3 +178,53 @@ def test_kubectl_reader_reports_other_failures(tmp_path: Path, monkeypatch: pyte
     fake_kubectl(tmp_path, monkeypatch, "", "error: You must be logged in to the server (Unauthorized)", 1)
     with rollout.kubectl_reader({}) as read, pytest.raises(RolloutError, match="Unauthorized"):
         read(Workload("statefulset", "ns", "a"))
+
+
+class UpStack:
+    """An Automation API Stack whose `up` reports a StatefulSet update as the engine does."""
+
+    workspace = SimpleNamespace(env_vars={})
+
+    def up(self, **kw: Any) -> Any:
+        kw["on_event"](event("kubernetes:apps/v1:StatefulSet", "update", {"name": "r-redis", "namespace": "p"}))
+        return SimpleNamespace(summary=SimpleNamespace(result="succeeded", resource_changes={"update": 2}))
+
+    def get_all_config(self) -> dict[str, Any]:
+        return {"kubernetes:kubeconfig": SimpleNamespace(value="/nonexistent"), "redis-ha:name": "r"}
+
+
+def test_redis_ha_up_returns_once_the_statefulset_rolled_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from redis_ha import engine
+
+    reads: list[Workload] = []
+    seen_config: list[dict[str, str]] = []
+
+    @contextmanager
+    def reader(config: dict[str, str], env: Any = None) -> Iterator[Any]:
+        seen_config.append(config)
+        # Two reads mid-rollout (the provider's race), then rolled out.
+        yield lambda w: reads.append(w) or (sts() if len(reads) > 2 else sts(generation=3))
+
+    monkeypatch.setattr(rollout, "kubectl_reader", reader)
+    assert engine.run_command("up", UpStack(), "prod", {}, rollout_timeout=30) == 0
+    assert reads == [Workload("statefulset", "p", "r-redis")] * 3
+    assert seen_config == [{"kubernetes:kubeconfig": "/nonexistent"}]
+    assert capsys.readouterr().out.endswith("stack prod, rolled out: statefulset/r-redis\n")
+
+
+def test_redis_ha_up_fails_when_the_rollout_times_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from redis_ha import engine
+
+    @contextmanager
+    def reader(config: dict[str, str], env: Any = None) -> Iterator[Any]:
+        yield lambda w: sts(updatedReplicas=1)
+
+    monkeypatch.setattr(rollout, "kubectl_reader", reader)
+    assert engine.run_command("up", UpStack(), "prod", {}, rollout_timeout=0.5) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("redis-ha up: the update was applied, but not rolled out after 0.5 s"), err
+    assert "statefulset/r-redis in namespace p: 3 replicas wanted" in err
