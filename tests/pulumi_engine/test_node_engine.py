@@ -57,6 +57,7 @@ from tests.k8s.deployment import (
 )
 from tests.support.engine_stack import SECRET_SIG, Engine, new_engine, plain_passwords
 from tests.support.k8s_cluster import ROOT, kubectl_env, run_verify
+from tests.support.pod_logs import PodLogs
 from tests.verify.access import Outputs
 from tests.verify.drill import Drill
 
@@ -65,6 +66,26 @@ pytestmark = pytest.mark.k8s
 # The topologies, as the k8s suite deploys them (test_pods.py, test_cluster_pods.py).
 TOPOLOGIES = {"sentinel": {}, "cluster": {"topology": "cluster"}}
 ROLLOUT_TIMEOUT_S = 420.0
+# The log lines of a hand-over: redis-start.sh's and fence.sh's, Redis's role changes,
+# the Sentinels' events.
+HAND_OVER_WORDS = (
+    "prestop",
+    "hand",
+    "fence",
+    "master",
+    "MASTER",
+    "REPLICAOF",
+    "switch",
+    "failover",
+    "sdown",
+    "odown",
+    "convert",
+    "demot",
+    "role",
+    "SIGTERM",
+    "PSYNC",
+    "sync",
+)
 
 
 def _preferred_anti_affinity(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
@@ -268,7 +289,8 @@ def test_a_maxmemory_change_rolls_redis_under_two_writers_losing_nothing(engine:
     before = api.get("apps/v1", "StatefulSet", redis_sts, ns)["status"]["updateRevision"]
     engine.set_config("maxmemory", "200mb")
     outputs = Outputs.load(engine.results["outputs"])
-    with Drill(outputs) as drill:
+    logs = PodLogs(api, ns, engine.results["kubectl_env"], engine.project.parent / "pod-logs")
+    with logs, Drill(outputs) as drill:
         time.sleep(3)  # the writers are writing before the change starts
         started = time.monotonic()
         result = timed_up(engine, "rolling_up_s")
@@ -291,6 +313,9 @@ def test_a_maxmemory_change_rolls_redis_under_two_writers_losing_nothing(engine:
         rolling_longest_gap_s=gaps,
     )
     print(f"rolling up drill: {json.dumps({k: report[k] for k in ('seconds', 'wait', 'plain')})}")
+    if any(report[kind]["lost"] for kind in ("wait", "plain")):
+        # Who was master when, as the pods (the rolled ones included) and the Sentinels said.
+        print("\n".join(logs.lines(*HAND_OVER_WORDS)[-300:]))
     for kind in ("wait", "plain"):
         assert report[kind]["lost"] == 0, report
         assert report[kind]["acknowledged_after_operation"] >= 50, report
