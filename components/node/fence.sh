@@ -76,7 +76,7 @@ cleanup() {
     set +f
     for _f in "$work"/running.*; do
         _pid=""
-        read -r _pid < "$_f" 2> /dev/null || true
+        read -r _pid 2> /dev/null < "$_f" || true
         [ -z "$_pid" ] || kill "$_pid" 2> /dev/null || true
     done
     rm -rf "$work" 2> /dev/null || rm -rf "$work"
@@ -417,7 +417,7 @@ CONFIG GET min-replicas-to-write"
         _at=${_r##*.} _times=""
         for _y in "$work"/yes."$_at".*; do
             _t=""
-            read -r _t < "$_y" 2> /dev/null || true
+            read -r _t 2> /dev/null < "$_y" || true
             [ -z "$_t" ] || _times="$_times $_t"
         done
         kth "$_needed" $_times
