@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.support.live import free_port, wait_until
+from tests.support.live import LiveNode, free_port, wait_until
 from tests.support.role_script import LOCALHOST, Processes
 from tests.unit.test_role_script import prestop, script, script_env, sentinel_master
 
@@ -24,9 +24,10 @@ def replica_flags(procs: Processes, sentinel_port: int, replica_port: int) -> st
     return next((f["flags"] for f in fields if int(f["port"]) == replica_port), "")
 
 
-def test_prestop_asks_again_while_the_sentinel_counts_the_replica_down(
-    shell: list[str], script: Path, procs: Processes
-) -> None:
+def replica_down_for_the_sentinel(procs: Processes) -> tuple[LiveNode, LiveNode, LiveNode]:
+    """A master, its replica (caught up) and one Sentinel (quorum 1) that counts the
+    replica `s_down`: the replica refuses the Sentinel's PINGs while it goes on
+    replicating, as a replica that has just restarted. Returns (master, replica, sentinel)."""
     topology = procs.topology(free_port(), free_port())
     master = procs.start(procs.redis("m", topology, 0))
     replica = procs.start(procs.redis("r", topology, 1))
@@ -38,10 +39,15 @@ def test_prestop_asks_again_while_the_sentinel_counts_the_replica_down(
     procs.client(sentinel.port).execute_command(
         "SENTINEL", "SET", procs.settings.master_name, "down-after-milliseconds", "1000"
     )
-    # The replica refuses the Sentinel's PINGs: down for the Sentinel, while it goes on
-    # replicating (caught up, for the hand-over), as a replica that has just restarted.
     procs.client(replica.port).execute_command("ACL", "SETUSER", "sentinel", "-ping")
     wait_until(lambda: "s_down" in replica_flags(procs, sentinel.port, replica.port), 15, "the replica down")
+    return master, replica, sentinel
+
+
+def test_prestop_asks_again_while_the_sentinel_counts_the_replica_down(
+    shell: list[str], script: Path, procs: Processes
+) -> None:
+    master, replica, sentinel = replica_down_for_the_sentinel(procs)
     procs.client(master.port).set("before-handover", "kept")
     # Back for the Sentinel 3 s into the hand-over.
     back = threading.Timer(3, lambda: procs.client(replica.port).execute_command("ACL", "SETUSER", "sentinel", "+ping"))
@@ -63,19 +69,7 @@ def test_prestop_asks_again_while_the_sentinel_counts_the_replica_down(
 
 
 def test_prestop_gives_up_after_the_accept_wait(shell: list[str], script: Path, procs: Processes) -> None:
-    topology = procs.topology(free_port(), free_port())
-    master = procs.start(procs.redis("m", topology, 0))
-    replica = procs.start(procs.redis("r", topology, 1))
-    wait_until(
-        lambda: procs.client(replica.port).info("replication")["master_link_status"] == "up", 10, "the replica's link"
-    )
-    sentinel = procs.start(procs.sentinel("s", topology, quorum=1))
-    wait_until(lambda: replica_flags(procs, sentinel.port, replica.port) == "slave", 15, "the replica known")
-    procs.client(sentinel.port).execute_command(
-        "SENTINEL", "SET", procs.settings.master_name, "down-after-milliseconds", "1000"
-    )
-    procs.client(replica.port).execute_command("ACL", "SETUSER", "sentinel", "-ping")
-    wait_until(lambda: "s_down" in replica_flags(procs, sentinel.port, replica.port), 15, "the replica down")
+    master, _, sentinel = replica_down_for_the_sentinel(procs)
     env = script_env(
         procs,
         port=master.port,
