@@ -228,3 +228,15 @@ def test_redis_ha_up_fails_when_the_rollout_times_out(
     err = capsys.readouterr().err
     assert err.startswith("redis-ha up: the update was applied, but not rolled out after 0.5 s"), err
     assert "statefulset/r-redis in namespace p: 3 replicas wanted" in err
+
+
+def test_the_rollout_timeout_option(capsys: pytest.CaptureFixture[str]) -> None:
+    from redis_ha import cli
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["up", "--stack", "prod"]).rollout_timeout == rollout.DEFAULT_TIMEOUT_S
+    assert parser.parse_args(["up", "--stack", "prod", "--rollout-timeout", "90"]).rollout_timeout == 90.0
+    for bad in ("0", "-5", "soon"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["up", "--stack", "prod", "--rollout-timeout", bad])
+        assert f"--rollout-timeout: '{bad}' is not a number of seconds above 0" in capsys.readouterr().err
