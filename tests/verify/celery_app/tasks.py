@@ -62,6 +62,10 @@ def sentinel_settings(config: dict[str, Any]) -> dict[str, Any]:
         "result_backend_always_retry": True,
         "result_backend_max_retries": 30,
         "broker_connection_retry_on_startup": True,
+        # An error reply on the worker's connection (NOREPLICAS from a fenced old master,
+        # READONLY from a demoted one) reconnects through the Sentinels, as a dropped
+        # connection does; without it the consumer stops for good (Celery >= 5.3).
+        "broker_channel_error_retry": True,
     }
 
 
