@@ -105,7 +105,7 @@ def change_summary(changes: Mapping[Any, int]) -> str:
     return ", ".join(f"{op} {count}" for op, count in sorted(counts.items()) if op != "same" and count) or "no changes"
 
 
-def up_and_roll_out(stack: Any, timeout: float, **up_options: Any) -> Any:
+def up_and_roll_out(stack: Any, timeout: float, **up_options: Any) -> tuple[Any, list[rollout.Workload]]:
     """`up`, then wait until every StatefulSet it changed has rolled out and every Job
     it created completed (redis_ha/rollout.py); RolloutError after `timeout` s."""
     changed = rollout.ChangedWorkloads()
