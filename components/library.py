@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 from redis_ha.components import outputs, security
 from redis_ha.components.backend import Placement
-from redis_ha.components.program import deploy_settings
+from redis_ha.components.program import deploy_settings, warn_unless_secrets_mutable
 from redis_ha.components.settings import Settings
 from redis_ha.components.settings_base import SettingsError
 from redis_ha.components.settings_load import load_settings
@@ -69,6 +69,10 @@ class _Deployment(pulumi.ComponentResource):
         # Validated before the component registers: a bad value leaves nothing behind.
         self.settings = load_settings(raw)
         super().__init__(self.TYPE, name, None, opts)
+        if opts is None or (opts.provider is None and not opts.providers):
+            # The default provider: its config is the stack's. A provider of the program's
+            # own needs enable_secret_mutable=True (docs/pulumi-engine.md), unseen from here.
+            warn_unless_secrets_mutable(self.settings.backend)
         placement = Placement(pulumi.ResourceOptions(parent=self), args.namespace, args.network)
         stack_outputs = deploy_settings(self.settings, {}, placement=placement)
         self.deployment = stack_outputs["redisHa"]

@@ -6,10 +6,12 @@ host ports) and describes both in one `redisHa` output."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
+import pulumi.runtime.config as runtime_config
 from redis_ha.components import backup_plan, outputs, plan, scrape, security
 from redis_ha.components.backend import DEFAULT_PLACEMENT, Backend, Placement
 from redis_ha.components.credentials import Credentials, CredentialsArgs
@@ -33,6 +35,30 @@ LAYOUTS: Mapping[str, tuple[plan.Layout, Callable[[Settings], Naming]]] = {
     "docker": (docker_layout.LAYOUT, docker_layout.DockerNaming),
     "kubernetes": (kubernetes_layout.LAYOUT, kubernetes_layout.KubernetesNaming),
 }
+
+
+# pulumi-kubernetes replaces a Secret whose data changed (delete, then create: same
+# name) unless Secrets are mutable for its provider; the config Secret must be updated
+# in place (docs/pulumi-engine.md "Secrets must be mutable").
+SECRET_MUTABLE_KEY = "kubernetes:enableSecretMutable"
+SECRET_MUTABLE_ENV = "PULUMI_K8S_ENABLE_SECRET_MUTABLE"
+
+
+def secrets_mutable() -> bool:
+    """Whether the default Kubernetes provider updates Secrets in place (its config key
+    or its environment variable, as the provider reads them)."""
+    value = runtime_config.get_config(SECRET_MUTABLE_KEY) or os.environ.get(SECRET_MUTABLE_ENV) or ""
+    return value.strip().lower() == "true"
+
+
+def warn_unless_secrets_mutable(backend: str) -> None:
+    """A warning for a deployment through the default provider that would replace Secrets."""
+    if backend == "kubernetes" and not secrets_mutable():
+        pulumi.log.warn(
+            f'{SECRET_MUTABLE_KEY} is not "true": the provider will REPLACE the config Secret (delete, then '
+            "create) on every change of it, instead of updating it in place as a password rotation needs; "
+            f"set `pulumi config set {SECRET_MUTABLE_KEY} true` (Pulumi.prod.yaml has it)"
+        )
 
 
 def backend_layout(settings: Settings) -> tuple[plan.Layout, Naming]:

@@ -52,6 +52,16 @@ def _stack_name(value: str) -> str:
     return value
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"--rollout-timeout: {value!r} is not a number of seconds above 0")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -80,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     backend_option(up)
     up.add_argument("--verify", action="store_true", help="run the verification suite after the deploy")
     up.add_argument("--refresh", action="store_true", help="refresh the state from the live resources first")
+    up.add_argument(
+        "--rollout-timeout",
+        type=_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long up waits for the StatefulSets and Jobs it changed to roll out (default 600)",
+    )
     preview = stack_command("preview", "show what `up` would change")
     backend_option(preview)
     preview.add_argument("--diff", action="store_true", help="show a detailed diff")
@@ -134,7 +151,8 @@ def _workspace_stack(args: argparse.Namespace, create: bool) -> Any:
 def _pulumi_command(args: argparse.Namespace) -> int:
     stack = _workspace_stack(args, create=args.command not in ("destroy", "refresh"))
     options = {k: bool(getattr(args, k, False)) for k in ("refresh", "diff", "remove")}
-    code = engine.run_command(args.command, stack, args.stack, options)
+    timeout = {"rollout_timeout": args.rollout_timeout} if args.command == "up" else {}
+    code = engine.run_command(args.command, stack, args.stack, options, **timeout)
     if code == 0 and args.command == "up" and args.verify:
         return _verify_stack(stack, args)
     return code

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from redis_ha import rollout
+
 PROG = "redis-ha"
 PROJECT = "redis-ha"
 INSTALL_HINT = "https://www.pulumi.com/docs/install/"
@@ -103,16 +105,41 @@ def change_summary(changes: Mapping[Any, int]) -> str:
     return ", ".join(f"{op} {count}" for op, count in sorted(counts.items()) if op != "same" and count) or "no changes"
 
 
-def run_command(command: str, stack: Any, name: str, options: Mapping[str, bool]) -> int:
+def up_and_roll_out(stack: Any, timeout: float, **up_options: Any) -> tuple[Any, list[rollout.Workload]]:
+    """`up`, then wait until every StatefulSet it changed has rolled out and every Job
+    it created completed (redis_ha/rollout.py); RolloutError after `timeout` s."""
+    changed = rollout.ChangedWorkloads()
+    result = stack.up(on_event=changed, **up_options)
+    rollout.wait_for_stack(stack, changed.found, timeout)
+    return result, sorted(changed.found)
+
+
+def run_command(
+    command: str,
+    stack: Any,
+    name: str,
+    options: Mapping[str, bool],
+    rollout_timeout: float = rollout.DEFAULT_TIMEOUT_S,
+) -> int:
     """up / preview / refresh / destroy of `stack` (from workspace_stack), the CLI's
-    output streamed; 0 done, 1 failed (the CLI's last line is the reason)."""
+    output streamed; 0 done, 1 failed (the CLI's last line is the reason). `up` returns
+    only once what it changed has rolled out (at most `rollout_timeout` s more)."""
     from pulumi import automation as auto
 
     try:
         if command == "up":
             # Stack outputs hold the passwords (as secrets): not worth a place in a log.
-            up = stack.up(on_output=_print, refresh=options.get("refresh", False), color="auto", suppress_outputs=True)
-            print(f"{PROG} up: {up.summary.result}, {change_summary(up.summary.resource_changes or {})}, stack {name}")
+            up, waited = up_and_roll_out(
+                stack,
+                rollout_timeout,
+                on_output=_print,
+                refresh=options.get("refresh", False),
+                color="auto",
+                suppress_outputs=True,
+            )
+            rolled = f", rolled out: {', '.join(f'{w.kind}/{w.name}' for w in waited)}" if waited else ""
+            changes = change_summary(up.summary.resource_changes or {})
+            print(f"{PROG} up: {up.summary.result}, {changes}, stack {name}{rolled}")
         elif command == "preview":
             preview = stack.preview(on_output=_print, diff=options.get("diff", False), color="auto")
             print(f"{PROG} preview: {change_summary(preview.change_summary)}, stack {name}")
@@ -129,6 +156,9 @@ def run_command(command: str, stack: Any, name: str, options: Mapping[str, bool]
     except auto.CommandError as error:
         # The CLI's own output has been streamed already; its error text holds no secret.
         print(f"{PROG} {command}: failed ({last_line(error)})", file=sys.stderr)
+        return 1
+    except rollout.RolloutError as error:
+        print(f"{PROG} {command}: the update was applied, but {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -8,7 +8,7 @@ redis_ha/mocked_program.py (`redis-ha render`, the tests).
 import pulumi
 import pulumi.runtime.config as runtime_config
 
-from redis_ha.components.program import OBJECT_KEYS, deploy
+from redis_ha.components.program import OBJECT_KEYS, deploy, warn_unless_secrets_mutable
 from redis_ha.components.settings_backup import S3_SECRET_KEYS
 from redis_ha.components.settings_base import NAMESPACE, SettingsError
 from redis_ha.components.settings_load import load_settings
@@ -42,7 +42,9 @@ def run() -> None:
         # before deploy registers the first resource.
         s3_keys = {k: v for k, v in plain_passwords.items() if k in S3_SECRET_KEYS}
         user_passwords = {k: v for k, v in plain_passwords.items() if k not in S3_SECRET_KEYS}
-        passwords, previous = check_all_passwords(load_settings(raw | s3_keys), user_passwords)
+        settings = load_settings(raw | s3_keys)
+        passwords, previous = check_all_passwords(settings, user_passwords)
+        warn_unless_secrets_mutable(settings.backend)
         outputs = deploy(
             raw | s3_keys,
             {user: pulumi.Output.secret(value) for user, value in passwords.items()},

@@ -59,6 +59,8 @@ data_dir=$REDIS_HA_DATA_DIR
 sentinel_wait=${REDIS_HA_SENTINEL_WAIT:-30}
 # How long the replicas may take to catch up with the paused master.
 catch_up_wait=${REDIS_HA_CATCH_UP_WAIT:-10}
+# How long the hand-over asks the Sentinels again while none accepts SENTINEL FAILOVER.
+accept_wait=${REDIS_HA_ACCEPT_WAIT:-10}
 # Delivered secrets (empty: none, no watcher); one Kubernetes Secret per group names
 # the node's own files `<pod>.<file>`.
 secrets_dir=${REDIS_HA_SECRETS_DIR:-}
@@ -280,17 +282,21 @@ unpause() {
 
 # ask_failover: the first Sentinel that sees a majority of its peers (CKQUORUM) and
 # accepts SENTINEL FAILOVER, which needs no vote: a stop never fails over from a
-# minority side. Prints its address; nothing when none did.
+# minority side. Prints its address, else "refused: <the last Sentinel's reply>".
 ask_failover() {
+    _refusal="no Sentinel sees a majority of its peers"
     for _sentinel in $sentinels; do
         cli admin "$admin_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
             SENTINEL CKQUORUM "$master_name" 2> /dev/null | grep -q '^OK' || continue
-        if cli admin "$admin_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
-            SENTINEL FAILOVER "$master_name" 2> /dev/null | grep -qx OK; then
+        _reply=$(cli admin "$admin_password_file" "${_sentinel%:*}" "${_sentinel##*:}" \
+            SENTINEL FAILOVER "$master_name" 2>&1 | tr -d '\r' | head -n 1) || true
+        if [ "$_reply" = OK ]; then
             echo "$_sentinel"
             return 0
         fi
+        _refusal="${_reply:-no reply}"
     done
+    echo "refused: $_refusal"
 }
 
 # hand_over <why>: returns 0 when another node is master afterwards (or this node was
@@ -320,7 +326,7 @@ hand_over() {
         return 1
     fi
     # Held, not refused: nothing acknowledged from here on can miss the new master.
-    if ! local_cli CLIENT PAUSE $(((failover_wait + catch_up_wait + 5) * 1000)) WRITE > /dev/null; then
+    if ! local_cli CLIENT PAUSE $(((failover_wait + catch_up_wait + accept_wait + 5) * 1000)) WRITE > /dev/null; then
         log "$_why: could not pause writes"
         return 1
     fi
@@ -334,12 +340,25 @@ hand_over() {
         fi
         sleep 0.1
     done
-    _asked=$(ask_failover)
-    if [ -z "$_asked" ]; then
-        log "$_why: no Sentinel with a majority accepted SENTINEL FAILOVER; staying master"
-        unpause
-        return 1
-    fi
+    # A replica restarted moments ago (a rolling update restarts the replicas, then the
+    # master) is down for the Sentinels until one of their PINGs reaches it again, so
+    # they refuse with NOGOODSLAVE: ask again for up to accept_wait seconds, writes held.
+    _tries=0
+    while :; do
+        _asked=$(ask_failover)
+        case $_asked in
+            refused:*) ;;
+            *) break ;;
+        esac
+        _tries=$((_tries + 1))
+        if [ "$_tries" -gt $((accept_wait * 2)) ]; then
+            log "$_why: no Sentinel with a majority accepted SENTINEL FAILOVER within ${accept_wait}s (${_asked#refused: }); staying master"
+            unpause
+            return 1
+        fi
+        [ "$_tries" != 1 ] || log "$_why: SENTINEL FAILOVER ${_asked}; asking again for up to ${accept_wait}s"
+        sleep 0.5
+    done
     log "$_why: replicas caught up; $_asked is failing over $master_name"
     _tries=0
     while [ "$_tries" -lt $((failover_wait * 10)) ]; do

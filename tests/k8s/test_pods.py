@@ -28,8 +28,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -57,13 +55,10 @@ from tests.k8s.deployment import (
     wait_replaced,
 )
 from tests.k8s.netpol import Probe, client_label, container_ports, pod_ips, probes
-from tests.support.k8s_cluster import ROOT, create_restricted_namespace, delete_namespace, require_node
+from tests.support.k8s_cluster import create_restricted_namespace, delete_namespace, require_node, run_verify
 from tests.verify.drill import Drill
 
 pytestmark = pytest.mark.k8s
-
-# The verification suite's host-side clients resolve cluster.local through CoreDNS.
-VERIFY_PLUGIN = ["-p", "tests.k8s.cluster_dns"]
 
 
 # --- deploying (tests/k8s/deployment.py) -----------------------------------------------
@@ -138,17 +133,8 @@ def test_three_sentinels_agree_on_the_master(stack: Stack) -> None:
 def test_the_verification_suite_passes_through_kubectl(stack: Stack) -> None:
     """redis-ha-verify (non-destructive) against `kubectl://` hosts; its Sentinel-aware
     clients run on the host and resolve through CoreDNS (the cluster_dns plugin)."""
-    env = {**stack.env, "REDIS_HA_K8S_DNS": NODE_IP, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.verify.cli", "--outputs", str(stack.outputs_path), "--", *VERIFY_PLUGIN],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    result = run_verify(stack.outputs_path, stack.env, NODE_IP)
     stack.timings["verify_s"] = time.monotonic() - started
     print(result.stdout[-8000:])
     print(result.stderr[-2000:])

@@ -1,13 +1,13 @@
-"""The real Pulumi engine for tests/pulumi_engine: scripts/pulumi/build.sh, and a control
-plane of its own (scripts/k8s/start.sh with K8S_NODE=0 on free ports), stopped at the
-end of the session.
+"""The real Pulumi engine for tests/pulumi_engine: scripts/pulumi/build.sh, and a cluster
+of its own (scripts/k8s/start.sh on free ports), stopped at the end of the session.
 
 The engine binaries are built into the cache named by scripts/pulumi/versions.env when
 `go` is on PATH (build.sh returns at once when they are there); without go and without
 the binaries the tests are skipped, naming the missing binary. REDIS_HA_PULUMI_BUILD=0
 never builds. REDIS_HA_K8S_STATE names the state dir of a start.sh already running
-(left running); the node stage is never started here: without a node no pod runs, which
-is what `up` with skipAwait (test_real_engine.py) expects.
+(left running). The node stage runs only with REDIS_HA_K8S_NODE=1, as in tests/k8s:
+test_node_engine.py needs it (and is skipped, saying why, without it);
+test_real_engine.py's `up` with skipAwait needs none.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from tests.k8s.api import Api
 
 # start.sh is the k8s suite's: its state dir is read, and its ports chosen, alike.
-from tests.support.k8s_cluster import env_file, free_ports
+from tests.support.k8s_cluster import NODE_STAGE_FAILURE, env_file, free_ports, require_node
 
 ROOT = Path(__file__).resolve().parents[2]
 PULUMI_SCRIPTS = ROOT / "scripts" / "pulumi"
@@ -63,8 +63,9 @@ def pulumi_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[Api]:
-    """A control plane only (no node), on free ports of 127.0.0.1."""
+def cluster() -> Iterator[Api]:
+    """The session's one cluster, on free ports of 127.0.0.1: its node stage only with
+    REDIS_HA_K8S_NODE=1 (test_node_engine.py needs it; test_real_engine.py needs none)."""
     existing = os.environ.get("REDIS_HA_K8S_STATE")
     if existing:
         api = Api(env_file(Path(existing))["K8S_API"], Path(existing))
@@ -73,12 +74,30 @@ def control_plane() -> Iterator[Api]:
         yield api
         return
     state = Path(os.environ.get("TMPDIR", "/tmp")) / f"redis-ha-k8s-pulumi-{os.getpid()}"
-    env = {**os.environ, "K8S_STATE": str(state), "K8S_NODE": "0"}
+    env = {**os.environ, "K8S_STATE": str(state), "K8S_NODE": os.environ.get("REDIS_HA_K8S_NODE", "0")}
     names = ("K8S_API_PORT", "K8S_ETCD_PORT", "K8S_ETCD_PEER_PORT", "K8S_CM_PORT", "K8S_SCHED_PORT")
     env.update(zip(names, map(str, free_ports(len(names))), strict=True))
     _run(K8S_SCRIPTS / "build.sh", env)
     try:
-        _run(K8S_SCRIPTS / "start.sh", env)
+        out = _run(K8S_SCRIPTS / "start.sh", env)
+        NODE_STAGE_FAILURE[:] = [line for line in out.splitlines() if "node stage FAILED" in line]
         yield Api(env_file(state)["K8S_API"], state)
     finally:
         _run(K8S_SCRIPTS / "stop.sh", env)
+
+
+@pytest.fixture(scope="session")
+def control_plane(cluster: Api) -> Api:
+    """The control plane (a node, when the session started one, is not used)."""
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def node_cluster(request: pytest.FixtureRequest) -> Api:
+    """The cluster with a Ready node; skipped, saying why, without one (and without
+    starting anything when the node stage was not asked for)."""
+    if not os.environ.get("REDIS_HA_K8S_STATE") and os.environ.get("REDIS_HA_K8S_NODE") != "1":
+        pytest.skip("no Ready node: the node stage was not asked for (REDIS_HA_K8S_NODE=1 runs it)")
+    cluster: Api = request.getfixturevalue("cluster")
+    require_node(cluster)
+    return cluster

@@ -20,32 +20,23 @@ server-side apply, not that pods run.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pytest
 import yaml
 from pulumi import automation as auto
-from redis_ha.components import security
-from redis_ha.components.settings_load import load_settings
 from redis_ha.components.settings_roles import password_key
 
 from redis_ha.engine import stack_program
 from tests.k8s.api import Api
-from tests.support.engine_env import engine_env
+from tests.support.engine_stack import SECRET_SIG, Engine, new_engine, plain_passwords
 
 pytestmark = pytest.mark.k8s
 
-ROOT = Path(__file__).resolve().parents[2]
 STACK = "prod-e2e"
 NAMESPACE = "redis-ha-e2e"
 
@@ -90,85 +81,14 @@ EXPECTED_OBJECTS = (
 )
 
 
-@dataclass
-class Engine:
-    project: Path
-    env: dict[str, str]
-    passwords: dict[str, str]
-    api: Api
-    pulumi_bin: Path
-    results: dict[str, Any] = field(default_factory=dict)
-
-    def stack(self) -> auto.Stack:
-        """The stack through the Automation API, its program inline (skipAwait added)."""
-        options = auto.LocalWorkspaceOptions(
-            work_dir=str(self.project),
-            env_vars=self.env,
-            pulumi_command=auto.PulumiCommand(root=str(self.pulumi_bin.parent)),
-        )
-        return auto.select_stack(stack_name=STACK, project_name="redis-ha", program=skip_await_program, opts=options)
-
-    def pulumi(self, *args: str, stdin: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        with open(stdin) if stdin else open(os.devnull) as feed:
-            result = subprocess.run(
-                ["pulumi", *args, "--non-interactive"],
-                cwd=self.project,
-                env=self.env,
-                stdin=feed,
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
-        if check and result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-            pytest.fail(f"pulumi {' '.join(args)} exited {result.returncode}:\n{tail}", pytrace=False)
-        return result
-
-
-def _project(dest: Path) -> Path:
-    """A project directory with Pulumi.yaml only (the stack file is written below)."""
-    dest.mkdir()
-    shutil.copy(ROOT / "Pulumi.yaml", dest / "Pulumi.yaml")
-    return dest
-
-
 @pytest.fixture(scope="module")
 def engine(pulumi_bin: Path, control_plane: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     tmp = tmp_path_factory.mktemp("pulumi-engine")
-    project = _project(tmp / "project")
-    path = [str(pulumi_bin), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-    env, secret_dir = engine_env(tmp, path)
-    kubeconfig = control_plane.state / "admin.kubeconfig"
-    eng = Engine(project, env, {}, control_plane, pulumi_bin)
-    eng.pulumi("login", env["PULUMI_BACKEND_URL"])
-    eng.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase")
-    stack_file = project / f"Pulumi.{STACK}.yaml"
-    stack = yaml.safe_load(stack_file.read_text()) or {}
-    config = dict(yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"])
-    config["redis-ha:namespace"] = NAMESPACE
-    config["kubernetes:kubeconfig"] = str(kubeconfig)
-    stack["config"] = config
-    stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))
-    # Every user's password, application roles included: with none generated, the
-    # program needs no pulumi-random provider.
-    settings = load_settings({k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("redis-ha:")})
-    for user in security.user_names(settings):
-        value = secrets.token_urlsafe(24)
-        eng.passwords[user] = value
-        path = secret_dir / user
-        path.write_text(value)
-        eng.pulumi("config", "set", "--secret", f"redis-ha:{password_key(user)}", stdin=path)
-        path.unlink()
+    eng = new_engine(tmp, pulumi_bin, control_plane, STACK, skip_await_program, {"namespace": NAMESPACE})
     try:
         yield eng
     finally:
-        listed = eng.pulumi("stack", "ls", "--json", check=False).stdout
-        if f'"{STACK}' in listed and not eng.results.get("destroyed"):
-            try:
-                eng.stack().destroy()
-            except auto.CommandError as error:
-                print(f"cleanup destroy failed: {str(error)[-500:]}")
-        eng.pulumi("stack", "rm", "--yes", "--force", STACK, check=False)
+        eng.remove()
 
 
 def test_stack_config_holds_passwords_only_as_secrets(engine: Engine) -> None:
@@ -230,12 +150,9 @@ def test_up_applies_every_object_server_side(engine: Engine) -> None:
 def test_stack_export_has_no_plain_password(engine: Engine) -> None:
     if not engine.results.get("up"):
         pytest.skip("up did not run")
-    text = engine.pulumi("stack", "export", "--stack", STACK).stdout
-    assert "4dabf18193072939515e22adb298388d" in text  # secret envelopes exist
-    for user, value in engine.passwords.items():
-        assert value not in text, f"{user}'s password in plain text in the stack state"
-        digest = hashlib.sha256(value.encode()).hexdigest()
-        assert digest not in text, f"{user}'s password hash in plain text in the stack state"
+    text = engine.export_text()
+    assert SECRET_SIG in text  # secret envelopes exist
+    assert not plain_passwords(text, engine.passwords), "a password (or its hash) in plain text in the stack state"
 
 
 def test_redis_ha_cli_preview(engine: Engine) -> None:

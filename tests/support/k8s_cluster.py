@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,21 @@ def kubectl_env(state: Path) -> dict[str, str]:
     values = env_file(state)
     bin_dir = values["PATH"].split(":", 1)[0]
     return {**os.environ, "KUBECONFIG": values["KUBECONFIG"], "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+
+
+def run_verify(outputs: Path, env: dict[str, str], node_ip: str) -> subprocess.CompletedProcess[str]:
+    """redis-ha-verify (non-destructive) against `outputs` of a deployment on the node,
+    with `env` from kubectl_env: its Sentinel-aware clients run on the host and resolve
+    `*.cluster.local` through the node's CoreDNS at `node_ip` (tests/k8s/cluster_dns.py)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.verify.cli", "--outputs", str(outputs), "--", "-p", "tests.k8s.cluster_dns"],
+        cwd=ROOT,
+        env={**env, "REDIS_HA_K8S_DNS": node_ip, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def free_ports(n: int) -> list[int]:
