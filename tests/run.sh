@@ -109,4 +109,12 @@ fi
 # 40 minutes on 2 cores, more than this suite may spend; without it these tests are
 # reported as skipped, naming what is missing.
 log "pulumi engine"
-REDIS_HA_PULUMI_BUILD=0 "$VENV/bin/python" -m pytest tests/pulumi_engine "$@" || ok_if_none_selected $?
+REDIS_HA_PULUMI_BUILD=0 "$VENV/bin/python" -m pytest tests/pulumi_engine \
+    --ignore=tests/pulumi_engine/test_node_engine.py "$@" || ok_if_none_selected $?
+# The same engine on a cluster of its own with a node, no skipAwait: up, verify, preview,
+# refresh, a rolling maxmemory change under the two drill writers, export and destroy of
+# the Sentinel topology (the Redis Cluster's rows: `-k cluster`, docs/pulumi-engine.md).
+# After the Docker e2e, never beside it (kube-router, above).
+log "pulumi engine on the node"
+REDIS_HA_PULUMI_BUILD=0 REDIS_HA_K8S_NODE=1 "$VENV/bin/python" -m pytest tests/pulumi_engine/test_node_engine.py \
+    -k sentinel --durations=5 "$@" || ok_if_none_selected $?
