@@ -22,7 +22,11 @@
 # A node that just became master (a failover, a hand-over) is named by the Sentinel that
 # promoted it at once and by the others only once they hear of it (their hello messages,
 # seconds later): for REDIS_HA_FENCE_SETTLE_MS after its promotion, one Sentinel naming
-# it confirms it and the others naming the old master do not fence it.
+# it confirms it and the others naming the old master do not fence it. Even the
+# promoting Sentinel names it only once it saw the promotion in the node's INFO (polled
+# every second during a failover): for REDIS_HA_FENCE_GRACE_MS after its promotion, a
+# majority naming another node does not fence it at once (a node promoted by hand,
+# which no Sentinel will name, is fenced when that time is over).
 # The fence is `CONFIG SET min-replicas-to-write <FENCE_MARK>`: more replicas than any
 # deployment has, so every write (and EXEC, and a writing script) gets -NOREPLICAS at
 # once and nothing written after it can be acknowledged, by the reply or by WAIT. The
@@ -37,6 +41,7 @@
 #   REDIS_HA_TLS_ARGS, REDIS_HA_MIN_REPLICAS_TO_WRITE (the deployed value: restored when
 #   the node started fenced), REDIS_HA_FENCE_AFTER_MS, REDIS_HA_FENCE_INTERVAL_MS,
 #   REDIS_HA_FENCE_TIMEOUT_MS (the deadline of one question), REDIS_HA_FENCE_SETTLE_MS,
+#   REDIS_HA_FENCE_GRACE_MS,
 #   REDIS_HA_FENCE_TRACE=1 (a line per round: how the bench measures the rounds).
 # shellcheck shell=sh
 # Word splitting of lists and replies is wanted below, and globbing is off (set -f).
@@ -60,6 +65,8 @@ deadline=${REDIS_HA_FENCE_TIMEOUT_MS:-1000}
 trace=${REDIS_HA_FENCE_TRACE:-0}
 # Sentinels exchange hello messages every 2 s: two of them, and a second to spare.
 settle=${REDIS_HA_FENCE_SETTLE_MS:-5000}
+# Sentinel's INFO period during a failover (1 s), and a round and some slack.
+grace=${REDIS_HA_FENCE_GRACE_MS:-1500}
 # No deployment has this many replicas (at most 8): its writes are all refused.
 FENCE_MARK=1000
 
@@ -456,7 +463,7 @@ CONFIG GET min-replicas-to-write"
             (round "$started") &
             echo "$!" > "$work/running.$started"
         fi
-        if [ "$named_other" -ge "$majority" ]; then
+        if [ "$named_other" -ge "$majority" ] && [ $((now - promoted_at)) -ge "$grace" ]; then
             if [ "$fenced" = 0 ] || [ "$live" != "$FENCE_MARK" ]; then
                 fence "$named_other of $total Sentinels name $other the master"
             fi

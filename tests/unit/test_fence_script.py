@@ -396,6 +396,48 @@ def test_a_promoted_replica_is_not_fenced_while_the_sentinels_hear_of_it(group: 
     wait_until(lambda: fence.count("2 of 3 Sentinels name") == 1, 5, fence.log())
 
 
+@pytest.mark.parametrize("named", [True, False], ids=["sentinel-failover", "promoted-by-hand"])
+def test_a_new_master_is_not_fenced_before_any_sentinel_saw_its_promotion(
+    group: Group, fences: list[Fence], named: bool
+) -> None:
+    """Sentinel's leader names a promoted replica only once it saw the promotion in the
+    node's INFO (up to a second after REPLICAOF NO ONE); until then every Sentinel names
+    the old master. The new master is not fenced for that; one that no Sentinel ever
+    names (promoted by hand) is fenced once the grace is over."""
+    procs = group.procs
+    # The leader answers only from 1 s after the promotion (until then: connection refused).
+    leader = procs.sentinel("leader", procs.topology(group.replica.port))
+    sentinels = [leader, group.sentinels[0], group.sentinels[1]]
+    grace_ms = 1500
+    fence = Fence(
+        SHELLS["dash"],
+        group,
+        sentinels,
+        DEFAULT_FENCE_AFTER,
+        node=group.replica,
+        REDIS_HA_FENCE_SETTLE_MS="4000",
+        REDIS_HA_FENCE_GRACE_MS=str(grace_ms),
+    )
+    fences.append(fence)
+    time.sleep(2)  # the script has seen the node as a replica (it looks once a second)
+    group.client(group.replica).execute_command("REPLICAOF", "NO", "ONE")
+    wait_until(lambda: fence.count("this node is master now") == 1, 5, fence.log())
+    seen = time.monotonic()
+    if named:
+        time.sleep(1.0)
+        procs.start(leader)
+        time.sleep(2.5)
+        assert fence.count("FENCED") == 0, fence.log()
+    else:
+        wait_until(lambda: fence.count("2 of 3 Sentinels name") == 1, 5, fence.log())
+        # Not before the grace; at most two rounds and some slack after it.
+        fenced_after = time.monotonic() - seen
+        assert grace_ms / 1000 - 0.3 <= fenced_after <= grace_ms / 1000 + 2 * INTERVAL_MS / 1000 + 0.5, (
+            fenced_after,
+            fence.log(),
+        )
+
+
 def _set_password_file(group: Group, user: str, password: str) -> None:
     """What a rotation's secrets writer does to this node: the file changes at once."""
     name = {"sentinel-client": rendering.SENTINEL_CLIENT_PASSWORD_FILE, "admin": rendering.ADMIN_PASSWORD_FILE}[user]
