@@ -167,7 +167,7 @@ again() {
 # names; false for anything else (no reply, an error, no known master).
 named() {
     _host="" _port="" _more=""
-    { IFS= read -r _host && IFS= read -r _port && IFS= read -r _more; } < "$1" 2> /dev/null || true
+    { IFS= read -r _host && IFS= read -r _port && IFS= read -r _more; } 2> /dev/null < "$1" || true
     _host=${_host%"$CR"} _port=${_port%"$CR"}
     [ -n "$_host" ] && [ -z "$_more" ] || return 1
     case $_port in '' | *[!0-9]*) return 1 ;; esac
@@ -207,7 +207,7 @@ CR=$(printf '\r')
 # line <file>: sets `line` to the first line of <file> (without a CR), "" if none.
 line() {
     line=""
-    IFS= read -r line < "$1" 2> /dev/null || true
+    IFS= read -r line 2> /dev/null < "$1" || true
     line=${line%"$CR"}
 }
 

@@ -31,7 +31,7 @@ else
     need REDIS_HA_ADMIN_PASSWORD_FILE
     user=admin password_file=$REDIS_HA_ADMIN_PASSWORD_FILE
 fi
-pass=$(tr -d '\r\n' < "$password_file" 2> /dev/null) || pass=""
+pass=$(tr -d '\r\n' 2> /dev/null < "$password_file") || pass=""
 [ -n "$pass" ] || die "no password for $user"
 
 probe() {

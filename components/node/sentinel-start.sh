@@ -131,10 +131,10 @@ mv "$tmp" "$state"
 # The admin password that logs in to this Sentinel: the delivered one, else the one
 # that worked last (before the ACL change that brings the delivered one is applied).
 # Sets admin_pw (no command substitution: what it learns must outlive the call).
-admin_known=$(tr -d '\r\n' < "$secrets_dir/admin.password" 2> /dev/null || true)
+admin_known=$(tr -d '\r\n' 2> /dev/null < "$secrets_dir/admin.password" || true)
 admin_pw=""
 admin_password() {
-    _candidate=$(tr -d '\r\n' < "$secrets_dir/admin.password" 2> /dev/null || true)
+    _candidate=$(tr -d '\r\n' 2> /dev/null < "$secrets_dir/admin.password" || true)
     for _try in "$_candidate" "$admin_known"; do
         [ -n "$_try" ] || continue
         if [ "$(answers admin "$_try" 127.0.0.1 "$port")" = yes ]; then
