@@ -9,7 +9,8 @@ window (from the first lost write's acknowledgement to the last one's), errors a
 the longest gap between two acknowledgements; per scenario the seconds the nodes
 counted as fenced.
 
-    python bench/partition.py [--only NAME ...] [--quick]   -> bench/results/partition.json
+    python bench/partition.py [--only NAME ...] [--quick] [--fence-after MS] [--name NAME]
+        -> bench/results/<NAME>.json
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import docker
 from harness import build_images, table, write
+from redis_ha.components.settings_load import load_settings
 
 from tests.e2e import day2, partition
 
@@ -61,12 +63,16 @@ def brief(report: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def run(fence: bool, chosen: dict[str, Scenario], client: docker.DockerClient) -> dict[str, Any]:
+def run(
+    fence: bool, chosen: dict[str, Scenario], client: docker.DockerClient, **overrides: str
+) -> tuple[dict[str, Any], int]:
+    """The scenarios on one stack; their reports and the stack's fenceAfterMilliseconds."""
     results: dict[str, Any] = {}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        day2.deployed(client, Path(tmp), prefix="rhbp", fence=str(fence).lower()) as stack,
+        day2.deployed(client, Path(tmp), prefix="rhbp", fence=str(fence).lower(), **overrides) as stack,
     ):
+        fence_after = load_settings(stack.config).fence_after_milliseconds
         stack.healthy()
         for name, scenario in chosen.items():
             print(f"fence {'on' if fence else 'off'}: {name}", flush=True)
@@ -76,7 +82,7 @@ def run(fence: bool, chosen: dict[str, Scenario], client: docker.DockerClient) -
                 results[name] = {"error": str(error)[:500]}
                 stack.healthy(timeout=180)
             print(f"  {results[name]}", flush=True)
-    return results
+    return results, fence_after
 
 
 def main() -> None:
@@ -84,16 +90,21 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[], help="scenario names containing one of these words")
     parser.add_argument("--quick", action="store_true", help="10 s partitions, 30 s of flapping")
     parser.add_argument("--name", default="partition", help="the result's name: bench/results/<name>.json")
+    parser.add_argument(
+        "--fence-after", type=int, help="fenceAfterMilliseconds of the fenced stack (default: the default)"
+    )
     args = parser.parse_args()
     chosen = {k: v for k, v in scenarios(args.quick).items() if not args.only or any(w in k for w in args.only)}
     build_images()
     client = docker.from_env()
     # Timing drills mean little on a saturated machine: the load goes with the figures.
     load_before = os.getloadavg()[0]
-    with_fence = run(True, chosen, client)
-    baseline = run(False, chosen, client)
+    overrides = {"fenceAfterMilliseconds": str(args.fence_after)} if args.fence_after else {}
+    with_fence, fence_after = run(True, chosen, client, **overrides)
+    baseline, _ = run(False, chosen, client)
     result = {
         "partition_seconds": 10 if args.quick else 20,
+        "fence_after_ms": fence_after,
         "load_average_1m": {"start": load_before, "end": os.getloadavg()[0]},
         "writers": {
             "plain": "SET; acknowledged by the reply",
