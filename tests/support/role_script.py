@@ -5,7 +5,9 @@ and Sentinel processes they start (their fixtures are in tests/unit/conftest.py)
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import redis
@@ -131,3 +133,39 @@ class World:
     s2: LiveNode
     s3: LiveNode
     dead: int
+
+
+# --- running the start script (tests/unit/test_role_script.py, test_handover_retry.py) ---
+
+
+def script_env(
+    procs: Processes, *, port: int, sentinels: list[int], deploy_master: int, conf: Path | None = None, **extra: str
+) -> dict[str, str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "REDIS_HA_PORT": str(port),
+        "REDIS_HA_HOSTNAME": LOCALHOST,
+        "REDIS_HA_SENTINELS": " ".join(f"{LOCALHOST}:{p}" for p in sentinels),
+        "REDIS_HA_DEPLOY_MASTER": f"{LOCALHOST}:{deploy_master}",
+        "REDIS_HA_SENTINEL_PASSWORD_FILE": str(procs.secrets / rendering.SENTINEL_CLIENT_PASSWORD_FILE),
+        "REDIS_HA_ADMIN_PASSWORD_FILE": str(procs.secrets / rendering.ADMIN_PASSWORD_FILE),
+        "REDIS_HA_CLI_TIMEOUT": "2",
+    }
+    if conf is not None:
+        env["REDIS_HA_CONF"] = str(conf)
+    return {**env, **extra}
+
+
+def sentinel_master(procs: Processes, sentinel: LiveNode) -> tuple[str, int]:
+    host, port = procs.client(sentinel.port, "sentinel-client").execute_command(
+        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", procs.settings.master_name
+    )
+    return host, int(port)
+
+
+def prestop(shell: list[str], script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*shell, str(script), "prestop"], env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT + 30
+    )
+    assert result.returncode == 0, result.stderr
+    return result

@@ -9,12 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_ha.components import security
+from redis_ha.components import rendering, security
+from redis_ha.components.node_files import FENCE
+from redis_ha.components.node_files import script as node_script
+from redis_ha.components.program import naming_for
 from redis_ha.components.settings import Settings
 from redis_ha.components.settings_load import load_settings
+from redis_ha.components.topology import build_sentinel_topology
 
 from tests.support.live import LIVE_CONFIG, LiveDeployment, bare_command_table, free_port, make_password
-from tests.support.role_script import SHELLS, Processes, World, prod_settings
+from tests.support.node_scripts import install
+from tests.support.role_script import K8S_PATHS, SHELLS, Processes, World, prod_settings
 
 # The S3-compatible server of the backup tests (built from its Go module): a fixture.
 from tests.support.s3 import s3_server  # noqa: F401
@@ -128,3 +133,15 @@ def procs(tmp_path: Path, settings: Settings, role_passwords: dict[str, str]) ->
         yield processes
     finally:
         processes.stop_all()
+
+
+@pytest.fixture(scope="module")
+def script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
+    """The start script exactly as the ConfigMap carries it, with the node.env of the
+    prod stack's Redis pods and the fence beside it."""
+    topology = build_sentinel_topology(settings, naming_for(settings))
+    path = install(
+        tmp_path_factory.mktemp("script"), "redis-start.sh", rendering.start_env(settings, topology, K8S_PATHS)
+    )
+    (path.parent / FENCE).write_text(node_script(FENCE))
+    return path

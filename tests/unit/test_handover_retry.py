@@ -2,8 +2,8 @@
 FAILOVER because the replica is down for them (NOGOODSLAVE): in a rolling update the
 replicas restart just before the master, and a Sentinel counts a restarted replica as
 down until one of its PINGs gets through again. Real redis-server and redis-sentinel
-7.0, as in test_role_script.py (whose `script` fixture, the shipped start script, this
-module uses)."""
+7.0, as in test_role_script.py (the `script` fixture, the shipped start script, is
+tests/unit/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ import time
 from pathlib import Path
 
 from tests.support.live import LiveNode, free_port, wait_until
-from tests.support.role_script import LOCALHOST, Processes
-from tests.unit.test_role_script import prestop, script, script_env, sentinel_master
-
-__all__ = ["script"]  # the fixture, imported for pytest
+from tests.support.role_script import LOCALHOST, Processes, prestop, script_env, sentinel_master
 
 
 def replica_flags(procs: Processes, sentinel_port: int, replica_port: int) -> str:

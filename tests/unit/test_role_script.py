@@ -13,7 +13,6 @@ Each scenario runs under dash and under busybox ash (the alpine images' shell).
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import subprocess
 import time
@@ -23,45 +22,22 @@ from pathlib import Path
 import pytest
 import redis
 from redis_ha.components import rendering
-from redis_ha.components.node_files import FENCE
-from redis_ha.components.node_files import script as node_script
 from redis_ha.components.program import naming_for
 from redis_ha.components.settings import Settings
 from redis_ha.components.topology import build_sentinel_topology
 
 from tests.support.live import LiveNode, connect, free_port, wait_until
 from tests.support.node_scripts import env_values, install
-from tests.support.role_script import K8S_PATHS, LOCALHOST, SCRIPT_TIMEOUT, Processes, World
-
-
-@pytest.fixture(scope="module")
-def script(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Path:
-    """The start script exactly as the ConfigMap carries it, with the node.env of the
-    prod stack's Redis pods and the fence beside it."""
-    topology = build_sentinel_topology(settings, naming_for(settings))
-    path = install(
-        tmp_path_factory.mktemp("script"), "redis-start.sh", rendering.start_env(settings, topology, K8S_PATHS)
-    )
-    (path.parent / FENCE).write_text(node_script(FENCE))
-    return path
-
-
-def script_env(
-    procs: Processes, *, port: int, sentinels: list[int], deploy_master: int, conf: Path | None = None, **extra: str
-) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "REDIS_HA_PORT": str(port),
-        "REDIS_HA_HOSTNAME": LOCALHOST,
-        "REDIS_HA_SENTINELS": " ".join(f"{LOCALHOST}:{p}" for p in sentinels),
-        "REDIS_HA_DEPLOY_MASTER": f"{LOCALHOST}:{deploy_master}",
-        "REDIS_HA_SENTINEL_PASSWORD_FILE": str(procs.secrets / rendering.SENTINEL_CLIENT_PASSWORD_FILE),
-        "REDIS_HA_ADMIN_PASSWORD_FILE": str(procs.secrets / rendering.ADMIN_PASSWORD_FILE),
-        "REDIS_HA_CLI_TIMEOUT": "2",
-    }
-    if conf is not None:
-        env["REDIS_HA_CONF"] = str(conf)
-    return {**env, **extra}
+from tests.support.role_script import (
+    K8S_PATHS,
+    LOCALHOST,
+    SCRIPT_TIMEOUT,
+    Processes,
+    World,
+    prestop,
+    script_env,
+    sentinel_master,
+)
 
 
 def decide(shell: list[str], script: Path, env: dict[str, str]) -> str:
@@ -237,21 +213,6 @@ def test_exec_starts_as_master_when_the_sentinels_name_this_node(
 
 
 # --- preStop: hand mastership over before a planned stop ------------------------------
-
-
-def sentinel_master(procs: Processes, sentinel: LiveNode) -> tuple[str, int]:
-    host, port = procs.client(sentinel.port, "sentinel-client").execute_command(
-        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", procs.settings.master_name
-    )
-    return host, int(port)
-
-
-def prestop(shell: list[str], script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [*shell, str(script), "prestop"], env=env, capture_output=True, text=True, timeout=SCRIPT_TIMEOUT + 30
-    )
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def test_prestop_hands_mastership_to_a_replica(shell: list[str], script: Path, procs: Processes) -> None:
