@@ -70,6 +70,11 @@ class Backend(Protocol):
         """One component per part; returns their stack-output descriptions."""
         ...
 
+    def check(self, settings: Settings, parts: tuple[Part, ...]) -> None:
+        """Raises SettingsError for settings this backend cannot deploy; called before
+        the program registers any resource."""
+        ...
+
 
 # The stack program's placement: no parent, the namespace the deployment creates, no
 # network but the parts' own.

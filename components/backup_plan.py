@@ -39,6 +39,11 @@ LAUNCHER = "from redis_ha.backup.__main__ import main\n\nraise SystemExit(main()
 _PACKAGE = Path(__file__).resolve().parent.parent / "redis_ha"
 
 
+def backup_name(part_name: str) -> str:
+    """The backup worker of a part: its container, CronJob and hostname."""
+    return f"{part_name}-backup"
+
+
 def program_files() -> dict[str, str]:
     """Relative path -> source of every file the worker runs."""
     files = {"__main__.py": LAUNCHER, "redis_ha/__init__.py": '"""redis-ha: only the backup worker ships here."""\n'}
@@ -143,7 +148,7 @@ def backup_worker(
         "metricsPort": METRICS_PORT,
     }
     return Backup(
-        name=f"{part_name}-backup",
+        name=backup_name(part_name),
         image=s.backup_image,
         schedule=s.backup_schedule,
         config=config,

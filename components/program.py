@@ -103,6 +103,7 @@ def deploy_settings(
     pair (config key -> secret), for backupTarget s3; `placement`: where a program of
     its own puts the components (components/library.py), the stack's default else."""
     deployment_plan = build_plan(settings)
+    BACKENDS[settings.backend].check(settings, deployment_plan.parts)
     credentials = Credentials(
         f"{settings.name}-credentials",
         CredentialsArgs(

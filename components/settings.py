@@ -29,6 +29,12 @@ EVICTION_POLICIES = (
     "volatile-ttl",
 )
 APPENDFSYNC_POLICIES = ("always", "everysec", "no")
+# The largest topologies the settings allow (the Docker backend reserves an address for
+# every node they could hold: components/docker/addresses.py).
+MAX_REPLICAS = 8
+MAX_SENTINELS = 9
+MAX_CLUSTER_SHARDS = 32
+MAX_REPLICAS_PER_SHARD = 4
 MIB = 1024**2
 
 
@@ -181,6 +187,10 @@ class Settings:
     monitoring: bool = False
     publish_ports: bool = True
     host_bind_address: str = "127.0.0.1"
+    # The Docker backend's address block: each part's network gets a subnet of it and
+    # every node a fixed address there ("": a block of 172.16.0.0/16 picked by the
+    # deployment's name; components/docker/addresses.py).
+    docker_subnet: str = ""
     redis_host_port: int = 16379
     sentinel_host_port: int = 36379
     exporter_host_port: int = 19121

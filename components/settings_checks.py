@@ -205,6 +205,10 @@ def check_cross_field(s: Settings, raw: Mapping[str, Any]) -> None:
         )
     if s.monitoring and not s.exporter:
         raise SettingsError("monitoring", True, "false while exporter is false (the alerts read its metrics)")
+    if s.backend != "docker" and s.docker_subnet:
+        raise SettingsError(
+            "dockerSubnet", s.docker_subnet, '"" on the kubernetes backend (the cluster gives pods their addresses)'
+        )
     if s.backend == "kubernetes" and has("publishPorts") and s.publish_ports:
         raise SettingsError("publishPorts", True, "false on the kubernetes backend (use Services)")
     if s.has_cluster:

@@ -8,6 +8,7 @@ what is allowed, before any resource exists. Plain Python: nothing here imports 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +18,10 @@ from redis_ha.components.settings import (
     APPENDFSYNC_POLICIES,
     BACKENDS,
     EVICTION_POLICIES,
+    MAX_CLUSTER_SHARDS,
+    MAX_REPLICAS,
+    MAX_REPLICAS_PER_SHARD,
+    MAX_SENTINELS,
     REDIS_VERSIONS,
     TOPOLOGIES,
     Settings,
@@ -97,6 +102,21 @@ def _ipv4(key: str, value: Any) -> str:
     if m is None or any(int(part) > 255 for part in m.groups()):
         raise SettingsError(key, value, "an IPv4 address such as 127.0.0.1")
     return value
+
+
+def _ipv4_network(key: str, value: Any) -> str:
+    """An IPv4 network in CIDR form, or "" for the default (components/docker/addresses.py)."""
+    if value == "":
+        return ""
+    try:
+        network = ipaddress.IPv4Network(value) if isinstance(value, str) else None
+    except ValueError:
+        network = None
+    if network is None or network.prefixlen > 28:
+        raise SettingsError(
+            key, value, 'an IPv4 network in CIDR form of /28 or larger with no host bits set (172.16.8.0/24), or ""'
+        )
+    return str(network)
 
 
 def _save(key: str, value: Any) -> tuple[tuple[int, int], ...]:
@@ -186,8 +206,8 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
         _regex(_IMAGE_RE, "an image reference such as oliver006/redis_exporter:v1.62.0-alpine"),
     ),
     "exporter": ("exporter", read_bool),
-    "replicas": ("replicas", _int_range(1, 8)),
-    "sentinels": ("sentinels", _int_range(3, 9)),
+    "replicas": ("replicas", _int_range(1, MAX_REPLICAS)),
+    "sentinels": ("sentinels", _int_range(3, MAX_SENTINELS)),
     "quorum": ("quorum", _int_range(1, 9)),
     "masterName": ("master_name", _regex(_MASTER_NAME_RE, "letters, digits, '.', '_' or '-' (at most 64)")),
     "downAfterMilliseconds": ("down_after_milliseconds", _int_range(1000, 600000)),
@@ -210,6 +230,7 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "monitoring": ("monitoring", read_bool),
     "publishPorts": ("publish_ports", read_bool),
     "hostBindAddress": ("host_bind_address", _ipv4),
+    "dockerSubnet": ("docker_subnet", _ipv4_network),
     "redisHostPort": ("redis_host_port", _int_range(1024, 65535)),
     "sentinelHostPort": ("sentinel_host_port", _int_range(1024, 65535)),
     "exporterHostPort": ("exporter_host_port", _int_range(1024, 65535)),
@@ -224,8 +245,8 @@ _READERS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
         ),
     ),
     "storageSize": ("storage_size", _k8s_quantity),
-    "clusterShards": ("cluster_shards", _int_range(3, 32)),
-    "clusterReplicasPerShard": ("cluster_replicas_per_shard", _int_range(0, 4)),
+    "clusterShards": ("cluster_shards", _int_range(3, MAX_CLUSTER_SHARDS)),
+    "clusterReplicasPerShard": ("cluster_replicas_per_shard", _int_range(0, MAX_REPLICAS_PER_SHARD)),
     "clusterNodeTimeout": ("cluster_node_timeout", _int_range(1000, 120000)),
     "clusterBusPort": ("cluster_bus_port", _int_range(0, 65535)),
     "clusterHostPort": ("cluster_host_port", _int_range(1024, 65535)),

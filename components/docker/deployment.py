@@ -1,6 +1,8 @@
 """The dev backend: every node of a plan part as a Docker container (pulumi-docker).
 
-A part gets a private network; each node a container (and a volume when its group
+A part gets a private network with a subnet of its own; each node a fixed address
+there and every node's name in its /etc/hosts (components/docker/addresses.py: no
+lookup of a node's name depends on Docker's DNS); each node a container (and a volume when its group
 keeps data) with its scripts uploaded into the writable /data and its secret files in a
 volume written by a secrets writer (components/docker/secrets.py: no upload sets an
 owner, which Docker would resolve in the host's passwd database); each exporter
@@ -43,6 +45,7 @@ from redis_ha.components import backup_plan
 from redis_ha.components.backend import DEFAULT_PLACEMENT, Descriptions, PartArgs, Passwords, Placement, digest
 from redis_ha.components.backup_plan import Backup
 from redis_ha.components.credentials import with_passwords
+from redis_ha.components.docker.addresses import PartAddresses, plan_addresses
 from redis_ha.components.docker.layout import (
     CONFIG_CHECKSUM_LABEL,
     EXPORTER_PASSWORD_FILE,
@@ -82,14 +85,29 @@ class _DockerPart(pulumi.ComponentResource):
     deployment: pulumi.Output[dict[str, Any]]
     """the stack-output description of the part (no secrets)"""
 
-    def __init__(self, name: str, args: PartArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: PartArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        addresses: PartAddresses | None = None,
+    ) -> None:
+        """`addresses`: the part's subnet and fixed addresses (default: planned for this
+        part alone)."""
+        if addresses is None:
+            addresses = plan_addresses(args.settings, (args.part,))[args.part.name]
         super().__init__(self.TYPE, name, None, opts)
-        self._args, self._name = args, name
+        self._args, self._name, self._addresses = args, name, addresses
         s, part = args.settings, args.part
         self._network = docker.Network(
             f"{name}-net",
             name=f"{part.name}-net",
             driver="bridge",
+            ipam_configs=[
+                docker.NetworkIpamConfigArgs(
+                    subnet=str(addresses.subnet), ip_range=addresses.dynamic_range, gateway=addresses.gateway
+                )
+            ],
             labels=[docker.NetworkLabelArgs(label=LABEL, value=s.name)],
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -181,11 +199,8 @@ class _DockerPart(pulumi.ComponentResource):
             depends_on,
             extra_labels,
             hostname=node.name,
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=network, aliases=[node.hostname])
-                for network in (self._network.name, self._args.network)
-                if network is not None
-            ],
+            networks_advanced=self._networks(node.hostname),
+            hosts=self._hosts(),
             ports=ports,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=health, interval="2s", timeout="2s", retries=15, start_period="2s"
@@ -198,6 +213,22 @@ class _DockerPart(pulumi.ComponentResource):
             destroy_grace_seconds=stop_grace,
             **inputs,
         )
+
+    def _networks(self, name: str | None) -> list[docker.ContainerNetworksAdvancedArgs]:
+        """The part's network, with the fixed address and alias of `name` (None: an
+        address from the dynamic range), and the program's own network if any."""
+        own = docker.ContainerNetworksAdvancedArgs(
+            name=self._network.name,
+            aliases=[name] if name else None,
+            ipv4_address=self._addresses.fixed[name] if name else None,
+        )
+        if self._args.network is None or name is None:
+            return [own]
+        return [own, docker.ContainerNetworksAdvancedArgs(name=self._args.network, aliases=[name])]
+
+    def _hosts(self) -> list[docker.ContainerHostArgs]:
+        """Every named container of the part in /etc/hosts (components/docker/addresses.py)."""
+        return [docker.ContainerHostArgs(host=host, ip=ip) for host, ip in self._addresses.hosts()]
 
     def _volume(self, name: str) -> docker.Volume:
         return docker.Volume(
@@ -351,7 +382,8 @@ class _DockerPart(pulumi.ComponentResource):
                 for file_name, content in job.files.items()
             ],
             volumes=[docker.ContainerVolumeArgs(volume_name=volume, container_path=secrets_dir)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name)],
+            networks_advanced=self._networks(None),
+            hosts=self._hosts(),
             # One run, no restarts; attach waits until it has exited.
             restart="no",
             must_run=False,
@@ -395,7 +427,8 @@ class _DockerPart(pulumi.ComponentResource):
             user=REDIS_UID,
             uploads=uploads,
             volumes=volumes,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self._network.name, aliases=[backup.name])],
+            networks_advanced=self._networks(backup.name)[:1],
+            hosts=self._hosts(),
             ports=ports,
             restart="unless-stopped",
             # A snapshot in progress is abandoned on stop; its temp file is never a backup.
@@ -416,13 +449,19 @@ class RedisCluster(_DockerPart):
     TYPE = "redis-ha:docker:RedisCluster"
 
 
+def check(settings: Settings, parts: tuple[Part, ...]) -> None:
+    """A dockerSubnet that cannot hold the stack's containers fails here."""
+    plan_addresses(settings, parts)
+
+
 def deploy(
     settings: Settings, parts: tuple[Part, ...], passwords: Passwords, placement: Placement = DEFAULT_PLACEMENT
 ) -> Descriptions:
     """One component per part; returns their deployment descriptions."""
+    addresses = plan_addresses(settings, parts)
     components: list[_DockerPart] = []
     for part in parts:
         component = RedisHA if part.kind == "sentinel" else RedisCluster
         args = PartArgs(settings, part, passwords, network=placement.network)
-        components.append(component(part.name, args, placement.opts))
+        components.append(component(part.name, args, placement.opts, addresses[part.name]))
     return [c.deployment for c in components]

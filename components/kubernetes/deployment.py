@@ -294,6 +294,10 @@ class RedisCluster(_KubernetesPart):
     TYPE = "redis-ha:kubernetes:RedisCluster"
 
 
+def check(settings: Settings, parts: tuple[Part, ...]) -> None:
+    """Nothing beyond the settings' own checks: the cluster places and addresses pods."""
+
+
 def deploy(
     settings: Settings, parts: tuple[Part, ...], passwords: Passwords, placement: Placement = DEFAULT_PLACEMENT
 ) -> Descriptions:
@@ -310,4 +314,4 @@ def deploy(
     return [c.deployment for c in components]
 
 
-__all__ = ["RedisCluster", "RedisHA", "deploy", "pods"]
+__all__ = ["RedisCluster", "RedisHA", "check", "deploy", "pods"]

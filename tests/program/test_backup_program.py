@@ -58,7 +58,8 @@ def test_docker_worker_runs_the_schedule_as_the_redis_user(dev_volume: ProgramRu
         {"volumeName": "redis-ha-backups", "containerPath": "/backups"},
     ]
     assert "redis-ha-backups" not in {v.inputs["name"] for v in dev_volume.of_type(VOLUME)}
-    assert i["networksAdvanced"] == [{"name": "redis-ha-net", "aliases": ["redis-ha-backup"]}]
+    [network] = i["networksAdvanced"]
+    assert network["name"] == "redis-ha-net" and network["aliases"] == ["redis-ha-backup"]
     # Its /metrics on the host's loopback, after the two exporters' ports.
     assert i["ports"] == [{"internal": 9122, "external": 19123, "ip": "127.0.0.1"}]
     assert "/opt/redis-ha/backup/__main__.py" in {u["file"] for u in i["uploads"]}

@@ -95,7 +95,9 @@ def test_redis_nodes_run_their_rendered_config_from_a_volume(dev: ProgramRun) ->
         assert [v["containerPath"] for v in i["volumes"]] == ["/data", "/run/redis-ha/config"]
         assert {v["volumeName"] for v in i["volumes"]} <= volumes
         assert i["volumes"][1]["volumeName"] == f"{i['name']}-secrets"
-        assert i["networksAdvanced"] == [{"name": "redis-ha-net", "aliases": [i["name"]]}]
+        [network] = i["networksAdvanced"]
+        # the address: tests/program/test_docker_addresses.py
+        assert network["name"] == "redis-ha-net" and network["aliases"] == [i["name"]]
         [writer] = [w for w in dev.of_type(CONTAINER) if w.name == f"{i['name']}-secrets"]
         assert sorted(u["file"] for u in writer.inputs["uploads"]) == [
             f"/run/redis-ha/incoming/{f}"

@@ -2,9 +2,10 @@
 
 This stands in for the Pulumi engine and the pulumi-docker provider only because
 neither the Pulumi CLI nor its engine can be installed on these machines. It honours
-every input the program uses (image, command, uploads, volumes, networks and aliases,
-ports, env, healthcheck, restart, wait, labels, hostname, stopTimeout,
-destroyGraceSeconds, and for one-shot containers mustRun, attach and logs) and raises
+every input the program uses (image, command, uploads, volumes, networks with their
+subnet and gateway, aliases and fixed addresses, /etc/hosts entries, ports, env,
+healthcheck, restart, wait, labels, hostname, stopTimeout, destroyGraceSeconds, and for
+one-shot containers mustRun, attach and logs) and raises
 on any input it does not understand, so it cannot silently diverge from what the
 program asks for.
 
@@ -32,6 +33,11 @@ What the engine and the provider do, and this applier does the same (sources):
   `remove_volumes` (default true: anonymous volumes only; named volumes stay).
 - `wait: true`: the create step returns only once the container reports healthy;
   a dependent starts after that.
+- Addresses (kreuzwerker/terraform-provider-docker internal/provider): a network's
+  `ipam_config` becomes the IPAM.Config of NetworkCreate (subnet, ip_range, gateway;
+  resource_docker_network_funcs.go); a container's `networks_advanced.ipv4_address`
+  the IPAMConfig.IPv4Address of its endpoint and `host` the HostConfig.ExtraHosts
+  entries `host:ip` (resource_docker_container_funcs.go).
 
 One-shot containers (`attach: true`, `mustRun: false`) are started and waited for
 until they exit; their logs are kept in `Applied.logs`. pulumi-docker does not fail on
@@ -83,6 +89,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 
 from tests.support.program import ProgramRun, Registered
 
@@ -90,7 +97,8 @@ NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 CONTAINER = "docker:index/container:Container"
 
-_NETWORK_INPUTS = {"name", "driver", "labels"}
+_NETWORK_INPUTS = {"name", "driver", "labels", "ipamConfigs"}
+_IPAM_INPUTS = {"subnet", "ipRange", "gateway"}
 _VOLUME_INPUTS = {"name", "labels"}
 _CONTAINER_INPUTS = {
     "name",
@@ -114,13 +122,15 @@ _CONTAINER_INPUTS = {
     "destroyGraceSeconds",
     "user",
     "capabilities",
+    "hosts",
 }
+_HOST_INPUTS = {"host", "ip"}
 _CAPABILITY_INPUTS = {"adds", "drops"}
 # How long a one-shot container may run before the applier gives up on it.
 ONE_SHOT_TIMEOUT = 600
 _UPLOAD_INPUTS = {"file", "content", "executable", "owner", "group", "permissions"}
 _VOLUME_MOUNT_INPUTS = {"volumeName", "containerPath"}
-_NETWORK_ATTACH_INPUTS = {"name", "aliases"}
+_NETWORK_ATTACH_INPUTS = {"name", "aliases", "ipv4Address"}
 _PORT_INPUTS = {"internal", "external", "ip"}
 _HEALTHCHECK_INPUTS = {"tests", "interval", "timeout", "retries", "startPeriod"}
 
@@ -302,8 +312,17 @@ class DockerApplier:
 
     def create_network(self, r: Registered, applied: Applied) -> None:
         _check(r.name, r.inputs, _NETWORK_INPUTS)
+        pools = []
+        for c in r.inputs.get("ipamConfigs", []):
+            _check(f"{r.name}.ipamConfigs", c, _IPAM_INPUTS)
+            pools.append(
+                docker.types.IPAMPool(subnet=c.get("subnet"), iprange=c.get("ipRange"), gateway=c.get("gateway"))
+            )
         self.client.networks.create(
-            r.inputs["name"], driver=r.inputs.get("driver", "bridge"), labels=_labels(r.inputs.get("labels"))
+            r.inputs["name"],
+            driver=r.inputs.get("driver", "bridge"),
+            labels=_labels(r.inputs.get("labels")),
+            ipam=docker.types.IPAMConfig(pool_configs=pools) if pools else None,
         )
         applied.networks.append(r.inputs["name"])
 
@@ -344,6 +363,10 @@ class DockerApplier:
             _check(f"{r.name}.networksAdvanced", n, _NETWORK_ATTACH_INPUTS)
         if len(networks) > 1:
             raise UnsupportedInput(f"{r.name}: more than one network")
+        extra_hosts = []
+        for h in i.get("hosts", []):
+            _check(f"{r.name}.hosts", h, _HOST_INPUTS)
+            extra_hosts.append(f"{h['host']}:{h['ip']}")
         capabilities = i.get("capabilities", {})
         _check(f"{r.name}.capabilities", capabilities, _CAPABILITY_INPUTS)
         healthcheck = None
@@ -364,11 +387,16 @@ class DockerApplier:
             network_mode=networks[0]["name"] if networks else None,
             cap_add=capabilities.get("adds") or None,
             cap_drop=capabilities.get("drops") or None,
+            extra_hosts=extra_hosts or None,
         )
         networking_config = None
         if networks:
             networking_config = api.create_networking_config(
-                {networks[0]["name"]: api.create_endpoint_config(aliases=networks[0].get("aliases") or None)}
+                {
+                    networks[0]["name"]: api.create_endpoint_config(
+                        aliases=networks[0].get("aliases") or None, ipv4_address=networks[0].get("ipv4Address")
+                    )
+                }
             )
         created = api.create_container(
             image=i["image"],

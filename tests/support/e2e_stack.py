@@ -9,6 +9,7 @@ on a deployment as users do.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -60,6 +61,32 @@ def _free_port_range(count: int, avoid: set[int]) -> int:
     raise RuntimeError("no free port range on 127.0.0.1")
 
 
+# Subnets this process gave a stack: the stack's network may not exist yet.
+_GIVEN_SUBNETS: set[ipaddress.IPv4Network] = set()
+
+
+def free_subnet(prefix: int = 24) -> str:
+    """A block of 172.16.0.0/16 that no network on the engine and no earlier stack of
+    this run uses (`dockerSubnet`): the default, picked by the stack's name, may meet
+    another run's leftover network on CI's engine."""
+    client = docker.from_env()
+    try:
+        taken = set(_GIVEN_SUBNETS)
+        for network in client.api.networks():
+            for pool in (network.get("IPAM") or {}).get("Config") or []:
+                if pool.get("Subnet", "").count(".") == 3:
+                    taken.add(ipaddress.IPv4Network(pool["Subnet"], strict=False))
+    finally:
+        client.close()
+    candidates = list(ipaddress.IPv4Network("172.16.0.0/16").subnets(new_prefix=prefix))
+    for _ in range(len(candidates)):
+        subnet = candidates[secrets.randbelow(len(candidates))]
+        if not any(subnet.overlaps(t) for t in taken):
+            _GIVEN_SUBNETS.add(subnet)
+            return str(subnet)
+    raise RuntimeError(f"no free /{prefix} in 172.16.0.0/16 on the Docker engine")
+
+
 @dataclass
 class Deployment:
     run: ProgramRun
@@ -87,6 +114,8 @@ def e2e_config(name: str, **overrides: object) -> dict:
         sentinelHostPort=_free_port_range(3, used),
         # The Sentinel group's exporters: its Redis nodes' and its Sentinels'.
         exporterHostPort=_free_port_range(2, used),
+        # docs/settings.md: the smallest block of each topology, a /24 for sentinel.
+        dockerSubnet=free_subnet({"cluster": 23, "both": 22}.get(str(overrides.get("topology")), 24)),
     )
     if overrides.get("topology") in ("cluster", "both"):
         # Room for a scale-out by one shard; the cluster's exporter next to the Sentinel

@@ -127,6 +127,12 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("host-port-privileged", {**DOCKER, "exporterHostPort": 80}, "exporterHostPort"),
     ("host-bind-address-hostname", {**DOCKER, "hostBindAddress": "localhost"}, "hostBindAddress"),
     ("host-bind-address-octet-300", {**DOCKER, "hostBindAddress": "300.1.1.1"}, "hostBindAddress"),
+    ("docker-subnet-host-bits", {**DOCKER, "dockerSubnet": "172.16.8.1/24"}, "dockerSubnet"),
+    ("docker-subnet-too-small", {**DOCKER, "dockerSubnet": "172.16.8.0/29"}, "dockerSubnet"),
+    ("docker-subnet-not-cidr", {**DOCKER, "dockerSubnet": "my-network"}, "dockerSubnet"),
+    ("docker-subnet-ipv6", {**DOCKER, "dockerSubnet": "fd00::/64"}, "dockerSubnet"),
+    ("docker-subnet-number", {**DOCKER, "dockerSubnet": 24}, "dockerSubnet"),
+    ("docker-subnet-on-kubernetes", {**K8S, "dockerSubnet": "172.16.8.0/24"}, "dockerSubnet"),
     # backend-specific
     ("tls-on-docker", {**DOCKER, "tls": True}, "tls"),
     ("publish-ports-on-kubernetes", {**K8S, "publishPorts": True}, "publishPorts"),

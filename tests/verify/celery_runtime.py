@@ -167,9 +167,12 @@ def _docker(*args: str, stdin: bytes | None = None, timeout: float = 120) -> sub
 class ContainerRuntime(CeleryRuntime):
     """Containers on the deployment's Docker network."""
 
-    def __init__(self, outputs: Outputs, network: str) -> None:
+    def __init__(self, outputs: Outputs, network: str, extra_hosts: list[str] | None = None) -> None:
+        """`extra_hosts`: the nodes' `/etc/hosts` entries (`host:ip`), given to the
+        workers as an application container should get them (docs/applications.md)."""
         super().__init__(outputs)
         self.network = network
+        self.extra_hosts = extra_hosts or []
         self.containers: list[str] = []
         found = _docker("image", "inspect", "--format", "{{.Id}}", CLIENT_IMAGE)
         if found.returncode != 0:
@@ -196,6 +199,7 @@ class ContainerRuntime(CeleryRuntime):
     def _create(self, role: str, argv: list[str], interactive: bool = False) -> str:
         name = f"{self.outputs.deployment['name']}-celery-{role}-{uuid.uuid4().hex[:8]}"
         args = ["create", "--name", name, "--network", self.network, "--user", "nobody"]
+        args += [x for entry in self.extra_hosts for x in ("--add-host", entry)]
         args += ["--label", "redis-ha.verify=celery", "--env", f"{CONFIG_ENV}={CONTAINER_CONFIG}"]
         created = _docker(*args, *(["--interactive"] if interactive else []), CLIENT_IMAGE, "python3", *argv)
         if created.returncode != 0:
@@ -321,9 +325,10 @@ def celery_runtime(outputs: Outputs) -> CeleryRuntime:
     spec = outputs.nodes("redis")[0]
     scheme = urlparse(spec["testinfraHost"]).scheme
     if scheme == "docker":
-        network = next(iter(faults.networks(Node(spec, outputs))), None)
+        node = Node(spec, outputs)
+        network = next(iter(faults.networks(node)), None)
         assert network, f"{spec['name']} is on no Docker network"
-        return ContainerRuntime(outputs, network)
+        return ContainerRuntime(outputs, network, faults.extra_hosts(node))
     pytest.skip(
         f"{scheme}:// deployment: the Celery worker must run where the announced hostnames resolve; "
         "set REDIS_HA_CLIENT_DIRECT=1 on a runner that resolves them (e.g. in the cluster)"

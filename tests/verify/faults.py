@@ -13,6 +13,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import pytest
@@ -63,32 +64,75 @@ def restart(node: Node) -> None:
 
 
 def networks(node: Node) -> dict[str, list[str]]:
-    """network name -> the node's aliases on it."""
+    """network name -> the `docker network connect` options that attach the node there
+    as the deployment did: its aliases and its fixed address, if any."""
     _require_docker(node, "network faults")
     data = json.loads(_docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", node.name))
-    # Docker adds the short container ID as an alias of its own; it comes back by itself.
-    return {
-        name: [a for a in (info.get("Aliases") or []) if not re.fullmatch(r"[0-9a-f]{12}", a)]
-        for name, info in data.items()
-    }
+    attached = {}
+    for name, info in data.items():
+        # Docker adds the short container ID as an alias of its own; it comes back by itself.
+        aliases = [a for a in (info.get("Aliases") or []) if not re.fullmatch(r"[0-9a-f]{12}", a)]
+        options = [x for alias in aliases for x in ("--alias", alias)]
+        address = (info.get("IPAMConfig") or {}).get("IPv4Address")
+        if address:
+            # Without it Docker would attach the node at another address, where the
+            # other nodes' /etc/hosts do not send them (components/docker/addresses.py).
+            options += ["--ip", address]
+        attached[name] = options
+    return attached
 
 
-def disconnect(node: Node) -> dict[str, list[str]]:
+@dataclass(frozen=True)
+class Attachment:
+    """What `reconnect` restores: the node's networks and its /etc/hosts."""
+
+    networks: dict[str, list[str]]
+    hosts: str
+
+
+def disconnect(node: Node) -> Attachment:
     """Cut the node off every network; returns what `reconnect` needs."""
-    attached = networks(node)
-    for name in attached:
+    attached = Attachment(networks(node), _docker("exec", node.name, "cat", "/etc/hosts"))
+    for name in attached.networks:
         _docker("network", "disconnect", name, node.name)
     return attached
 
 
-def reconnect(node: Node, attached: dict[str, list[str]]) -> None:
-    for name, aliases in attached.items():
-        args = [x for alias in aliases for x in ("--alias", alias)]
-        _docker("network", "connect", *args, name, node.name)
+def reconnect(node: Node, attached: Attachment) -> None:
+    """Attach the node as before, and undo Docker's edit of its /etc/hosts: leaving a
+    network drops the lines of that network's running containers from the leaver's file
+    (Docker 20.10, seen in the e2e), the fixed entries of every node included, which
+    a real partition never does."""
+    for name, options in attached.networks.items():
+        _docker("network", "connect", *options, name, node.name)
+    if _docker("exec", node.name, "cat", "/etc/hosts") != attached.hosts:
+        restore = subprocess.run(
+            ["docker", "exec", "-i", "-u", "0", node.name, "sh", "-c", "cat > /etc/hosts"],
+            input=attached.hosts,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if restore.returncode != 0:
+            raise AssertionError(f"{node.name}: /etc/hosts not restored: {restore.stderr.strip()}")
 
 
 def _inspect(node: Node, template: str) -> str:
     return _docker("inspect", "-f", template, node.name).strip()
+
+
+def fixed_address(node: Node) -> str | None:
+    """The address the deployment gave the node on its network, if any (a stack of this
+    toolkit gives every node one: components/docker/addresses.py)."""
+    _require_docker(node, "fixed addresses")
+    template = "{{range .NetworkSettings.Networks}}{{if .IPAMConfig}}{{.IPAMConfig.IPv4Address}} {{end}}{{end}}"
+    return next(iter(_inspect(node, template).split()), None)
+
+
+def extra_hosts(node: Node) -> list[str]:
+    """The `host:ip` entries the deployment put in the node's /etc/hosts."""
+    _require_docker(node, "hosts entries")
+    return json.loads(_inspect(node, "{{json .HostConfig.ExtraHosts}}")) or []
 
 
 @contextmanager
