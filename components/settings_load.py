@@ -112,9 +112,17 @@ def _ipv4_network(key: str, value: Any) -> str:
         network = ipaddress.IPv4Network(value) if isinstance(value, str) else None
     except ValueError:
         network = None
-    if network is None or network.prefixlen > 28:
+    unusable = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")
+    if (
+        network is None
+        or not 8 <= network.prefixlen <= 28
+        or any(network.overlaps(ipaddress.IPv4Network(u)) for u in unusable)
+    ):
         raise SettingsError(
-            key, value, 'an IPv4 network in CIDR form of /28 or larger with no host bits set (172.16.8.0/24), or ""'
+            key,
+            value,
+            "an IPv4 network in CIDR form, /8 to /28, with no host bits set and outside 0/8, 127/8, "
+            '169.254/16 and 224/3 (e.g. 172.16.8.0/24), or ""',
         )
     return str(network)
 

@@ -109,7 +109,9 @@ class _DockerPart(pulumi.ComponentResource):
                 )
             ],
             labels=[docker.NetworkLabelArgs(label=LABEL, value=s.name)],
-            opts=pulumi.ResourceOptions(parent=self),
+            # A fixed name, like the containers: a new subnet (dockerSubnet) replaces it,
+            # after the containers on it (they take its name as an input) are removed.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         started: dict[str, list[docker.Container]] = {}
         # The secret writers of each group: a group's writers run after those of the

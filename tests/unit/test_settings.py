@@ -132,6 +132,9 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
     ("docker-subnet-not-cidr", {**DOCKER, "dockerSubnet": "my-network"}, "dockerSubnet"),
     ("docker-subnet-ipv6", {**DOCKER, "dockerSubnet": "fd00::/64"}, "dockerSubnet"),
     ("docker-subnet-number", {**DOCKER, "dockerSubnet": 24}, "dockerSubnet"),
+    ("docker-subnet-loopback", {**DOCKER, "dockerSubnet": "127.1.0.0/24"}, "dockerSubnet"),
+    ("docker-subnet-everything", {**DOCKER, "dockerSubnet": "0.0.0.0/0"}, "dockerSubnet"),
+    ("docker-subnet-multicast", {**DOCKER, "dockerSubnet": "239.1.1.0/24"}, "dockerSubnet"),
     ("docker-subnet-on-kubernetes", {**K8S, "dockerSubnet": "172.16.8.0/24"}, "dockerSubnet"),
     # backend-specific
     ("tls-on-docker", {**DOCKER, "tls": True}, "tls"),
