@@ -73,7 +73,14 @@ echo "$BRIDGE" >"$S/cni.bridge"
 # reach it (no `kubectl exec/logs`). A dummy interface holds a private /32; a kernel
 # without the dummy driver gets an empty bridge instead (also no ports, no traffic out).
 if ip -o addr show | grep -qF " $K8S_NODE_IP/"; then
-    fail "node address: $K8S_NODE_IP is already on an interface here (set K8S_NODE_IP)"
+    # On our own interface with no kubelet running: left by a run killed before its
+    # stop.sh (CI's machine may keep what an earlier run left); removed, then made again.
+    if ip -o addr show dev "$K8S_NODE_IFACE" 2>/dev/null | grep -qF " $K8S_NODE_IP/" && ! pgrep -x kubelet >/dev/null; then
+        echo "node address: removing $K8S_NODE_IFACE ($K8S_NODE_IP), left by a run that did not stop" >&2
+        ip link del "$K8S_NODE_IFACE" || fail "node address: ip link del $K8S_NODE_IFACE failed"
+    else
+        fail "node address: $K8S_NODE_IP is already on an interface here (set K8S_NODE_IP)"
+    fi
 fi
 if ! ip link show "$K8S_NODE_IFACE" >/dev/null 2>&1; then
     ip link add "$K8S_NODE_IFACE" type dummy 2>/dev/null || ip link add "$K8S_NODE_IFACE" type bridge ||
