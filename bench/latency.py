@@ -14,7 +14,8 @@ redis-server on 127.0.0.1 with default settings except the port, removed afterwa
 Both get the same preload and the same rates; each rate runs after a warm-up.
 
     python bench/latency.py [--keys 1000000 | --ten-million] [--rates 10000,50000]
-        [--seconds 30] [--warmup 5]                        -> bench/results/latency.json
+        [--seconds 30] [--warmup 5] [--path network|published] [--no-fence] [--out NAME]
+                                                           -> bench/results/latency.json
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=32, help="loadgen connections")
     parser.add_argument("--get-ratio", type=float, default=0.5, help="share of GETs, 0..1")
     parser.add_argument("--maxmemory", default="2gb", help="the deployment's maxmemory (the design's 2 GB)")
+    parser.add_argument("--out", default="latency", help="result name: bench/results/<out>.json")
+    parser.add_argument(
+        "--no-fence", dest="fence", action="store_false", help="deploy with fence: false (the fence's own cost)"
+    )
     parser.add_argument(
         "--path",
         choices=("network", "published"),
@@ -171,7 +176,7 @@ def main() -> None:
         parser.error("--get-ratio must be within 0..1; --keys, --seconds and --workers must be >= 1")
     binary = build_loadgen()
     results: dict[str, dict] = {}
-    with dev_topology("rhbench-lat", maxmemory=args.maxmemory) as (_, outputs):
+    with dev_topology("rhbench-lat", maxmemory=args.maxmemory, fence=args.fence) as (_, outputs):
         redis_nodes, sentinels = nodes(outputs, "redis"), nodes(outputs, "sentinel")
         master = wait_healthy(outputs, redis_nodes, sentinels).master
         secrets = {
@@ -183,9 +188,9 @@ def main() -> None:
         results["deployed"]["master"] = master.name
         with bare_redis() as port:
             results["bare"] = measure(binary, ["--addr", f"127.0.0.1:{port}"], None, args)
-    keys = ("keys", "rates", "seconds", "warmup", "workers", "get_ratio", "maxmemory", "path")
+    keys = ("keys", "rates", "seconds", "warmup", "workers", "get_ratio", "maxmemory", "path", "fence")
     config = {k: getattr(args, k) for k in keys}
-    path = write("latency", {"config": config, "targets": results})
+    path = write(args.out, {"config": config, "targets": results})
     table([*rows(results), ("results", str(path))])
 
 
