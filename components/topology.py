@@ -85,12 +85,17 @@ def _nodes(settings: Settings, naming: Naming, kind: str, count: int, port: int,
     return tuple(nodes)
 
 
+def exporter_name(settings: Settings, kind: str) -> str:
+    """An exporter's name: its container on Docker, its Service on Kubernetes."""
+    return f"{settings.name}-{kind}"
+
+
 def _exporter(settings: Settings, kind: str, offset: int) -> Node | None:
     """The exporter is reached by its own name on both backends (a container name on
     Docker, a Service in the namespace on Kubernetes)."""
     if not settings.exporter:
         return None
-    name = f"{settings.name}-{kind}"
+    name = exporter_name(settings, kind)
     host_port = settings.host_port("exporterHostPort", offset)
     return Node(name, kind, EXPORTER, name, settings.exporter_port, 1, host_port)
 

@@ -40,7 +40,15 @@ from redis_ha.components.settings import (
     Settings,
 )
 from redis_ha.components.settings_base import SettingsError
-from redis_ha.components.topology import CLUSTER, CLUSTER_EXPORTER, EXPORTER, REDIS, SENTINEL, SENTINEL_EXPORTER
+from redis_ha.components.topology import (
+    CLUSTER,
+    CLUSTER_EXPORTER,
+    EXPORTER,
+    REDIS,
+    SENTINEL,
+    SENTINEL_EXPORTER,
+    exporter_name,
+)
 
 if TYPE_CHECKING:
     from redis_ha.components.plan import Part
@@ -82,7 +90,7 @@ def slots(settings: Settings, part: Part) -> tuple[str, ...]:
     }
     names = [naming.node_name(g.kind, i) for g in part.groups for i in range(1, limits[g.kind] + 1)]
     exporters = (EXPORTER, SENTINEL_EXPORTER) if part.kind == SENTINEL else (CLUSTER_EXPORTER,)
-    names += [f"{settings.name}-{kind}" for kind in exporters]
+    names += [exporter_name(settings, kind) for kind in exporters]
     names.append(backup_name(part.name))
     return tuple(names)
 
